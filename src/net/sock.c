@@ -1,0 +1,168 @@
+#include "sock.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "net.h"
+
+void sock_addr_str(const struct sockaddr *sa, int with_port, char *buf,
+                   size_t len) {
+  char ip[INET6_ADDRSTRLEN] = "?";
+  const void *raw = sa->sa_family == AF_INET6
+                        ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
+                        : (const void *)&((const struct sockaddr_in *)sa)->sin_addr;
+  inet_ntop(sa->sa_family, raw, ip, sizeof ip);
+  if (!with_port)
+    snprintf(buf, len, "%s", ip);
+  else if (sa->sa_family == AF_INET6)
+    snprintf(buf, len, "[%s]:%u", ip, sock_addr_port(sa));
+  else
+    snprintf(buf, len, "%s:%u", ip, sock_addr_port(sa));
+}
+
+socklen_t sock_addr_len(const struct sockaddr *sa) {
+  return sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                   : sizeof(struct sockaddr_in);
+}
+
+uint16_t sock_addr_port(const struct sockaddr *sa) {
+  return ntohs(sa->sa_family == AF_INET6
+                   ? ((const struct sockaddr_in6 *)sa)->sin6_port
+                   : ((const struct sockaddr_in *)sa)->sin_port);
+}
+
+void sock_addr_set_port(struct sockaddr *sa, uint16_t port) {
+  if (sa->sa_family == AF_INET6)
+    ((struct sockaddr_in6 *)sa)->sin6_port = htons(port);
+  else
+    ((struct sockaddr_in *)sa)->sin_port = htons(port);
+}
+
+int sock_set_nonblock(int fd) {
+  int flags = fcntl(fd, F_GETFL);
+  if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+    return err_sys(NET_ESYS, errno, "fcntl(O_NONBLOCK)");
+  return NET_OK;
+}
+
+int sock_set_nodelay(int fd) {
+  int one = 1;
+  if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0)
+    return err_sys(NET_ESYS, errno, "setsockopt(TCP_NODELAY)");
+  return NET_OK;
+}
+
+int sock_set_timeouts(int fd, int timeout_ms) {
+  if (timeout_ms <= 0) return NET_OK;
+  unsigned int user_timeout = (unsigned int)timeout_ms;
+  int one = 1, idle = timeout_ms / 3000 + 1, intvl = idle, cnt = 3;
+  if (setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout,
+                 sizeof user_timeout) < 0 ||
+      setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one) < 0 ||
+      setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle) < 0 ||
+      setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl) < 0 ||
+      setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt) < 0)
+    return err_sys(NET_ESYS, errno, "setsockopt(timeouts)");
+  return NET_OK;
+}
+
+int sock_listen(struct sockaddr_storage *addr, int *fd_out) {
+  struct sockaddr *sa = (struct sockaddr *)addr;
+  char where[80];
+  sock_addr_str(sa, 0, where, sizeof where);
+  int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return err_sys(NET_ESYS, errno, "socket() for listen on %s", where);
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  socklen_t len = sock_addr_len(sa);
+  sock_addr_set_port(sa, 0);
+  if (bind(fd, sa, len) < 0 || listen(fd, 256) < 0 ||
+      getsockname(fd, sa, &len) < 0) {
+    int e = errno;
+    close(fd);
+    return err_sys(NET_ESYS, e, "listen on %s", where);
+  }
+  *fd_out = fd;
+  return NET_OK;
+}
+
+int sock_connect_start(const struct sockaddr *src, const struct sockaddr *dst,
+                       int *fd_out) {
+  char to[80];
+  sock_addr_str(dst, 1, to, sizeof to);
+  int fd = socket(dst->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return err_sys(NET_ESYS, errno, "socket() to connect to %s", to);
+  if (src && bind(fd, src, sock_addr_len(src)) < 0) {
+    int e = errno;
+    char from[80];
+    sock_addr_str(src, 0, from, sizeof from);
+    close(fd);
+    return err_sys(NET_ESYS, e, "bind to %s before connecting to %s", from, to);
+  }
+  if (connect(fd, dst, sock_addr_len(dst)) < 0 && errno != EINPROGRESS) {
+    int e = errno;
+    close(fd);
+    return err_sys(NET_ESYS, e, "connect to %s", to);
+  }
+  *fd_out = fd;
+  return NET_OK;
+}
+
+int sock_connect_poll(int fd, int *done) {
+  struct pollfd p = {.fd = fd, .events = POLLOUT};
+  *done = 0;
+  int n = poll(&p, 1, 0);
+  if (n < 0) return errno == EINTR ? NET_OK : err_sys(NET_ESYS, errno, "poll");
+  if (n == 0) return NET_OK;
+  int soerr = 0;
+  socklen_t len = sizeof soerr;
+  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0) soerr = errno;
+  if (soerr) return err_sys(NET_ESYS, soerr, "connect");
+  *done = 1;
+  return NET_OK;
+}
+
+int sock_send_some(int fd, const void *buf, size_t len, size_t *off) {
+  while (*off < len) {
+    ssize_t n = send(fd, (const char *)buf + *off, len - *off, MSG_NOSIGNAL);
+    if (n > 0) {
+      *off += (size_t)n;
+    } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      return NET_OK;
+    } else if (errno != EINTR) {
+      return err_sys(NET_EREMOTE, errno, "send");
+    }
+  }
+  return NET_OK;
+}
+
+int sock_recv_some(int fd, void *buf, size_t len, size_t *off) {
+  while (*off < len) {
+    ssize_t n = recv(fd, (char *)buf + *off, len - *off, 0);
+    if (n > 0) {
+      *off += (size_t)n;
+    } else if (n == 0) {
+      return err_set(NET_EREMOTE, "recv: connection closed by peer");
+    } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      return NET_OK;
+    } else if (errno != EINTR) {
+      return err_sys(NET_EREMOTE, errno, "recv");
+    }
+  }
+  return NET_OK;
+}
+
+uint64_t clock_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}

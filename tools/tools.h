@@ -1,0 +1,15 @@
+/* The `tcpx-p2p` command line tool: one function per subcommand, each
+ * called with argv[0] = the subcommand's name. Each returns the process
+ * exit code: 0 success, 1 failure, 2 usage error. */
+#ifndef TCPX_P2P_TOOLS_H
+#define TCPX_P2P_TOOLS_H
+
+/* Exit codes shared by the subcommands. */
+#define TOOL_OK 0
+#define TOOL_FAILED 1
+#define TOOL_USAGE 2
+
+/* tcpx-p2p devices [--plugin PATH] [--version N] [--json] */
+int cmd_devices(int argc, char **argv);
+
+#endif
