@@ -13,6 +13,8 @@ typedef struct subcommand {
 /* One line per subcommand. */
 static const subcommand subcommands[] = {
     {"devices", cmd_devices, "list the transport's devices and their NICs"},
+    {"recv", cmd_recv, "receive a checked transfer (writes a handle file)"},
+    {"send", cmd_send, "send a checked transfer to a `recv` (reads its handle file)"},
 };
 
 #define NSUBCOMMANDS ((int)(sizeof subcommands / sizeof subcommands[0]))

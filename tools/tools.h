@@ -12,4 +12,9 @@
 /* tcpx-p2p devices [--plugin PATH] [--version N] [--json] */
 int cmd_devices(int argc, char **argv);
 
+/* tcpx-p2p recv|send --handle-file F [--size BYTES] [--iters N] [--plugin P]:
+ * a checked transfer through the transport between two hosts. */
+int cmd_recv(int argc, char **argv);
+int cmd_send(int argc, char **argv);
+
 #endif

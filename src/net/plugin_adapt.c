@@ -15,7 +15,7 @@
 
 static plugin_inst *inst(net_transport *t) { return t->impl; }
 
-static const char *result_text(int rc) {
+const char *plugin_result_text(int rc) {
   static const char *const text[] = {
       "success",        "unhandled CUDA error", "system error",
       "internal error", "invalid argument",     "invalid usage",
@@ -30,9 +30,10 @@ int plugin_result(net_transport *t, const char *call, unsigned warn_seq,
   char warning[256];
   if (plugin_warning_since(warn_seq, warning, sizeof warning))
     return err_set(rc, "net plugin %s: %s failed with error %d (%s); plugin "
-                   "said: %s", t->name, call, rc, result_text(rc), warning);
+                   "said: %s", t->name, call, rc, plugin_result_text(rc),
+                   warning);
   return err_set(rc, "net plugin %s: %s failed with error %d (%s)", t->name,
-                 call, rc, result_text(rc));
+                 call, rc, plugin_result_text(rc));
 }
 
 /* ---- sizes ----------------------------------------------------------- */
@@ -261,7 +262,7 @@ static int connect_ctx(net_transport *t, int dev, void *handle,
 
 static int reg_mr_int(net_transport *t, void *comm, void *data, size_t size,
                       int type, void **mhandle) {
-  int isize;
+  int isize = 0;
   int rc = to_int_size(t, "regMr", size, &isize);
   if (rc != NET_OK) return rc;
   unsigned seq = plugin_warn_seq();
@@ -283,7 +284,7 @@ static int reg_mr(net_transport *t, void *comm, void *data, size_t size,
 
 static int isend_int(net_transport *t, void *send_comm, void *data,
                      size_t size, int tag, void *mhandle, void **request) {
-  int isize;
+  int isize = 0;
   int rc = to_int_size(t, "isend", size, &isize);
   if (rc != NET_OK) return rc;
   unsigned seq = plugin_warn_seq();

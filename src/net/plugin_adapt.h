@@ -109,6 +109,9 @@ int plugin_call_init(plugin_inst *p, ncclDebugLogger_t logger);
 /* v11: finalize the context init returned (no-op otherwise). */
 void plugin_call_finalize(plugin_inst *p);
 
+/* "internal error" for 3, and so on (ncclResult_t names). */
+const char *plugin_result_text(int rc);
+
 /* Turn a plugin's failing code into an error message naming the call,
  * with the warning the plugin logged since `warn_seq`, if any. */
 int plugin_result(net_transport *t, const char *call, unsigned warn_seq,

@@ -1,0 +1,619 @@
+/* The endpoint: options, transport, control listener and acceptor,
+ * connections by id, and the life cycle of ops. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "auth.h"
+#include "engine.h"
+#include "log.h"
+#include "plugin.h"
+#include "sock.h"
+#include "topo.h"
+
+#define MAX_HANDSHAKES 64
+
+/* ---- small helpers ----------------------------------------------------------- */
+
+int ep_err(int code, const char *fmt, ...) {
+  char msg[P2P_ERR_MAX];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  return err_set(code, "%s", msg);
+}
+
+uint64_t now_ns(void) { return clock_ns(); }
+
+int bytebuf_reserve(bytebuf *b, size_t more) {
+  if (b->off && b->off == b->len) b->off = b->len = 0;
+  if (b->cap - b->len >= more) return 0;
+  if (b->off) { /* slide the valid bytes down first */
+    memmove(b->data, b->data + b->off, b->len - b->off);
+    b->len -= b->off;
+    b->off = 0;
+    if (b->cap - b->len >= more) return 0;
+  }
+  size_t cap = b->cap ? b->cap : 4096;
+  while (cap - b->len < more) cap *= 2;
+  uint8_t *d = realloc(b->data, cap);
+  if (!d) return err_set(-1, "out of memory (%zu bytes)", cap);
+  b->data = d;
+  b->cap = cap;
+  return 0;
+}
+
+int bytebuf_append(bytebuf *b, const void *src, size_t n) {
+  if (bytebuf_reserve(b, n) != 0) return -1;
+  memcpy(b->data + b->len, src, n);
+  b->len += n;
+  return 0;
+}
+
+void bytebuf_consume(bytebuf *b, size_t n) {
+  b->off += n;
+  if (b->off == b->len) b->off = b->len = 0;
+}
+
+void bytebuf_free(bytebuf *b) {
+  free(b->data);
+  *b = (bytebuf){0};
+}
+
+/* ---- options ---------------------------------------------------------------- */
+
+static int env_int(const char *name, int dflt) {
+  const char *v = getenv(name);
+  return v && *v ? atoi(v) : dflt;
+}
+
+void p2p_options_init(p2p_options *o) {
+  memset(o, 0, sizeof *o);
+  o->gpu_index = 0;
+  o->num_threads = env_int("TCPX_P2P_NUM_THREADS", 1);
+  o->chunk_size = (size_t)env_int("TCPX_P2P_CHUNK_SIZE", 1 << 20);
+  o->window = env_int("TCPX_P2P_WINDOW", 8);
+  o->comms_per_lane = env_int("TCPX_P2P_COMMS_PER_LANE", 2);
+  o->timeout_ms = env_int("TCPX_P2P_TIMEOUT_MS", 10000);
+  o->connect_timeout_ms = env_int("TCPX_P2P_CONNECT_TIMEOUT_MS", 30000);
+  o->op_timeout_ms = env_int("TCPX_P2P_OP_TIMEOUT_MS", 0);
+  o->listen_port = env_int("TCPX_P2P_LISTEN_PORT", 0);
+}
+
+static const char *iface_filter(const p2p_options *o) {
+  static const char *vars[] = {"TCPX_P2P_SOCKET_IFNAME", "UCCL_SOCKET_IFNAME",
+                               "NCCL_SOCKET_IFNAME"};
+  if (o->ifname && *o->ifname) return o->ifname;
+  for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+    const char *v = getenv(vars[i]);
+    if (v && *v) return v;
+  }
+  return NULL;
+}
+
+static int check_options(p2p_options *o) {
+  if (o->num_threads < 1 || o->num_threads > ENGINE_MAX_THREADS)
+    return ep_err(P2P_EINVAL, "num_threads must be 1..%d, got %d",
+                  ENGINE_MAX_THREADS, o->num_threads);
+  if (o->chunk_size < 4096 || o->chunk_size > (4u << 20))
+    return ep_err(P2P_EINVAL, "chunk size must be 4 KiB..4 MiB (TCPX's bound), "
+                  "got %zu", o->chunk_size);
+  if (o->window < 1 || o->window > 16)
+    return ep_err(P2P_EINVAL, "window must be 1..16 (TCPX allows 16 requests "
+                  "per comm), got %d", o->window);
+  if (o->comms_per_lane < 1 || o->comms_per_lane > ENGINE_MAX_COMMS)
+    return ep_err(P2P_EINVAL, "comms per lane must be 1..%d, got %d",
+                  ENGINE_MAX_COMMS, o->comms_per_lane);
+  if (o->timeout_ms < 100 || o->connect_timeout_ms < 100)
+    return ep_err(P2P_EINVAL, "timeouts must be at least 100 ms");
+  if (o->listen_port < 0 || o->listen_port > 65535)
+    return ep_err(P2P_EINVAL, "listen port %d out of range", o->listen_port);
+  return P2P_OK;
+}
+
+/* ---- transport and listener ------------------------------------------------------ */
+
+static int open_transport(p2p_endpoint *ep) {
+  tcp_options tcp;
+  tcp_options_default(&tcp);
+  const char *filter = iface_filter(&ep->opts);
+  if (filter) snprintf(tcp.ifname, sizeof tcp.ifname, "%s", filter);
+  if (net_open(ep->opts.plugin, 0, &tcp, &ep->net) != NET_OK)
+    return ep_err(P2P_ETRANSPORT, "transport: %s", err_get());
+  int n = 0;
+  if (net_call(ep->net, devices, &n) != NET_OK || n < 1)
+    return ep_err(P2P_ETRANSPORT, "transport %s has no devices%s%s", ep->net->name,
+                  n < 1 ? "" : ": ", n < 1 ? "" : err_get());
+  ep->ndevs = n < ENGINE_MAX_COMMS ? n : ENGINE_MAX_COMMS;
+  for (int i = 0; i < ep->ndevs; i++) ep->devs[i] = i;
+  return P2P_OK;
+}
+
+static int open_listener(p2p_endpoint *ep) {
+  topo_iface *ifs;
+  int n;
+  if (topo_find_ifaces(iface_filter(&ep->opts), 0, 1, &ifs, &n) != NET_OK)
+    return ep_err(P2P_ESYS, "control interface: %s", err_get());
+  ep->listen_addr = ifs[0].addr;
+  snprintf(ep->local_ip, sizeof ep->local_ip, "%s", ifs[0].addr_str);
+  topo_free_ifaces(ifs, n);
+  struct sockaddr *sa = (struct sockaddr *)&ep->listen_addr;
+  int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int one = 1;
+  if (fd < 0) return ep_err(P2P_ESYS, "socket: %s", strerror(errno));
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sock_addr_set_port(sa, (uint16_t)ep->opts.listen_port);
+  socklen_t len = sock_addr_len(sa);
+  if (bind(fd, sa, len) < 0 || listen(fd, 128) < 0 || getsockname(fd, sa, &len) < 0) {
+    int e = errno;
+    close(fd);
+    return ep_err(P2P_ESYS, "control listener on %s port %d: %s", ep->local_ip,
+                  ep->opts.listen_port, strerror(e));
+  }
+  ep->listen_fd = fd;
+  return P2P_OK;
+}
+
+/* Many comms per connection, each with several sockets: lift the soft fd
+ * limit to the hard one (applications rarely do). */
+static void raise_fd_limit(void) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
+/* ---- connections ----------------------------------------------------------------- */
+
+static int register_conn(p2p_endpoint *ep, conn *c) {
+  pthread_mutex_lock(&ep->conns_lock);
+  c->id = ++ep->next_conn_id;
+  c->thread = (int)(c->id % (uint64_t)ep->nthreads);
+  int rc = idmap_put(&ep->conns, c->id, c);
+  pthread_mutex_unlock(&ep->conns_lock);
+  if (rc != 0) return ep_err(P2P_ENOMEM, "out of memory");
+  c->registered = 1;
+  log_msg(LOG_INFO, "connection %llu with %s (GPU %d) is up",
+          (unsigned long long)c->id, c->peer_ip, c->peer_gpu);
+  progress_adopt(ep, c);
+  return P2P_OK;
+}
+
+conn *ep_conn_get(p2p_endpoint *ep, uint64_t conn_id) {
+  pthread_mutex_lock(&ep->conns_lock);
+  conn *c = idmap_get(&ep->conns, conn_id);
+  pthread_mutex_unlock(&ep->conns_lock);
+  if (!c) ep_err(P2P_ENOTFOUND, "no connection %llu", (unsigned long long)conn_id);
+  return c;
+}
+
+typedef struct hs_job {
+  p2p_endpoint *ep;
+  int fd;
+  char peer_ip[64];
+} hs_job;
+
+static void *handshake_thread(void *arg) {
+  hs_job *job = arg;
+  p2p_endpoint *ep = job->ep;
+  conn *c = NULL;
+  int rc = handshake_accept(ep, job->fd, job->peer_ip, &c);
+  if (rc == P2P_OK) rc = register_conn(ep, c);
+  if (rc != P2P_OK) {
+    log_msg(LOG_WARN, "refused a connection from %s: %s", job->peer_ip, err_get());
+    if (!c) close(job->fd);
+  } else {
+    pthread_mutex_lock(&ep->accept_lock);
+    c->accept_next = NULL;
+    if (ep->accepted_tail) ep->accepted_tail->accept_next = c;
+    else ep->accepted_head = c;
+    ep->accepted_tail = c;
+    pthread_cond_broadcast(&ep->accept_cond);
+    pthread_mutex_unlock(&ep->accept_lock);
+  }
+  free(job);
+  pthread_mutex_lock(&ep->accept_lock);
+  ep->handshakes--;
+  pthread_cond_broadcast(&ep->accept_cond);
+  pthread_mutex_unlock(&ep->accept_lock);
+  return NULL;
+}
+
+static void start_handshake(p2p_endpoint *ep, int fd, const struct sockaddr *peer) {
+  hs_job *job = calloc(1, sizeof *job);
+  pthread_mutex_lock(&ep->accept_lock);
+  int room = ep->handshakes < MAX_HANDSHAKES;
+  if (room && job) ep->handshakes++;
+  pthread_mutex_unlock(&ep->accept_lock);
+  if (!room || !job) {
+    log_msg(LOG_WARN, "dropped an incoming connection: %d set-ups in progress",
+            MAX_HANDSHAKES);
+    free(job);
+    close(fd);
+    return;
+  }
+  job->ep = ep;
+  job->fd = fd;
+  sock_addr_str(peer, 0, job->peer_ip, sizeof job->peer_ip);
+  pthread_t tid;
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  if (pthread_create(&tid, &attr, handshake_thread, job) != 0) {
+    close(fd);
+    free(job);
+    pthread_mutex_lock(&ep->accept_lock);
+    ep->handshakes--;
+    pthread_mutex_unlock(&ep->accept_lock);
+  }
+  pthread_attr_destroy(&attr);
+}
+
+static void *acceptor_main(void *arg) {
+  p2p_endpoint *ep = arg;
+  while (!atomic_load(&ep->stop)) {
+    struct pollfd p = {ep->listen_fd, POLLIN, 0};
+    if (poll(&p, 1, 100) <= 0) continue;
+    struct sockaddr_storage peer;
+    socklen_t len = sizeof peer;
+    int fd = accept4(ep->listen_fd, (struct sockaddr *)&peer, &len, SOCK_CLOEXEC);
+    if (fd < 0) continue;
+    sock_set_nodelay(fd);
+    sock_set_timeouts(fd, ep->opts.timeout_ms);
+    start_handshake(ep, fd, (struct sockaddr *)&peer);
+  }
+  return NULL;
+}
+
+/* ---- create / destroy -------------------------------------------------------- */
+
+static void ep_init_locks(p2p_endpoint *ep) {
+  pthread_mutex_init(&ep->accept_lock, NULL);
+  pthread_cond_init(&ep->accept_cond, NULL);
+  pthread_mutex_init(&ep->conns_lock, NULL);
+  pthread_mutex_init(&ep->regions_lock, NULL);
+  pthread_cond_init(&ep->regions_cond, NULL);
+  pthread_mutex_init(&ep->ops_lock, NULL);
+}
+
+/* Keep copies of the caller's strings: opts points into the endpoint. */
+static void keep_strings(p2p_endpoint *ep, const p2p_options *opts) {
+  const char *token = opts->auth_token ? opts->auth_token
+                                       : getenv("TCPX_P2P_AUTH_TOKEN");
+  snprintf(ep->auth_token, sizeof ep->auth_token, "%s", token ? token : "");
+  ep->opts.auth_token = NULL; /* only in ep->auth_token */
+  snprintf(ep->plugin, sizeof ep->plugin, "%s", opts->plugin ? opts->plugin : "");
+  ep->opts.plugin = opts->plugin ? ep->plugin : NULL;
+  snprintf(ep->ifname, sizeof ep->ifname, "%s", opts->ifname ? opts->ifname : "");
+  ep->opts.ifname = opts->ifname ? ep->ifname : NULL;
+}
+
+static int ep_start(p2p_endpoint *ep) {
+  int rc = check_options(&ep->opts);
+  if (rc != P2P_OK) return rc;
+  raise_fd_limit();
+  if (auth_random(&ep->instance_nonce, sizeof ep->instance_nonce) != 0)
+    return ep_err(P2P_ESYS, "%s", err_get());
+  if ((rc = open_transport(ep)) != P2P_OK) return rc;
+  if ((rc = open_listener(ep)) != P2P_OK) return rc;
+  ep->nthreads = ep->opts.num_threads;
+  if ((rc = progress_start(ep)) != P2P_OK) return rc;
+  if (pthread_create(&ep->acceptor, NULL, acceptor_main, ep) != 0)
+    return ep_err(P2P_ESYS, "acceptor thread: %s", strerror(errno));
+  ep->acceptor_started = 1;
+  log_msg(LOG_INFO, "endpoint on %s port %u (GPU %d), transport %s, %d device(s)",
+          ep->local_ip, sock_addr_port((struct sockaddr *)&ep->listen_addr),
+          ep->opts.gpu_index, ep->net->name, ep->ndevs);
+  return P2P_OK;
+}
+
+int p2p_endpoint_create(const p2p_options *opts, p2p_endpoint **out) {
+  *out = NULL;
+  p2p_endpoint *ep = calloc(1, sizeof *ep);
+  if (!ep) return ep_err(P2P_ENOMEM, "out of memory");
+  p2p_options dflt;
+  if (!opts) {
+    p2p_options_init(&dflt);
+    opts = &dflt;
+  }
+  ep->opts = *opts;
+  keep_strings(ep, opts);
+  ep->listen_fd = -1;
+  for (int i = 0; i < ENGINE_MAX_THREADS; i++) ep->threads[i].wake_fd = -1;
+  ep_init_locks(ep);
+  int rc = ep_start(ep);
+  if (rc != P2P_OK) {
+    char saved[P2P_ERR_MAX];
+    snprintf(saved, sizeof saved, "%s", err_get());
+    p2p_endpoint_destroy(ep);
+    return err_set(rc, "endpoint: %s", saved);
+  }
+  *out = ep;
+  return P2P_OK;
+}
+
+static void free_ops(p2p_endpoint *ep) {
+  for (size_t i = 0; i < ep->ops.cap; i++)
+    if (idmap_live(&ep->ops, i)) {
+      op *o = ep->ops.slots[i].value;
+      pthread_cond_destroy(&o->cond);
+      free(o->segs);
+      free(o);
+    }
+  idmap_free(&ep->ops);
+}
+
+static void free_conns(p2p_endpoint *ep) {
+  for (size_t i = 0; i < ep->conns.cap; i++)
+    if (idmap_live(&ep->conns, i)) conn_free(ep->conns.slots[i].value);
+  idmap_free(&ep->conns);
+  /* accepted but never handed out: registered too, freed above */
+}
+
+void p2p_endpoint_destroy(p2p_endpoint *ep) {
+  if (!ep) return;
+  atomic_store(&ep->stop, 1);
+  if (ep->acceptor_started) pthread_join(ep->acceptor, NULL);
+  pthread_mutex_lock(&ep->accept_lock);
+  while (ep->handshakes > 0) pthread_cond_wait(&ep->accept_cond, &ep->accept_lock);
+  pthread_cond_broadcast(&ep->accept_cond); /* wake p2p_accept callers */
+  pthread_mutex_unlock(&ep->accept_lock);
+  progress_stop(ep);  /* fails every op with P2P_ECANCELED */
+  if (ep->listen_fd >= 0) close(ep->listen_fd);
+  free_conns(ep);
+  regions_free_all(ep);
+  free_ops(ep);
+  if (ep->net) ep->net->ops->destroy(ep->net);
+  pthread_mutex_destroy(&ep->accept_lock);
+  pthread_cond_destroy(&ep->accept_cond);
+  pthread_mutex_destroy(&ep->conns_lock);
+  pthread_mutex_destroy(&ep->regions_lock);
+  pthread_cond_destroy(&ep->regions_cond);
+  pthread_mutex_destroy(&ep->ops_lock);
+  free(ep);
+}
+
+/* ---- metadata --------------------------------------------------------------------- */
+
+int p2p_get_metadata(p2p_endpoint *ep, uint8_t *buf, size_t *len) {
+  if (!ep || !buf || !len) return ep_err(P2P_EINVAL, "get_metadata: NULL argument");
+  const struct sockaddr *sa = (const struct sockaddr *)&ep->listen_addr;
+  size_t iplen = sa->sa_family == AF_INET6 ? 16 : 4;
+  if (*len < iplen + 6)
+    return ep_err(P2P_EINVAL, "get_metadata: buffer of %zu bytes, need %zu", *len,
+                  iplen + 6);
+  if (iplen == 16) memcpy(buf, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+  else memcpy(buf, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+  uint16_t port = htons(sock_addr_port(sa));
+  int32_t gpu = ep->opts.gpu_index;
+  memcpy(buf + iplen, &port, 2);
+  memcpy(buf + iplen + 2, &gpu, 4);
+  *len = iplen + 6;
+  return P2P_OK;
+}
+
+int p2p_parse_metadata(const uint8_t *buf, size_t len, char *ip, size_t ip_len,
+                       int *port, int *gpu_index) {
+  if (!buf || !ip || !port || !gpu_index)
+    return ep_err(P2P_EINVAL, "parse_metadata: NULL argument");
+  if (len != 10 && len != 22)
+    return ep_err(P2P_EINVAL, "parse_metadata: %zu bytes (want 10 for IPv4 or "
+                  "22 for IPv6)", len);
+  size_t iplen = len - 6;
+  char text[INET6_ADDRSTRLEN];
+  if (!inet_ntop(iplen == 4 ? AF_INET : AF_INET6, buf, text, sizeof text))
+    return ep_err(P2P_EINVAL, "parse_metadata: bad address");
+  if (strlen(text) >= ip_len)
+    return ep_err(P2P_EINVAL, "parse_metadata: address buffer too small");
+  memcpy(ip, text, strlen(text) + 1);
+  uint16_t p;
+  int32_t g;
+  memcpy(&p, buf + iplen, 2);
+  memcpy(&g, buf + iplen + 2, 4);
+  *port = ntohs(p);
+  *gpu_index = g;
+  return P2P_OK;
+}
+
+int p2p_local_ip(p2p_endpoint *ep, char *ip, size_t ip_len) {
+  if (!ep || !ip || strlen(ep->local_ip) >= ip_len)
+    return ep_err(P2P_EINVAL, "local_ip: bad argument");
+  memcpy(ip, ep->local_ip, strlen(ep->local_ip) + 1);
+  return P2P_OK;
+}
+
+/* ---- connect / accept / close ------------------------------------------------ */
+
+static int dial(p2p_endpoint *ep, const char *ip, int port, int *fd_out) {
+  struct sockaddr_storage dst = {0};
+  if (inet_pton(AF_INET, ip, &((struct sockaddr_in *)&dst)->sin_addr) == 1)
+    dst.ss_family = AF_INET;
+  else if (inet_pton(AF_INET6, ip, &((struct sockaddr_in6 *)&dst)->sin6_addr) == 1)
+    dst.ss_family = AF_INET6;
+  else
+    return ep_err(P2P_EINVAL, "connect: '%s' is not an IP address", ip);
+  sock_addr_set_port((struct sockaddr *)&dst, (uint16_t)port);
+  int fd;
+  if (sock_connect_start(NULL, (struct sockaddr *)&dst, &fd) != NET_OK)
+    return ep_err(P2P_EPEER, "%s", err_get());
+  uint64_t deadline = now_ns() + (uint64_t)ep->opts.connect_timeout_ms * 1000000ull;
+  for (int done = 0; !done;) {
+    struct pollfd p = {fd, POLLOUT, 0};
+    poll(&p, 1, 100);
+    if (sock_connect_poll(fd, &done) != NET_OK) {
+      close(fd);
+      return ep_err(P2P_EPEER, "connect to %s port %d: %s", ip, port, err_get());
+    }
+    if (!done && (now_ns() > deadline || atomic_load(&ep->stop))) {
+      close(fd);
+      return ep_err(P2P_ETIMEDOUT, "connect to %s port %d: no answer", ip, port);
+    }
+  }
+  sock_set_nodelay(fd);
+  sock_set_timeouts(fd, ep->opts.timeout_ms);
+  *fd_out = fd;
+  return P2P_OK;
+}
+
+int p2p_connect(p2p_endpoint *ep, const char *ip, int remote_gpu, int port,
+                uint64_t *conn_id) {
+  if (!ep || !ip || !conn_id) return ep_err(P2P_EINVAL, "connect: NULL argument");
+  if (port < 1 || port > 65535)
+    return ep_err(P2P_EINVAL, "connect: port %d out of range", port);
+  int fd = -1, rc = dial(ep, ip, port, &fd);
+  if (rc != P2P_OK) return rc;
+  conn *c;
+  if ((rc = handshake_connect(ep, fd, ip, &c)) != P2P_OK) {
+    close(fd);
+    return rc;
+  }
+  if (c->peer_gpu != remote_gpu)
+    log_msg(LOG_INFO, "connect to %s: asked for GPU %d, the endpoint there has "
+            "GPU %d", ip, remote_gpu, c->peer_gpu);
+  if ((rc = register_conn(ep, c)) != P2P_OK) {
+    conn_free(c);
+    return rc;
+  }
+  *conn_id = c->id;
+  return P2P_OK;
+}
+
+int p2p_accept(p2p_endpoint *ep, char *ip, size_t ip_len, int *remote_gpu,
+               uint64_t *conn_id) {
+  if (!ep || !ip || !remote_gpu || !conn_id)
+    return ep_err(P2P_EINVAL, "accept: NULL argument");
+  int limit = ep->opts.op_timeout_ms;
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += limit / 1000;
+  until.tv_nsec += (long)(limit % 1000) * 1000000L;
+  if (until.tv_nsec >= 1000000000L) {
+    until.tv_sec++;
+    until.tv_nsec -= 1000000000L;
+  }
+  pthread_mutex_lock(&ep->accept_lock);
+  int rc = 0;
+  while (!ep->accepted_head && !atomic_load(&ep->stop) && rc == 0)
+    rc = limit > 0 ? pthread_cond_timedwait(&ep->accept_cond, &ep->accept_lock, &until)
+                   : pthread_cond_wait(&ep->accept_cond, &ep->accept_lock);
+  conn *c = ep->accepted_head;
+  if (c) {
+    ep->accepted_head = c->accept_next;
+    if (!ep->accepted_head) ep->accepted_tail = NULL;
+  }
+  pthread_mutex_unlock(&ep->accept_lock);
+  if (!c)
+    return atomic_load(&ep->stop)
+               ? ep_err(P2P_ECANCELED, "accept: endpoint destroyed")
+               : ep_err(P2P_ETIMEDOUT, "accept: no connection within %d ms", limit);
+  snprintf(ip, ip_len, "%s", c->peer_ip);
+  *remote_gpu = c->peer_gpu;
+  *conn_id = c->id;
+  return P2P_OK;
+}
+
+int p2p_close(p2p_endpoint *ep, uint64_t conn_id) {
+  conn *c = ep ? ep_conn_get(ep, conn_id) : NULL;
+  if (!c) return ep ? P2P_ENOTFOUND : ep_err(P2P_EINVAL, "close: NULL endpoint");
+  conn_abort(c, P2P_ECANCELED);
+  return P2P_OK;
+}
+
+/* Ask the connection's progress thread to fail it (it alone may touch the
+ * comms). */
+void conn_abort(conn *c, int code) {
+  int expected = 0;
+  atomic_compare_exchange_strong(&c->abort_code, &expected, code);
+  progress_wake(c->ep, c);
+}
+
+/* ---- ops ------------------------------------------------------------------------ */
+
+op *op_new(p2p_endpoint *ep, conn *c, p2p_op_kind kind, size_t nseg) {
+  op *o = calloc(1, sizeof *o);
+  op_seg *segs = calloc(nseg ? nseg : 1, sizeof *segs);
+  if (!o || !segs) {
+    free(o);
+    free(segs);
+    ep_err(P2P_ENOMEM, "out of memory");
+    return NULL;
+  }
+  o->segs = segs;
+  o->nseg = nseg;
+  o->kind = kind;
+  o->c = c;
+  pthread_cond_init(&o->cond, NULL);
+  pthread_mutex_lock(&ep->ops_lock);
+  o->id = ++ep->next_op_id;
+  int rc = idmap_put(&ep->ops, o->id, o);
+  pthread_mutex_unlock(&ep->ops_lock);
+  if (rc != 0) {
+    pthread_cond_destroy(&o->cond);
+    free(segs);
+    free(o);
+    return NULL;
+  }
+  return o;
+}
+
+/* Release an op that was never submitted (argument errors). */
+void op_discard(op *o) {
+  p2p_endpoint *ep = o->c->ep;
+  op_put_regions(o);
+  pthread_mutex_lock(&ep->ops_lock);
+  idmap_del(&ep->ops, o->id);
+  pthread_mutex_unlock(&ep->ops_lock);
+  pthread_cond_destroy(&o->cond);
+  free(o->segs);
+  free(o);
+}
+
+void op_put_regions(op *o) {
+  for (size_t i = 0; i < o->nseg; i++)
+    if (o->segs[i].mr) {
+      region_put(o->c->ep, o->segs[i].mr);
+      o->segs[i].mr = NULL;
+    }
+}
+
+void op_finish(op *o, int status, const char *why) {
+  p2p_endpoint *ep = o->c->ep;
+  op_put_regions(o);
+  pthread_mutex_lock(&ep->ops_lock);
+  o->status = status;
+  if (status != P2P_OK && why && why != o->err)
+    snprintf(o->err, sizeof o->err, "%s", why);
+  o->finished = 1;
+  atomic_fetch_add(status == P2P_OK ? &o->c->stats.ops_completed
+                                    : &o->c->stats.ops_failed, 1);
+  pthread_cond_broadcast(&o->cond);
+  pthread_mutex_unlock(&ep->ops_lock);
+}
+
+int op_submit(op *o) {
+  conn *c = o->c;
+  pthread_mutex_lock(&c->sub_lock);
+  int dead = atomic_load(&c->dead);
+  if (!dead) {
+    o->next = NULL;
+    if (c->submitted_tail) c->submitted_tail->next = o;
+    else c->submitted_head = o;
+    c->submitted_tail = o;
+  }
+  pthread_mutex_unlock(&c->sub_lock);
+  if (dead) {
+    op_finish(o, dead, c->dead_err);
+    return dead;
+  }
+  progress_wake(c->ep, c);
+  return P2P_OK;
+}

@@ -1,0 +1,296 @@
+/* Internals of the endpoint: connections, lanes of transport comms,
+ * transfers (ops) and their chunks, memory regions and advertised
+ * exposures. Shared by the src/engine/ files; not API.
+ *
+ * Threads: application threads call the API; they create ops, queue them
+ * on the connection and wait on the op. Each connection belongs to one
+ * progress thread, the only one that touches its control socket and its
+ * transport comms. An acceptor thread takes incoming connections through
+ * the handshake and queues them for p2p_accept. */
+#ifndef TCPX_P2P_ENGINE_H
+#define TCPX_P2P_ENGINE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "ctrl.h"
+#include "err.h"
+#include "idmap.h"
+#include "net.h"
+#include "tcpx_p2p.h"
+
+#define ENGINE_LANES 2        /* 0: two-sided, 1: one-sided */
+#define LANE_TWO_SIDED 0
+#define LANE_ONE_SIDED 1
+#define ENGINE_MAX_COMMS 16   /* per lane and direction */
+#define ENGINE_MAX_WINDOW 32
+#define ENGINE_MAX_THREADS 64
+
+/* ---- small growable byte buffer (control I/O) ---------------------------- */
+typedef struct bytebuf {
+  uint8_t *data;
+  size_t len, cap, off;       /* valid bytes are data[off..len) */
+} bytebuf;
+int bytebuf_reserve(bytebuf *b, size_t more);
+int bytebuf_append(bytebuf *b, const void *src, size_t n);
+void bytebuf_consume(bytebuf *b, size_t n);
+void bytebuf_free(bytebuf *b);
+
+/* ---- memory --------------------------------------------------------------- */
+typedef struct mem_region {
+  uint64_t id;
+  uintptr_t base;
+  size_t size;
+  int ptr_type;               /* NCCL_PTR_HOST / NCCL_PTR_CUDA */
+  int refs;                   /* the table's + one per op or serve using it */
+  int serving;                /* peer accesses in progress (dereg waits) */
+  int revoked;                /* deregistered: no new use */
+  struct mr_handle *handles;  /* transport registrations, lazily per comm */
+} mem_region;
+
+typedef struct mr_handle {
+  struct mr_handle *next;
+  void *comm;
+  void *mh;
+} mr_handle;
+
+typedef struct exposure {
+  uint64_t id;
+  uint64_t mr_id;
+  uintptr_t addr;
+  size_t size;
+  uint8_t key[CTRL_KEY_SIZE];
+} exposure;
+
+/* The 64-byte descriptor of an exposure (advertise -> peer's read/write). */
+#define DESC_MAGIC 0x44585054u /* "TPXD" */
+typedef struct desc_fields {
+  uint64_t exposure_id;
+  uint64_t addr;
+  uint64_t size;
+  uint8_t key[CTRL_KEY_SIZE];
+} desc_fields;
+void desc_encode(const desc_fields *d, uint8_t out[P2P_DESC_SIZE]);
+int desc_decode(const uint8_t in[P2P_DESC_SIZE], desc_fields *d);
+
+/* ---- transfers -------------------------------------------------------------- */
+typedef struct op_seg {
+  uint8_t *ptr;
+  size_t size;                /* send/write/read: bytes; recv: capacity */
+  mem_region *mr;             /* NULL for engine-internal buffers */
+  desc_fields remote;         /* read/write: the peer's decoded descriptor */
+  int answered;               /* read/write: the peer has answered it */
+} op_seg;
+
+typedef struct conn conn;
+
+typedef struct op {
+  struct op *next;            /* in the connection's queues */
+  uint64_t id;
+  p2p_op_kind kind;
+  conn *c;
+  size_t nseg;
+  op_seg *segs;
+  size_t received;            /* recv: bytes that arrived */
+  int chunks_left;            /* data chunks not yet finished */
+  int remote_left;            /* acknowledgements still expected */
+  int started;
+  int status;                 /* P2P_OK until something fails */
+  int finished;               /* under ep->ops_lock */
+  int waited;                 /* a p2p_wait/p2p_send holds it */
+  pthread_cond_t cond;
+  char err[P2P_ERR_MAX];
+  uint64_t seq;               /* SEND seq / one-sided request id */
+} op;
+
+/* One piece of a transfer, one transport request. */
+typedef struct chunk {
+  struct chunk *next;
+  op *owner;                  /* NULL: a serving chunk (read response, drain) */
+  struct serve *serve;        /* serving work this chunk belongs to */
+  uint8_t *ptr;
+  size_t size;
+  mem_region *mr;
+  void *request;
+  int is_recv;
+} chunk;
+
+typedef struct chunk_fifo {
+  chunk *head, *tail;
+  int count;
+} chunk_fifo;
+
+/* A lane in one direction: its comms, and per comm the chunks waiting to
+ * be posted and those in flight (tested oldest first). */
+typedef struct lane {
+  int ncomms;
+  void *comm[ENGINE_MAX_COMMS];
+  chunk_fifo waiting[ENGINE_MAX_COMMS];
+  chunk_fifo inflight[ENGINE_MAX_COMMS];
+  uint64_t next_chunk;        /* chunk n goes to comm n % ncomms */
+} lane;
+
+/* Work the endpoint does for the peer (serving a read, receiving a write,
+ * draining a refused message): finished when its chunks are. */
+typedef struct serve {
+  struct serve *next;
+  ctrl_type reply;            /* CTRL_WRITE_DONE, CTRL_SEND_DONE or 0 */
+  uint64_t id;
+  int status;
+  size_t size;
+  int chunks_left;
+  mem_region *mr;             /* region held (inflight) while serving */
+} serve;
+
+typedef struct p2p_endpoint p2p_endpoint;
+
+/* A SEND announced by the peer, waiting for a matching recv. */
+typedef struct incoming_send {
+  struct incoming_send *next;
+  uint64_t seq;
+  uint32_t nseg;
+  uint64_t sizes[];
+} incoming_send;
+
+struct conn {
+  conn *next;                 /* in its progress thread's list */
+  p2p_endpoint *ep;
+  uint64_t id;
+  int fd;                     /* control socket */
+  char peer_ip[64];
+  int peer_gpu;
+  size_t chunk_size;
+  int window;
+  lane send_lanes[ENGINE_LANES];
+  lane recv_lanes[ENGINE_LANES];
+  bytebuf in, out;            /* control bytes */
+  /* Submission from API threads (under sub_lock). */
+  pthread_mutex_t sub_lock;
+  op *submitted_head, *submitted_tail;
+  /* Owned by the progress thread. */
+  op *sends_active;           /* SEND ops waiting for SEND_DONE */
+  op *recvs_waiting;          /* RECV ops not matched yet, in order */
+  op *recvs_active;           /* matched RECV ops receiving chunks */
+  op *remote_ops;             /* WRITE/READ ops waiting on the peer */
+  incoming_send *incoming_head, *incoming_tail;
+  serve *serving;
+  uint8_t *scratch;           /* drain buffer, chunk_size bytes */
+  mem_region scratch_mr;
+  uint64_t next_send_seq, next_recv_seq, next_access_id;
+  uint64_t last_rx_ns, last_tx_ns;
+  atomic_int dead;            /* failed or closed: no new ops */
+  char dead_err[P2P_ERR_MAX];
+  int thread;                 /* index of its progress thread */
+  int registered;             /* in ep->conns */
+  conn *accept_next;          /* in ep's accepted queue */
+  atomic_int abort_code;      /* set by API threads: fail it (close, timeout) */
+  struct {                    /* counters, read by p2p_conn_stats_get */
+    atomic_uint_fast64_t bytes_sent, bytes_received, ops_completed, ops_failed;
+  } stats;
+};
+
+typedef struct progress_thread {
+  p2p_endpoint *ep;
+  pthread_t tid;
+  int index;
+  int wake_fd;                /* eventfd */
+  pthread_mutex_t lock;       /* guards `adopt` */
+  conn *adopt;                /* new connections to take over */
+  conn *conns;                /* owned */
+  atomic_int sleeping;
+  int started;
+} progress_thread;
+
+struct p2p_endpoint {
+  p2p_options opts;           /* string members point at the copies below */
+  char auth_token[256];
+  char plugin[512];
+  char ifname[256];
+  net_transport *net;
+  int ndevs;
+  int devs[ENGINE_MAX_COMMS]; /* transport devices this endpoint uses */
+  int listen_fd;
+  struct sockaddr_storage listen_addr;
+  char local_ip[64];
+  atomic_int stop;
+  uint64_t instance_nonce;
+
+  pthread_t acceptor;
+  int acceptor_started;
+  int handshakes;             /* handshake threads running (accept_lock) */
+  pthread_mutex_t accept_lock;
+  pthread_cond_t accept_cond;
+  conn *accepted_head, *accepted_tail;  /* ready for p2p_accept */
+
+  progress_thread threads[ENGINE_MAX_THREADS];
+  int nthreads;
+
+  pthread_mutex_t conns_lock;
+  idmap conns;                /* id -> conn */
+  uint64_t next_conn_id;
+
+  pthread_mutex_t regions_lock;
+  pthread_cond_t regions_cond; /* inflight counts reaching 0 */
+  idmap regions;              /* id -> mem_region */
+  idmap exposures;            /* id -> exposure */
+  uint64_t next_mr_id, next_exposure_id;
+
+  pthread_mutex_t ops_lock;
+  idmap ops;                  /* unfinished or not yet reported */
+  uint64_t next_op_id;
+};
+
+/* endpoint.c */
+int ep_err(int code, const char *fmt, ...) P2P_PRINTF(2, 3);
+conn *ep_conn_get(p2p_endpoint *ep, uint64_t conn_id); /* NULL + error */
+uint64_t now_ns(void);
+
+/* handshake.c: connector and acceptor sides. On success *out is a live
+ * connection (comms up), not yet handed to a progress thread. */
+int handshake_connect(p2p_endpoint *ep, int fd, const char *peer_ip,
+                      conn **out);
+int handshake_accept(p2p_endpoint *ep, int fd, const char *peer_ip,
+                     conn **out);
+void conn_free(conn *c);
+
+/* progress.c */
+int progress_start(p2p_endpoint *ep);
+void progress_stop(p2p_endpoint *ep);
+void progress_adopt(p2p_endpoint *ep, conn *c);
+void progress_wake(p2p_endpoint *ep, conn *c);
+int conn_send_ctrl(conn *c, const ctrl_msg *m, const uint64_t *sizes64);
+void conn_fail(conn *c, int code, const char *why);
+
+/* xfer.c: ops on the progress thread. */
+void xfer_start(conn *c, op *o);              /* a submitted op */
+int xfer_on_ctrl(conn *c, const ctrl_msg *m); /* a control message */
+int xfer_pump(conn *c);                       /* post and test chunks */
+void xfer_fail_all(conn *c, int code, const char *why);
+int xfer_busy(const conn *c);                 /* requests in flight? */
+
+/* ops (endpoint.c): creation, completion, lookup. */
+op *op_new(p2p_endpoint *ep, conn *c, p2p_op_kind kind, size_t nseg);
+void op_finish(op *o, int status, const char *why);
+int op_submit(op *o);
+void op_discard(op *o);
+void op_put_regions(op *o);
+void conn_abort(conn *c, int code);
+
+/* region.c */
+/* Look up a region for a local op and take a reference. */
+int region_get(p2p_endpoint *ep, uint64_t mr_id, mem_region **out);
+void region_put(p2p_endpoint *ep, mem_region *mr);
+/* The transport's handle for mr on comm, registering on first use. */
+void *region_mh(p2p_endpoint *ep, mem_region *mr, void *comm);
+/* Check a peer's access against our exposures; on success the region is
+ * held (a reference, and counted as serving) until region_release. */
+int region_acquire(p2p_endpoint *ep, const ctrl_access *a, int is_write,
+                   uint8_t **ptr, mem_region **mr);
+void region_release(p2p_endpoint *ep, mem_region *mr);
+/* Drop transport registrations on c's comms (they are about to close). */
+void regions_forget_comms(p2p_endpoint *ep, conn *c);
+void regions_free_all(p2p_endpoint *ep);
+
+#endif

@@ -1,0 +1,309 @@
+/* Connection set-up over the control socket, the same steps on both sides:
+ *   1. HELLO both ways (protocol version, GPU, layout, a fresh nonce);
+ *   2. AUTH both ways when either side has a token: an HMAC over both
+ *      nonces proves the secret without sending it;
+ *   3. HANDLES both ways: each side listens once per comm it will receive
+ *      on (TCPX accepts once per listen comm) and sends the handles; each
+ *      connects to the peer's while accepting its own, all non-blocking;
+ *   4. READY both ways once every comm is up.
+ * Every step is bounded by the endpoint's connect timeout. */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "auth.h"
+#include "engine.h"
+#include "log.h"
+#include "sock.h"
+
+#define ROLE_CONNECTOR 0
+#define ROLE_ACCEPTOR 1
+
+typedef struct hs {
+  p2p_endpoint *ep;
+  conn *c;
+  int role;
+  uint64_t deadline;
+} hs;
+
+/* ---- blocking control I/O with a deadline ------------------------------------ */
+
+static int wait_fd(hs *h, short events) {
+  for (;;) {
+    uint64_t now = now_ns();
+    if (atomic_load(&h->ep->stop))
+      return ep_err(P2P_ECANCELED, "endpoint is shutting down");
+    if (now >= h->deadline)
+      return ep_err(P2P_ETIMEDOUT, "connection set-up with %s timed out",
+                    h->c->peer_ip);
+    uint64_t left_ms = (h->deadline - now) / 1000000 + 1;
+    struct pollfd p = {h->c->fd, events, 0};
+    int n = poll(&p, 1, left_ms < 100 ? (int)left_ms : 100);
+    if (n > 0) return P2P_OK;
+    if (n < 0 && errno != EINTR) return ep_err(P2P_ESYS, "poll: %s", strerror(errno));
+  }
+}
+
+static int hs_send(hs *h, const ctrl_msg *m) {
+  if (conn_send_ctrl(h->c, m, NULL) != 0) return ep_err(P2P_ENOMEM, "%s", err_get());
+  bytebuf *out = &h->c->out;
+  while (out->off < out->len) {
+    int rc = wait_fd(h, POLLOUT);
+    if (rc != P2P_OK) return rc;
+    size_t done = 0;
+    if (sock_send_some(h->c->fd, out->data + out->off, out->len - out->off,
+                       &done) != NET_OK)
+      return ep_err(P2P_EPEER, "set-up with %s: %s", h->c->peer_ip, err_get());
+    bytebuf_consume(out, done);
+  }
+  return P2P_OK;
+}
+
+/* Read the next message, which must be of `type`. *m points into c->in
+ * until the caller calls hs_done(). */
+static int hs_recv(hs *h, ctrl_type type, ctrl_msg *m, long *used) {
+  bytebuf *in = &h->c->in;
+  for (;;) {
+    long n = ctrl_parse(in->data + in->off, in->len - in->off, m);
+    if (n < 0)
+      return ep_err(P2P_EPEER, "set-up with %s: %s", h->c->peer_ip, err_get());
+    if (n > 0) {
+      *used = n;
+      if (m->type != type)
+        return ep_err(P2P_EPEER, "set-up with %s: expected message %d, got %d",
+                      h->c->peer_ip, type, m->type);
+      return P2P_OK;
+    }
+    int rc = wait_fd(h, POLLIN);
+    if (rc != P2P_OK) return rc;
+    if (bytebuf_reserve(in, 64 << 10) != 0) return ep_err(P2P_ENOMEM, "out of memory");
+    size_t got = 0;
+    if (sock_recv_some(h->c->fd, in->data + in->len, in->cap - in->len, &got) != NET_OK)
+      return ep_err(P2P_EPEER, "set-up with %s: %s (refused by the peer?)",
+                    h->c->peer_ip, err_get());
+    in->len += got;
+  }
+}
+
+static void hs_done(hs *h, long used) { bytebuf_consume(&h->c->in, (size_t)used); }
+
+/* ---- steps ---------------------------------------------------------------------- */
+
+static int exchange_hello(hs *h, ctrl_hello *mine, ctrl_hello *theirs) {
+  p2p_endpoint *ep = h->ep;
+  *mine = (ctrl_hello){.flags = ep->auth_token[0] ? 1 : 0,
+                       .gpu_index = ep->opts.gpu_index,
+                       .comms_per_lane = (uint32_t)ep->opts.comms_per_lane,
+                       .chunk_size = ep->opts.chunk_size};
+  if (auth_random(mine->nonce, sizeof mine->nonce) != 0)
+    return ep_err(P2P_ESYS, "%s", err_get());
+  ctrl_msg m = {.type = CTRL_HELLO, .u.hello = *mine};
+  int rc = hs_send(h, &m);
+  long used;
+  if (rc == P2P_OK) rc = hs_recv(h, CTRL_HELLO, &m, &used);
+  if (rc != P2P_OK) return rc;
+  *theirs = m.u.hello;
+  hs_done(h, used);
+  return P2P_OK;
+}
+
+static int exchange_auth(hs *h, const ctrl_hello *mine, const ctrl_hello *theirs) {
+  const char *token = h->ep->auth_token;
+  if (!((mine->flags | theirs->flags) & 1)) return P2P_OK;
+  if (!token[0])
+    return ep_err(P2P_EAUTH, "peer %s requires authentication: set "
+                  "TCPX_P2P_AUTH_TOKEN (or the auth_token option)", h->c->peer_ip);
+  ctrl_msg m = {.type = CTRL_AUTH};
+  auth_proof(token, h->role, mine->nonce, theirs->nonce, m.u.auth.mac);
+  int rc = hs_send(h, &m);
+  long used;
+  if (rc == P2P_OK) rc = hs_recv(h, CTRL_AUTH, &m, &used);
+  if (rc == P2P_EPEER)
+    return ep_err(P2P_EAUTH, "peer %s closed the connection during "
+                  "authentication (token mismatch?)", h->c->peer_ip);
+  if (rc != P2P_OK) return rc;
+  uint8_t want[AUTH_MAC_SIZE];
+  auth_proof(token, 1 - h->role, theirs->nonce, mine->nonce, want);
+  int ok = auth_equal(want, m.u.auth.mac, AUTH_MAC_SIZE);
+  hs_done(h, used);
+  if (!ok)
+    return ep_err(P2P_EAUTH, "peer %s failed authentication (wrong token)",
+                  h->c->peer_ip);
+  return P2P_OK;
+}
+
+/* Device for comm j: spread over the endpoint's devices. */
+static int comm_dev(const p2p_endpoint *ep, int j) { return ep->devs[j % ep->ndevs]; }
+
+typedef struct comm_plan {
+  int total;                          /* comms per direction: lanes * per lane */
+  void *listen[CTRL_MAX_HANDLES];
+  uint8_t mine[CTRL_MAX_HANDLES][CTRL_HANDLE_SIZE];
+  uint8_t theirs[CTRL_MAX_HANDLES][CTRL_HANDLE_SIZE];
+  net_dev_handle devh[CTRL_MAX_HANDLES];
+} comm_plan;
+
+static void **slot_send(conn *c, int j) {
+  int per = c->send_lanes[0].ncomms;
+  return &c->send_lanes[j / per].comm[j % per];
+}
+
+static void **slot_recv(conn *c, int j) {
+  int per = c->recv_lanes[0].ncomms;
+  return &c->recv_lanes[j / per].comm[j % per];
+}
+
+static int listen_all(hs *h, comm_plan *p) {
+  net_transport *t = h->ep->net;
+  for (int j = 0; j < p->total; j++)
+    if (net_call(t, listen, comm_dev(h->ep, j), p->mine[j], &p->listen[j]) != NET_OK)
+      return ep_err(P2P_ETRANSPORT, "%s listen: %s", t->name, err_get());
+  ctrl_msg m = {.type = CTRL_HANDLES,
+                .u.handles = {.count = (uint32_t)p->total, .handles = p->mine[0]}};
+  int rc = hs_send(h, &m);
+  long used;
+  if (rc == P2P_OK) rc = hs_recv(h, CTRL_HANDLES, &m, &used);
+  if (rc != P2P_OK) return rc;
+  if ((int)m.u.handles.count != p->total) {
+    hs_done(h, used);
+    return ep_err(P2P_EPEER, "peer %s sent %u handles, expected %d",
+                  h->c->peer_ip, m.u.handles.count, p->total);
+  }
+  memcpy(p->theirs, m.u.handles.handles, (size_t)p->total * CTRL_HANDLE_SIZE);
+  hs_done(h, used);
+  return P2P_OK;
+}
+
+/* Connect to every peer handle and accept on every listen comm, until all
+ * are up. A pending connect is retried with the same handle buffer. */
+static int connect_all(hs *h, comm_plan *p) {
+  net_transport *t = h->ep->net;
+  conn *c = h->c;
+  for (;;) {
+    int up = 0, moved = 0;
+    for (int j = 0; j < p->total; j++) {
+      void **s = slot_send(c, j), **r = slot_recv(c, j);
+      if (!*s) {
+        if (net_call(t, connect, comm_dev(h->ep, j), p->theirs[j], s, NULL) != NET_OK)
+          return ep_err(P2P_ETRANSPORT, "%s connect to %s: %s", t->name,
+                        c->peer_ip, err_get());
+        moved += *s != NULL;
+      }
+      if (!*r) {
+        net_dev_handle *dh = &p->devh[j];
+        if (net_call(t, accept, p->listen[j], r, &dh) != NET_OK)
+          return ep_err(P2P_ETRANSPORT, "%s accept from %s: %s", t->name,
+                        c->peer_ip, err_get());
+        moved += *r != NULL;
+      }
+      up += (*s != NULL) + (*r != NULL);
+    }
+    if (up == 2 * p->total) return P2P_OK;
+    if (atomic_load(&h->ep->stop)) return ep_err(P2P_ECANCELED, "endpoint is shutting down");
+    if (now_ns() >= h->deadline)
+      return ep_err(P2P_ETIMEDOUT, "transport comms with %s: %d of %d up after "
+                    "the connect timeout", c->peer_ip, up, 2 * p->total);
+    if (!moved) usleep(200);
+  }
+}
+
+static int setup_comms(hs *h, const ctrl_hello *mine, const ctrl_hello *theirs) {
+  conn *c = h->c;
+  int per = (int)(mine->comms_per_lane < theirs->comms_per_lane
+                      ? mine->comms_per_lane : theirs->comms_per_lane);
+  for (int li = 0; li < ENGINE_LANES; li++)
+    c->send_lanes[li].ncomms = c->recv_lanes[li].ncomms = per;
+  comm_plan *p = calloc(1, sizeof *p);
+  if (!p) return ep_err(P2P_ENOMEM, "out of memory");
+  p->total = per * ENGINE_LANES;
+  int rc = listen_all(h, p);
+  if (rc == P2P_OK) rc = connect_all(h, p);
+  for (int j = 0; j < p->total; j++)
+    if (p->listen[j]) net_call(h->ep->net, close_listen, p->listen[j]);
+  free(p);
+  return rc;
+}
+
+static int exchange_ready(hs *h) {
+  ctrl_msg m = {.type = CTRL_READY};
+  int rc = hs_send(h, &m);
+  long used;
+  if (rc == P2P_OK) rc = hs_recv(h, CTRL_READY, &m, &used);
+  if (rc == P2P_OK) hs_done(h, used);
+  return rc;
+}
+
+/* ---- connections ---------------------------------------------------------------- */
+
+static conn *conn_new(p2p_endpoint *ep, int fd, const char *peer_ip) {
+  conn *c = calloc(1, sizeof *c);
+  if (!c) return NULL;
+  c->ep = ep;
+  c->fd = fd;
+  snprintf(c->peer_ip, sizeof c->peer_ip, "%s", peer_ip);
+  pthread_mutex_init(&c->sub_lock, NULL);
+  c->window = ep->opts.window;
+  return c;
+}
+
+void conn_free(conn *c) {
+  if (!c) return;
+  if (c->fd >= 0) close(c->fd);
+  bytebuf_free(&c->in);
+  bytebuf_free(&c->out);
+  free(c->scratch);
+  pthread_mutex_destroy(&c->sub_lock);
+  free(c);
+}
+
+static int handshake(p2p_endpoint *ep, int fd, const char *peer_ip, int role,
+                     conn **out) {
+  *out = NULL;
+  conn *c = conn_new(ep, fd, peer_ip);
+  if (!c) return ep_err(P2P_ENOMEM, "out of memory");
+  hs h = {.ep = ep, .c = c, .role = role,
+          .deadline = now_ns() + (uint64_t)ep->opts.connect_timeout_ms * 1000000ull};
+  ctrl_hello mine, theirs;
+  int rc = exchange_hello(&h, &mine, &theirs);
+  if (rc == P2P_OK) rc = exchange_auth(&h, &mine, &theirs);
+  if (rc == P2P_OK) {
+    c->peer_gpu = theirs.gpu_index;
+    c->chunk_size = mine.chunk_size < theirs.chunk_size ? mine.chunk_size
+                                                        : theirs.chunk_size;
+    c->scratch = malloc(c->chunk_size);
+    if (!c->scratch) rc = ep_err(P2P_ENOMEM, "out of memory");
+    c->scratch_mr = (mem_region){.base = (uintptr_t)c->scratch,
+                                 .size = c->chunk_size, .ptr_type = NCCL_PTR_HOST};
+  }
+  if (rc == P2P_OK) rc = setup_comms(&h, &mine, &theirs);
+  if (rc == P2P_OK) rc = exchange_ready(&h);
+  if (rc != P2P_OK) {
+    char saved[P2P_ERR_MAX];
+    snprintf(saved, sizeof saved, "%s", err_get());
+    c->fd = -1; /* the caller owns and closes fd on failure */
+    for (int li = 0; li < ENGINE_LANES; li++) {
+      for (int k = 0; k < c->send_lanes[li].ncomms; k++)
+        if (c->send_lanes[li].comm[k]) net_call(ep->net, close_send, c->send_lanes[li].comm[k]);
+      for (int k = 0; k < c->recv_lanes[li].ncomms; k++)
+        if (c->recv_lanes[li].comm[k]) net_call(ep->net, close_recv, c->recv_lanes[li].comm[k]);
+    }
+    conn_free(c);
+    err_set(rc, "%s", saved);
+    return rc;
+  }
+  if (sock_set_nonblock(fd) != NET_OK) { /* polled anyway; best effort */ }
+  c->last_rx_ns = c->last_tx_ns = now_ns();
+  *out = c;
+  return P2P_OK;
+}
+
+int handshake_connect(p2p_endpoint *ep, int fd, const char *peer_ip, conn **out) {
+  return handshake(ep, fd, peer_ip, ROLE_CONNECTOR, out);
+}
+
+int handshake_accept(p2p_endpoint *ep, int fd, const char *peer_ip, conn **out) {
+  return handshake(ep, fd, peer_ip, ROLE_ACCEPTOR, out);
+}

@@ -1,0 +1,526 @@
+/* Transfers on a connection's progress thread: announce each op on the
+ * control channel, cut its bytes into chunks striped over the lane's
+ * comms, keep a window of transport requests in flight per comm, and
+ * finish ops when their chunks and the peer's acknowledgements are in.
+ *
+ * Order is the whole protocol: on each lane and direction, the sender
+ * queues chunks in the order its control messages announce them, and the
+ * receiver queues receives in the order it reads those messages, with the
+ * same chunk -> comm rule (chunk n of the lane goes to comm n % ncomms).
+ * So every receive is posted with exactly the size the sender sends. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+#include "log.h"
+
+/* ---- lists ------------------------------------------------------------------- */
+
+static void op_append(op **head, op *o) {
+  o->next = NULL;
+  while (*head) head = &(*head)->next;
+  *head = o;
+}
+
+static void op_remove(op **head, op *o) {
+  while (*head && *head != o) head = &(*head)->next;
+  if (*head) *head = o->next;
+  o->next = NULL;
+}
+
+static void fifo_push(chunk_fifo *f, chunk *ch) {
+  ch->next = NULL;
+  if (f->tail) f->tail->next = ch;
+  else f->head = ch;
+  f->tail = ch;
+  f->count++;
+}
+
+static chunk *fifo_pop(chunk_fifo *f) {
+  chunk *ch = f->head;
+  if (!ch) return NULL;
+  f->head = ch->next;
+  if (!f->head) f->tail = NULL;
+  f->count--;
+  return ch;
+}
+
+/* ---- chunks ------------------------------------------------------------------- */
+
+/* Cut [ptr, ptr + size) into chunks on lane `l`. Returns the number of
+ * chunks, or -1 when out of memory. */
+static int lane_add(conn *c, lane *l, uint8_t *ptr, size_t size, int is_recv,
+                    op *owner, serve *sv, mem_region *mr) {
+  int n = 0;
+  for (size_t off = 0; off < size; off += c->chunk_size, n++) {
+    chunk *ch = calloc(1, sizeof *ch);
+    if (!ch) return -1;
+    ch->owner = owner;
+    ch->serve = sv;
+    ch->ptr = ptr ? ptr + off : NULL;
+    ch->size = size - off < c->chunk_size ? size - off : c->chunk_size;
+    ch->mr = mr;
+    ch->is_recv = is_recv;
+    fifo_push(&l->waiting[l->next_chunk++ % (uint64_t)l->ncomms], ch);
+  }
+  return n;
+}
+
+/* Drain chunks land in the connection's scratch buffer. */
+static int lane_add_drain(conn *c, lane *l, size_t size, serve *sv) {
+  int n = lane_add(c, l, NULL, size, 1, NULL, sv, &c->scratch_mr);
+  return n;
+}
+
+/* ---- finishing ----------------------------------------------------------------- */
+
+static op **op_list_of(conn *c, const op *o) {
+  switch (o->kind) {
+  case P2P_OP_SEND: return &c->sends_active;
+  case P2P_OP_RECV: return &c->recvs_active;
+  default: return &c->remote_ops;
+  }
+}
+
+static void op_fail_reason(op *o, int status, const char *fmt, const char *detail) {
+  if (o->status != P2P_OK) return; /* the first reason wins */
+  o->status = status;
+  snprintf(o->err, sizeof o->err, fmt, detail);
+}
+
+static void op_maybe_done(conn *c, op *o) {
+  if (o->chunks_left > 0 || o->remote_left > 0) return;
+  op_remove(op_list_of(c, o), o);
+  if (o->kind == P2P_OP_RECV && o->status == P2P_OK) {
+    ctrl_msg m = {.type = CTRL_SEND_DONE,
+                  .u.status = {.id = o->seq, .status = P2P_OK, .size = o->received}};
+    conn_send_ctrl(c, &m, NULL);
+  }
+  op_finish(o, o->status, o->err);
+}
+
+static void serve_done(conn *c, serve *sv) {
+  serve **pp = &c->serving;
+  while (*pp && *pp != sv) pp = &(*pp)->next;
+  if (*pp) *pp = sv->next;
+  if (sv->reply) {
+    ctrl_msg m = {.type = sv->reply,
+                  .u.status = {.id = sv->id, .status = sv->status, .size = sv->size}};
+    conn_send_ctrl(c, &m, NULL);
+  }
+  if (sv->mr) region_release(c->ep, sv->mr);
+  free(sv);
+}
+
+static serve *serve_new(conn *c, ctrl_type reply, uint64_t id, int status,
+                        size_t size, mem_region *mr) {
+  serve *sv = calloc(1, sizeof *sv);
+  if (!sv) return NULL;
+  *sv = (serve){.next = c->serving, .reply = reply, .id = id, .status = status,
+                .size = size, .mr = mr};
+  c->serving = sv;
+  return sv;
+}
+
+static void chunk_done(conn *c, chunk *ch) {
+  atomic_fetch_add_explicit(ch->is_recv ? &c->stats.bytes_received
+                                        : &c->stats.bytes_sent,
+                            ch->size, memory_order_relaxed);
+  if (ch->owner) {
+    ch->owner->chunks_left--;
+    op_maybe_done(c, ch->owner);
+  } else if (ch->serve && --ch->serve->chunks_left == 0) {
+    serve_done(c, ch->serve);
+  }
+  free(ch);
+}
+
+/* ---- starting ops ------------------------------------------------------------- */
+
+static int add_seg_chunks(conn *c, op *o, int lane_idx, int is_recv,
+                          const op_seg *s, size_t size) {
+  lane *l = is_recv ? &c->recv_lanes[lane_idx] : &c->send_lanes[lane_idx];
+  int n = lane_add(c, l, s->ptr, size, is_recv, o, NULL, s->mr);
+  if (n < 0) return -1;
+  o->chunks_left += n;
+  return 0;
+}
+
+static int start_send(conn *c, op *o) {
+  uint64_t *sizes = malloc(o->nseg * sizeof *sizes);
+  if (!sizes) return -1;
+  for (size_t i = 0; i < o->nseg; i++) sizes[i] = o->segs[i].size;
+  o->seq = c->next_send_seq++;
+  ctrl_msg m = {.type = CTRL_SEND, .u.send = {.seq = o->seq, .nseg = (uint32_t)o->nseg}};
+  int rc = conn_send_ctrl(c, &m, sizes);
+  free(sizes);
+  if (rc != 0) return -1;
+  for (size_t i = 0; i < o->nseg; i++)
+    if (add_seg_chunks(c, o, LANE_TWO_SIDED, 0, &o->segs[i], o->segs[i].size) != 0)
+      return -1;
+  o->remote_left = 1;
+  op_append(&c->sends_active, o);
+  return 0;
+}
+
+static int start_access(conn *c, op *o, ctrl_type type) {
+  o->seq = c->next_access_id;
+  c->next_access_id += o->nseg;
+  o->remote_left = (int)o->nseg;
+  op_append(&c->remote_ops, o);
+  for (size_t i = 0; i < o->nseg; i++) {
+    op_seg *s = &o->segs[i];
+    ctrl_msg m = {.type = type,
+                  .u.access = {.id = o->seq + i, .region = s->remote.exposure_id,
+                               .offset = 0, .size = s->size}};
+    memcpy(m.u.access.key, s->remote.key, CTRL_KEY_SIZE);
+    if (conn_send_ctrl(c, &m, NULL) != 0) return -1;
+    if (type == CTRL_WRITE &&
+        add_seg_chunks(c, o, LANE_ONE_SIDED, 0, s, s->size) != 0)
+      return -1;
+  }
+  return 0;
+}
+
+static int match_recvs(conn *c);
+
+void xfer_start(conn *c, op *o) {
+  int rc = 0;
+  switch (o->kind) {
+  case P2P_OP_SEND: rc = start_send(c, o); break;
+  case P2P_OP_RECV:
+    op_append(&c->recvs_waiting, o);
+    rc = match_recvs(c);
+    break;
+  case P2P_OP_WRITE: rc = start_access(c, o, CTRL_WRITE); break;
+  case P2P_OP_READ: rc = start_access(c, o, CTRL_READ); break;
+  }
+  if (rc != 0) conn_fail(c, P2P_ENOMEM, "out of memory starting a transfer");
+}
+
+/* ---- two-sided matching ------------------------------------------------------- */
+
+/* Why an incoming message does not fit a posted receive, or NULL. */
+static const char *recv_misfit(const op *o, const incoming_send *in,
+                               char *why, size_t len) {
+  if (in->nseg != o->nseg) {
+    snprintf(why, len, "peer sent %u segments, the receive has %zu",
+             in->nseg, o->nseg);
+    return why;
+  }
+  for (uint32_t i = 0; i < in->nseg; i++)
+    if (in->sizes[i] > o->segs[i].size) {
+      snprintf(why, len, "message of %llu bytes (segment %u) is larger than "
+               "the posted receive of %zu bytes; nothing truncated",
+               (unsigned long long)in->sizes[i], i, o->segs[i].size);
+      return why;
+    }
+  return NULL;
+}
+
+/* Drain a refused message and tell the sender. */
+static int refuse_incoming(conn *c, const incoming_send *in, int status) {
+  size_t total = 0;
+  for (uint32_t i = 0; i < in->nseg; i++) total += in->sizes[i];
+  serve *sv = serve_new(c, CTRL_SEND_DONE, in->seq, status, 0, NULL);
+  if (!sv) return -1;
+  for (uint32_t i = 0; i < in->nseg; i++) {
+    int n = lane_add_drain(c, &c->recv_lanes[LANE_TWO_SIDED], in->sizes[i], sv);
+    if (n < 0) return -1;
+    sv->chunks_left += n;
+  }
+  if (sv->chunks_left == 0) serve_done(c, sv);
+  (void)total;
+  return 0;
+}
+
+static int accept_incoming(conn *c, op *o, const incoming_send *in) {
+  o->seq = in->seq;
+  o->received = 0;
+  op_append(&c->recvs_active, o);
+  for (uint32_t i = 0; i < in->nseg; i++) {
+    o->received += in->sizes[i];
+    o->segs[i].size = in->sizes[i]; /* what arrives; reported per segment */
+    if (add_seg_chunks(c, o, LANE_TWO_SIDED, 1, &o->segs[i], in->sizes[i]) != 0)
+      return -1;
+  }
+  op_maybe_done(c, o);
+  return 0;
+}
+
+static int match_recvs(conn *c) {
+  while (c->recvs_waiting && c->incoming_head) {
+    op *o = c->recvs_waiting;
+    incoming_send *in = c->incoming_head;
+    op_remove(&c->recvs_waiting, o);
+    c->incoming_head = in->next;
+    if (!c->incoming_head) c->incoming_tail = NULL;
+    char why[256];
+    int rc;
+    if (recv_misfit(o, in, why, sizeof why)) {
+      rc = refuse_incoming(c, in, P2P_ETOOBIG);
+      o->status = P2P_ETOOBIG;
+      snprintf(o->err, sizeof o->err, "recv from %s: %s", c->peer_ip, why);
+      op_finish(o, o->status, o->err);
+    } else {
+      rc = accept_incoming(c, o, in);
+    }
+    free(in);
+    if (rc != 0) return -1;
+  }
+  return 0;
+}
+
+/* ---- control messages --------------------------------------------------------- */
+
+static int protocol_error(conn *c, const char *what, uint64_t id) {
+  char why[160];
+  snprintf(why, sizeof why, "protocol error from peer: %s (id %llu)", what,
+           (unsigned long long)id);
+  conn_fail(c, P2P_EPEER, why);
+  return -1;
+}
+
+static int on_send(conn *c, const ctrl_send *s) {
+  if (s->seq != c->next_recv_seq)
+    return protocol_error(c, "SEND out of sequence", s->seq);
+  c->next_recv_seq++;
+  incoming_send *in = malloc(sizeof *in + s->nseg * sizeof(uint64_t));
+  if (!in) return conn_fail(c, P2P_ENOMEM, "out of memory"), -1;
+  in->next = NULL;
+  in->seq = s->seq;
+  in->nseg = s->nseg;
+  for (uint32_t i = 0; i < s->nseg; i++) in->sizes[i] = ctrl_send_size(s, i);
+  if (c->incoming_tail) c->incoming_tail->next = in;
+  else c->incoming_head = in;
+  c->incoming_tail = in;
+  return match_recvs(c);
+}
+
+/* The op among remote_ops (WRITE/READ) whose ids cover `id`, and the
+ * segment; each segment is answered once. */
+static op *remote_op(conn *c, p2p_op_kind kind, uint64_t id, size_t *seg) {
+  for (op *o = c->remote_ops; o; o = o->next)
+    if (o->kind == kind && id >= o->seq && id - o->seq < o->nseg &&
+        !o->segs[id - o->seq].answered) {
+      *seg = (size_t)(id - o->seq);
+      o->segs[*seg].answered = 1;
+      return o;
+    }
+  return NULL;
+}
+
+static int on_status(conn *c, const ctrl_msg *m) {
+  const ctrl_status *st = &m->u.status;
+  op *o = NULL;
+  size_t seg = 0;
+  if (m->type == CTRL_SEND_DONE) {
+    for (o = c->sends_active; o && o->seq != st->id; o = o->next) {}
+    if (!o || o->remote_left == 0) return protocol_error(c, "unknown SEND_DONE", st->id);
+  } else {
+    o = remote_op(c, m->type == CTRL_WRITE_DONE ? P2P_OP_WRITE : P2P_OP_READ,
+                  st->id, &seg);
+    if (!o) return protocol_error(c, "unknown WRITE_DONE/READ_DONE", st->id);
+    if (m->type == CTRL_READ_DONE && st->status == P2P_OK)
+      return protocol_error(c, "READ_DONE without an error", st->id);
+  }
+  if (st->status != P2P_OK) {
+    char detail[200];
+    snprintf(detail, sizeof detail, "%s (%s)", c->peer_ip, p2p_strerror(st->status));
+    op_fail_reason(o, st->status,
+                   m->type == CTRL_SEND_DONE
+                       ? "send: peer %s refused the message: larger than its posted receive"
+                       : "peer %s refused the one-sided access (key, bounds or deregistered region)",
+                   detail);
+  }
+  o->remote_left--;
+  op_maybe_done(c, o);
+  return 0;
+}
+
+static int on_read_data(conn *c, const ctrl_read_data *rd) {
+  size_t seg;
+  op *o = remote_op(c, P2P_OP_READ, rd->id, &seg);
+  if (!o) return protocol_error(c, "unknown READ_DATA", rd->id);
+  if (rd->size != o->segs[seg].size)
+    return protocol_error(c, "READ_DATA of the wrong size", rd->id);
+  o->remote_left--;
+  if (add_seg_chunks(c, o, LANE_ONE_SIDED, 1, &o->segs[seg], rd->size) != 0)
+    return conn_fail(c, P2P_ENOMEM, "out of memory"), -1;
+  op_maybe_done(c, o);
+  return 0;
+}
+
+/* The peer writes into one of our exposures. */
+static int on_write(conn *c, const ctrl_access *a) {
+  uint8_t *ptr = NULL;
+  mem_region *mr = NULL;
+  int status = region_acquire(c->ep, a, 1, &ptr, &mr);
+  if (status != P2P_OK)
+    log_msg(LOG_INFO, "refused a write of %llu bytes from %s: %s",
+            (unsigned long long)a->size, c->peer_ip, err_get());
+  serve *sv = serve_new(c, CTRL_WRITE_DONE, a->id, status, a->size, mr);
+  if (!sv) return conn_fail(c, P2P_ENOMEM, "out of memory"), -1;
+  lane *l = &c->recv_lanes[LANE_ONE_SIDED];
+  int n = status == P2P_OK ? lane_add(c, l, ptr, a->size, 1, NULL, sv, mr)
+                           : lane_add_drain(c, l, a->size, sv);
+  if (n < 0) return conn_fail(c, P2P_ENOMEM, "out of memory"), -1;
+  sv->chunks_left = n;
+  if (n == 0) serve_done(c, sv);
+  return 0;
+}
+
+/* The peer reads from one of our exposures. */
+static int on_read(conn *c, const ctrl_access *a) {
+  uint8_t *ptr = NULL;
+  mem_region *mr = NULL;
+  int status = region_acquire(c->ep, a, 0, &ptr, &mr);
+  if (status != P2P_OK) {
+    log_msg(LOG_INFO, "refused a read of %llu bytes from %s: %s",
+            (unsigned long long)a->size, c->peer_ip, err_get());
+    ctrl_msg m = {.type = CTRL_READ_DONE, .u.status = {.id = a->id, .status = status}};
+    return conn_send_ctrl(c, &m, NULL);
+  }
+  ctrl_msg m = {.type = CTRL_READ_DATA, .u.read_data = {.id = a->id, .size = a->size}};
+  if (conn_send_ctrl(c, &m, NULL) != 0) return region_release(c->ep, mr), -1;
+  serve *sv = serve_new(c, 0, a->id, P2P_OK, a->size, mr);
+  if (!sv) return region_release(c->ep, mr), -1;
+  int n = lane_add(c, &c->send_lanes[LANE_ONE_SIDED], ptr, a->size, 0, NULL, sv, mr);
+  if (n < 0) return conn_fail(c, P2P_ENOMEM, "out of memory"), -1;
+  sv->chunks_left = n;
+  if (n == 0) serve_done(c, sv);
+  return 0;
+}
+
+int xfer_on_ctrl(conn *c, const ctrl_msg *m) {
+  switch (m->type) {
+  case CTRL_SEND: return on_send(c, &m->u.send);
+  case CTRL_SEND_DONE:
+  case CTRL_WRITE_DONE:
+  case CTRL_READ_DONE: return on_status(c, m);
+  case CTRL_READ_DATA: return on_read_data(c, &m->u.read_data);
+  case CTRL_WRITE: return on_write(c, &m->u.access);
+  case CTRL_READ: return on_read(c, &m->u.access);
+  case CTRL_PING: return 0;
+  case CTRL_BYE:
+    conn_fail(c, P2P_EPEER, "peer closed the connection");
+    return -1;
+  default:
+    return protocol_error(c, "handshake message on a live connection", m->type);
+  }
+}
+
+/* ---- the transport pump ------------------------------------------------------- */
+
+static int post_chunk(conn *c, void *comm, chunk *ch, void **req) {
+  net_transport *t = c->ep->net;
+  void *mh = region_mh(c->ep, ch->mr, comm);
+  uint8_t *ptr = ch->ptr ? ch->ptr : c->scratch;
+  *req = NULL;
+  if (!ch->is_recv) return net_call(t, isend, comm, ptr, ch->size, 0, mh, req);
+  void *data = ptr;
+  size_t size = ch->size;
+  int tag = 0;
+  return net_call(t, irecv, comm, 1, &data, &size, &tag, &mh, req);
+}
+
+/* Test the oldest requests of one comm, then post what the window allows.
+ * Returns the number of state changes, or -1 when the connection failed. */
+static int pump_comm(conn *c, void *comm, chunk_fifo *waiting,
+                     chunk_fifo *inflight) {
+  net_transport *t = c->ep->net;
+  int moved = 0;
+  while (inflight->head) {
+    chunk *ch = inflight->head;
+    int done = 0;
+    if (net_call(t, test, ch->request, &done, NULL) != NET_OK) {
+      conn_fail(c, P2P_ETRANSPORT, err_get());
+      return -1;
+    }
+    if (!done) break;
+    if (ch->is_recv && t->ops->irecv_consumed &&
+        net_call(t, irecv_consumed, comm, 1, ch->request) != NET_OK) {
+      conn_fail(c, P2P_ETRANSPORT, err_get());
+      return -1;
+    }
+    fifo_pop(inflight);
+    chunk_done(c, ch);
+    moved++;
+  }
+  while (waiting->head && inflight->count < c->window) {
+    chunk *ch = waiting->head;
+    if (post_chunk(c, comm, ch, &ch->request) != NET_OK) {
+      conn_fail(c, P2P_ETRANSPORT, err_get());
+      return -1;
+    }
+    if (!ch->request) break; /* transport busy: later */
+    fifo_push(inflight, fifo_pop(waiting));
+    moved++;
+  }
+  return moved;
+}
+
+int xfer_pump(conn *c) {
+  int moved = 0;
+  for (int dir = 0; dir < 2; dir++)
+    for (int li = 0; li < ENGINE_LANES; li++) {
+      lane *l = dir ? &c->recv_lanes[li] : &c->send_lanes[li];
+      for (int k = 0; k < l->ncomms; k++) {
+        int n = pump_comm(c, l->comm[k], &l->waiting[k], &l->inflight[k]);
+        if (n < 0) return -1;
+        moved += n;
+      }
+    }
+  return moved;
+}
+
+int xfer_busy(const conn *c) {
+  for (int dir = 0; dir < 2; dir++)
+    for (int li = 0; li < ENGINE_LANES; li++) {
+      const lane *l = dir ? &c->recv_lanes[li] : &c->send_lanes[li];
+      for (int k = 0; k < l->ncomms; k++)
+        if (l->inflight[k].count || l->waiting[k].count) return 1;
+    }
+  return 0;
+}
+
+/* ---- failure ------------------------------------------------------------------- */
+
+static void fail_list(op **head, int code, const char *why) {
+  while (*head) {
+    op *o = *head;
+    *head = o->next;
+    o->next = NULL;
+    op_finish(o, code, why);
+  }
+}
+
+/* The comms are closed already: no chunk is in any transport's hands. */
+void xfer_fail_all(conn *c, int code, const char *why) {
+  for (int dir = 0; dir < 2; dir++)
+    for (int li = 0; li < ENGINE_LANES; li++) {
+      lane *l = dir ? &c->recv_lanes[li] : &c->send_lanes[li];
+      for (int k = 0; k < ENGINE_MAX_COMMS; k++) {
+        chunk *ch;
+        while ((ch = fifo_pop(&l->waiting[k]))) free(ch);
+        while ((ch = fifo_pop(&l->inflight[k]))) free(ch);
+      }
+    }
+  while (c->serving) {
+    serve *sv = c->serving;
+    c->serving = sv->next;
+    if (sv->mr) region_release(c->ep, sv->mr);
+    free(sv);
+  }
+  while (c->incoming_head) {
+    incoming_send *in = c->incoming_head;
+    c->incoming_head = in->next;
+    free(in);
+  }
+  c->incoming_tail = NULL;
+  fail_list(&c->sends_active, code, why);
+  fail_list(&c->recvs_waiting, code, why);
+  fail_list(&c->recvs_active, code, why);
+  fail_list(&c->remote_ops, code, why);
+}
