@@ -265,7 +265,8 @@ static void *acceptor_main(void *arg) {
     if (poll(&p, 1, 100) <= 0) continue;
     struct sockaddr_storage peer;
     socklen_t len = sizeof peer;
-    int fd = accept4(ep->listen_fd, (struct sockaddr *)&peer, &len, SOCK_CLOEXEC);
+    int fd = accept4(ep->listen_fd, (struct sockaddr *)&peer, &len,
+                     SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (fd < 0) continue;
     sock_set_nodelay(fd);
     sock_set_timeouts(fd, ep->opts.timeout_ms);

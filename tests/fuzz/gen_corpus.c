@@ -153,9 +153,14 @@ static int connect_seeds(net_transport *t) {
 }
 
 /* One stream's bytes for the accept target: hello, then the headers and
- * parts of `nmsg` messages of `size` bytes (those of stream `s`). */
+ * parts of `nmsg` messages of `size` bytes (those of stream `s`, split as
+ * the transport splits them with the target's options: 2 streams,
+ * min_split 64). */
 static size_t accept_stream(uint8_t *out, int s, uint64_t comm_nonce,
                             size_t size, int nmsg) {
+  static tcp_comm layout; /* only nstreams and min_split are read */
+  layout.nstreams = 2;
+  layout.min_split = 64;
   tcp_hello hello = {.magic = TCP_HELLO_MAGIC, .version = TCP_PROTO_VERSION,
                      .nstreams = 2, .stream = (uint16_t)s,
                      .comm_nonce = comm_nonce}; /* nonce: the target fills it */
@@ -166,9 +171,8 @@ static size_t accept_stream(uint8_t *out, int s, uint64_t comm_nonce,
     tcp_msg_hdr hdr = {.seq = (uint32_t)k, .tag = k, .size = size};
     memcpy(out + len, &hdr, sizeof hdr);
     len += sizeof hdr;
-    /* Transport option min_split = 64 in the target: a part per stream,
-     * page-aligned, so stream 0 carries everything up to 4096 bytes. */
-    size_t part = s == 0 ? size : 0;
+    size_t off, part;
+    tcp_part_range(&layout, (uint64_t)k, size, s, &off, &part);
     memset(out + len, 0x40 + k, part);
     len += part;
   }
