@@ -90,6 +90,10 @@ int p2p_connect(p2p_endpoint *ep, const char *ip, int remote_gpu, int port,
  * the accepted socket and its GPU index. */
 int p2p_accept(p2p_endpoint *ep, char *ip, size_t ip_len, int *remote_gpu,
                uint64_t *conn_id);
+/* Same host: a unix socket to the endpoint of GPU remote_gpu (the newest
+ * one, if several). Completes without the peer calling accept_local. */
+int p2p_connect_local(p2p_endpoint *ep, int remote_gpu, uint64_t *conn_id);
+int p2p_accept_local(p2p_endpoint *ep, int *remote_gpu, uint64_t *conn_id);
 /* Close one connection; its pending transfers fail with P2P_ECANCELED. */
 int p2p_close(p2p_endpoint *ep, uint64_t conn_id);
 

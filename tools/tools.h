@@ -16,5 +16,6 @@ int cmd_devices(int argc, char **argv);
  * a checked transfer through the transport between two hosts. */
 int cmd_recv(int argc, char **argv);
 int cmd_send(int argc, char **argv);
+int cmd_bench(int argc, char **argv); /* bench net|p2p: vs iperf3, raw TCP */
 
 #endif

@@ -3,6 +3,7 @@
  * one xfer_args shape; each call then runs with the GIL released. */
 #include "_ext.h"
 
+#include <sched.h>
 #include <string.h>
 
 /* ---- argument shapes -------------------------------------------------- */
@@ -285,6 +286,9 @@ PyObject *ext_poll_async(EndpointObject *self, PyObject *args, PyObject *kw) {
   int done = 0, rc;
   Py_BEGIN_ALLOW_THREADS
   rc = p2p_poll(self->ep, xfer_id, &done);
+  /* Callers spin on poll_async; when there are fewer cores than spinning
+   * threads plus progress threads, let the progress threads run. */
+  if (rc == P2P_OK && !done) sched_yield();
   Py_END_ALLOW_THREADS
   if (rc != P2P_OK) {
     ext_log_failure("poll_async", rc);

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -162,6 +164,49 @@ static int open_listener(p2p_endpoint *ep) {
   return P2P_OK;
 }
 
+/* ---- same-host connections (connect_local) ------------------------------------ */
+
+/* One path per GPU index and user: connect_local(g) reaches the endpoint
+ * of GPU g on this host. A newer endpoint replaces a stale or older path. */
+static void local_path_of(int gpu, char *buf, size_t len) {
+  const char *tmp = getenv("TMPDIR");
+  snprintf(buf, len, "%s/tcpx-p2p-%u-gpu%d.sock", tmp && *tmp ? tmp : "/tmp",
+           (unsigned)getuid(), gpu);
+}
+
+static int open_local(p2p_endpoint *ep) {
+  tcp_options tcp;
+  tcp_options_default(&tcp);
+  snprintf(tcp.ifname, sizeof tcp.ifname, "=lo");
+  tcp.allow_loopback = 1;
+  if (net_tcp_create(&tcp, &ep->local_net) != NET_OK)
+    return ep_err(P2P_ENOTSUP, "loopback transport: %s", err_get());
+  struct sockaddr_un sun = {.sun_family = AF_UNIX};
+  local_path_of(ep->opts.gpu_index, sun.sun_path, sizeof sun.sun_path);
+  snprintf(ep->local_path, sizeof ep->local_path, "%s", sun.sun_path);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return ep_err(P2P_ESYS, "unix socket: %s", strerror(errno));
+  unlink(sun.sun_path); /* stale, or another endpoint's: replaced */
+  if (bind(fd, (struct sockaddr *)&sun, sizeof sun) < 0 || listen(fd, 64) < 0) {
+    int e = errno;
+    close(fd);
+    return ep_err(P2P_ESYS, "unix socket %s: %s", sun.sun_path, strerror(e));
+  }
+  struct stat st;
+  if (stat(sun.sun_path, &st) == 0) ep->local_ino = st.st_ino;
+  ep->local_fd = fd;
+  return P2P_OK;
+}
+
+static void close_local(p2p_endpoint *ep) {
+  if (ep->local_fd < 0) return;
+  struct stat st; /* remove the path only while it is still ours */
+  if (stat(ep->local_path, &st) == 0 && st.st_ino == ep->local_ino)
+    unlink(ep->local_path);
+  close(ep->local_fd);
+  ep->local_fd = -1;
+}
+
 /* Many comms per connection, each with several sockets: lift the soft fd
  * limit to the hard one (applications rarely do). */
 static void raise_fd_limit(void) {
@@ -199,26 +244,38 @@ conn *ep_conn_get(p2p_endpoint *ep, uint64_t conn_id) {
 typedef struct hs_job {
   p2p_endpoint *ep;
   int fd;
+  int is_local;
   char peer_ip[64];
 } hs_job;
+
+/* Queue a connection for p2p_accept or p2p_accept_local. */
+static void queue_accepted(p2p_endpoint *ep, conn *c) {
+  conn **head = c->is_local ? &ep->local_head : &ep->accepted_head;
+  conn **tail = c->is_local ? &ep->local_tail : &ep->accepted_tail;
+  pthread_mutex_lock(&ep->accept_lock);
+  c->accept_next = NULL;
+  if (*tail) (*tail)->accept_next = c;
+  else *head = c;
+  *tail = c;
+  pthread_cond_broadcast(&ep->accept_cond);
+  pthread_mutex_unlock(&ep->accept_lock);
+}
 
 static void *handshake_thread(void *arg) {
   hs_job *job = arg;
   p2p_endpoint *ep = job->ep;
   conn *c = NULL;
-  int rc = handshake_accept(ep, job->fd, job->peer_ip, &c);
-  if (rc == P2P_OK) rc = register_conn(ep, c);
+  int rc = handshake_accept(ep, job->fd, job->peer_ip, job->is_local, &c);
+  if (rc == P2P_OK && (rc = register_conn(ep, c)) != P2P_OK) {
+    conn_free(c); /* closes the fd */
+    c = NULL;
+    job->fd = -1;
+  }
   if (rc != P2P_OK) {
     log_msg(LOG_WARN, "refused a connection from %s: %s", job->peer_ip, err_get());
-    if (!c) close(job->fd);
+    if (job->fd >= 0) close(job->fd);
   } else {
-    pthread_mutex_lock(&ep->accept_lock);
-    c->accept_next = NULL;
-    if (ep->accepted_tail) ep->accepted_tail->accept_next = c;
-    else ep->accepted_head = c;
-    ep->accepted_tail = c;
-    pthread_cond_broadcast(&ep->accept_cond);
-    pthread_mutex_unlock(&ep->accept_lock);
+    queue_accepted(ep, c);
   }
   free(job);
   pthread_mutex_lock(&ep->accept_lock);
@@ -228,7 +285,8 @@ static void *handshake_thread(void *arg) {
   return NULL;
 }
 
-static void start_handshake(p2p_endpoint *ep, int fd, const struct sockaddr *peer) {
+static void start_handshake(p2p_endpoint *ep, int fd, const struct sockaddr *peer,
+                            int is_local) {
   hs_job *job = calloc(1, sizeof *job);
   pthread_mutex_lock(&ep->accept_lock);
   int room = ep->handshakes < MAX_HANDSHAKES;
@@ -243,7 +301,9 @@ static void start_handshake(p2p_endpoint *ep, int fd, const struct sockaddr *pee
   }
   job->ep = ep;
   job->fd = fd;
-  sock_addr_str(peer, 0, job->peer_ip, sizeof job->peer_ip);
+  job->is_local = is_local;
+  if (is_local) snprintf(job->peer_ip, sizeof job->peer_ip, "local");
+  else sock_addr_str(peer, 0, job->peer_ip, sizeof job->peer_ip);
   pthread_t tid;
   pthread_attr_t attr;
   pthread_attr_init(&attr);
@@ -261,16 +321,21 @@ static void start_handshake(p2p_endpoint *ep, int fd, const struct sockaddr *pee
 static void *acceptor_main(void *arg) {
   p2p_endpoint *ep = arg;
   while (!atomic_load(&ep->stop)) {
-    struct pollfd p = {ep->listen_fd, POLLIN, 0};
-    if (poll(&p, 1, 100) <= 0) continue;
-    struct sockaddr_storage peer;
-    socklen_t len = sizeof peer;
-    int fd = accept4(ep->listen_fd, (struct sockaddr *)&peer, &len,
-                     SOCK_CLOEXEC | SOCK_NONBLOCK);
-    if (fd < 0) continue;
-    sock_set_nodelay(fd);
-    sock_set_timeouts(fd, ep->opts.timeout_ms);
-    start_handshake(ep, fd, (struct sockaddr *)&peer);
+    struct pollfd p[2] = {{ep->listen_fd, POLLIN, 0}, {ep->local_fd, POLLIN, 0}};
+    if (poll(p, ep->local_fd >= 0 ? 2 : 1, 100) <= 0) continue;
+    for (int i = 0; i < 2; i++) {
+      if (!(p[i].revents & POLLIN)) continue;
+      struct sockaddr_storage peer;
+      socklen_t len = sizeof peer;
+      int fd = accept4(p[i].fd, (struct sockaddr *)&peer, &len,
+                       SOCK_CLOEXEC | SOCK_NONBLOCK);
+      if (fd < 0) continue;
+      if (i == 0) {
+        sock_set_nodelay(fd);
+        sock_set_timeouts(fd, ep->opts.timeout_ms);
+      }
+      start_handshake(ep, fd, (struct sockaddr *)&peer, i == 1);
+    }
   }
   return NULL;
 }
@@ -306,6 +371,8 @@ static int ep_start(p2p_endpoint *ep) {
     return ep_err(P2P_ESYS, "%s", err_get());
   if ((rc = open_transport(ep)) != P2P_OK) return rc;
   if ((rc = open_listener(ep)) != P2P_OK) return rc;
+  if (open_local(ep) != P2P_OK) /* remote connections still work */
+    log_msg(LOG_WARN, "connect_local/accept_local unavailable: %s", err_get());
   ep->nthreads = ep->opts.num_threads;
   if ((rc = progress_start(ep)) != P2P_OK) return rc;
   if (pthread_create(&ep->acceptor, NULL, acceptor_main, ep) != 0)
@@ -329,6 +396,7 @@ int p2p_endpoint_create(const p2p_options *opts, p2p_endpoint **out) {
   ep->opts = *opts;
   keep_strings(ep, opts);
   ep->listen_fd = -1;
+  ep->local_fd = -1;
   for (int i = 0; i < ENGINE_MAX_THREADS; i++) ep->threads[i].wake_fd = -1;
   ep_init_locks(ep);
   int rc = ep_start(ep);
@@ -370,10 +438,12 @@ void p2p_endpoint_destroy(p2p_endpoint *ep) {
   pthread_mutex_unlock(&ep->accept_lock);
   progress_stop(ep);  /* fails every op with P2P_ECANCELED */
   if (ep->listen_fd >= 0) close(ep->listen_fd);
+  close_local(ep);
   free_conns(ep);
   regions_free_all(ep);
   free_ops(ep);
   if (ep->net) ep->net->ops->destroy(ep->net);
+  if (ep->local_net) ep->local_net->ops->destroy(ep->local_net);
   pthread_mutex_destroy(&ep->accept_lock);
   pthread_cond_destroy(&ep->accept_cond);
   pthread_mutex_destroy(&ep->conns_lock);
@@ -473,7 +543,7 @@ int p2p_connect(p2p_endpoint *ep, const char *ip, int remote_gpu, int port,
   int fd = -1, rc = dial(ep, ip, port, &fd);
   if (rc != P2P_OK) return rc;
   conn *c;
-  if ((rc = handshake_connect(ep, fd, ip, &c)) != P2P_OK) {
+  if ((rc = handshake_connect(ep, fd, ip, 0, &c)) != P2P_OK) {
     close(fd);
     return rc;
   }
@@ -488,10 +558,10 @@ int p2p_connect(p2p_endpoint *ep, const char *ip, int remote_gpu, int port,
   return P2P_OK;
 }
 
-int p2p_accept(p2p_endpoint *ep, char *ip, size_t ip_len, int *remote_gpu,
-               uint64_t *conn_id) {
-  if (!ep || !ip || !remote_gpu || !conn_id)
-    return ep_err(P2P_EINVAL, "accept: NULL argument");
+/* Wait for the next connection on one of the accepted queues. */
+static int take_accepted(p2p_endpoint *ep, int local, conn **out) {
+  conn **head = local ? &ep->local_head : &ep->accepted_head;
+  conn **tail = local ? &ep->local_tail : &ep->accepted_tail;
   int limit = ep->opts.op_timeout_ms;
   struct timespec until;
   clock_gettime(CLOCK_REALTIME, &until);
@@ -503,21 +573,70 @@ int p2p_accept(p2p_endpoint *ep, char *ip, size_t ip_len, int *remote_gpu,
   }
   pthread_mutex_lock(&ep->accept_lock);
   int rc = 0;
-  while (!ep->accepted_head && !atomic_load(&ep->stop) && rc == 0)
+  while (!*head && !atomic_load(&ep->stop) && rc == 0)
     rc = limit > 0 ? pthread_cond_timedwait(&ep->accept_cond, &ep->accept_lock, &until)
                    : pthread_cond_wait(&ep->accept_cond, &ep->accept_lock);
-  conn *c = ep->accepted_head;
+  conn *c = *head;
   if (c) {
-    ep->accepted_head = c->accept_next;
-    if (!ep->accepted_head) ep->accepted_tail = NULL;
+    *head = c->accept_next;
+    if (!*head) *tail = NULL;
   }
   pthread_mutex_unlock(&ep->accept_lock);
+  *out = c;
   if (!c)
     return atomic_load(&ep->stop)
                ? ep_err(P2P_ECANCELED, "accept: endpoint destroyed")
                : ep_err(P2P_ETIMEDOUT, "accept: no connection within %d ms", limit);
+  return P2P_OK;
+}
+
+int p2p_accept(p2p_endpoint *ep, char *ip, size_t ip_len, int *remote_gpu,
+               uint64_t *conn_id) {
+  if (!ep || !ip || !remote_gpu || !conn_id)
+    return ep_err(P2P_EINVAL, "accept: NULL argument");
+  conn *c;
+  int rc = take_accepted(ep, 0, &c);
+  if (rc != P2P_OK) return rc;
   snprintf(ip, ip_len, "%s", c->peer_ip);
   *remote_gpu = c->peer_gpu;
+  *conn_id = c->id;
+  return P2P_OK;
+}
+
+int p2p_accept_local(p2p_endpoint *ep, int *remote_gpu, uint64_t *conn_id) {
+  if (!ep || !remote_gpu || !conn_id)
+    return ep_err(P2P_EINVAL, "accept_local: NULL argument");
+  conn *c;
+  int rc = take_accepted(ep, 1, &c);
+  if (rc != P2P_OK) return rc;
+  *remote_gpu = c->peer_gpu;
+  *conn_id = c->id;
+  return P2P_OK;
+}
+
+int p2p_connect_local(p2p_endpoint *ep, int remote_gpu, uint64_t *conn_id) {
+  if (!ep || !conn_id) return ep_err(P2P_EINVAL, "connect_local: NULL argument");
+  struct sockaddr_un sun = {.sun_family = AF_UNIX};
+  local_path_of(remote_gpu, sun.sun_path, sizeof sun.sun_path);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return ep_err(P2P_ESYS, "unix socket: %s", strerror(errno));
+  if (connect(fd, (struct sockaddr *)&sun, sizeof sun) < 0) {
+    int e = errno;
+    close(fd);
+    return ep_err(P2P_EPEER, "connect_local: no endpoint of GPU %d on this "
+                  "host (%s: %s)", remote_gpu, sun.sun_path, strerror(e));
+  }
+  sock_set_nonblock(fd);
+  conn *c;
+  int rc = handshake_connect(ep, fd, "local", 1, &c);
+  if (rc != P2P_OK) {
+    close(fd);
+    return rc;
+  }
+  if ((rc = register_conn(ep, c)) != P2P_OK) {
+    conn_free(c);
+    return rc;
+  }
   *conn_id = c->id;
   return P2P_OK;
 }

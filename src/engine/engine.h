@@ -52,6 +52,7 @@ typedef struct mem_region {
 
 typedef struct mr_handle {
   struct mr_handle *next;
+  net_transport *net;
   void *comm;
   void *mh;
 } mr_handle;
@@ -159,6 +160,10 @@ struct conn {
   p2p_endpoint *ep;
   uint64_t id;
   int fd;                     /* control socket */
+  int is_local;               /* same host: unix socket + loopback transport */
+  net_transport *net;         /* ep->net, or ep->local_net for local ones */
+  int ndevs;
+  int devs[ENGINE_MAX_COMMS]; /* transport devices its comms use */
   char peer_ip[64];
   int peer_gpu;
   size_t chunk_size;
@@ -181,6 +186,7 @@ struct conn {
   uint64_t next_send_seq, next_recv_seq, next_access_id;
   uint64_t last_rx_ns, last_tx_ns;
   atomic_int dead;            /* failed or closed: no new ops */
+  int peer_closed;            /* the peer said BYE */
   char dead_err[P2P_ERR_MAX];
   int thread;                 /* index of its progress thread */
   int registered;             /* in ep->conns */
@@ -217,12 +223,18 @@ struct p2p_endpoint {
   atomic_int stop;
   uint64_t instance_nonce;
 
+  net_transport *local_net;   /* built-in TCP on lo, for connect_local */
+  int local_fd;               /* unix socket listener, or -1 */
+  char local_path[108];
+  unsigned long local_ino;    /* our socket file (remove only if still ours) */
+
   pthread_t acceptor;
   int acceptor_started;
   int handshakes;             /* handshake threads running (accept_lock) */
   pthread_mutex_t accept_lock;
   pthread_cond_t accept_cond;
   conn *accepted_head, *accepted_tail;  /* ready for p2p_accept */
+  conn *local_head, *local_tail;        /* ready for p2p_accept_local */
 
   progress_thread threads[ENGINE_MAX_THREADS];
   int nthreads;
@@ -250,9 +262,9 @@ uint64_t now_ns(void);
 /* handshake.c: connector and acceptor sides. On success *out is a live
  * connection (comms up), not yet handed to a progress thread. */
 int handshake_connect(p2p_endpoint *ep, int fd, const char *peer_ip,
-                      conn **out);
+                      int is_local, conn **out);
 int handshake_accept(p2p_endpoint *ep, int fd, const char *peer_ip,
-                     conn **out);
+                     int is_local, conn **out);
 void conn_free(conn *c);
 
 /* progress.c */
@@ -283,7 +295,7 @@ void conn_abort(conn *c, int code);
 int region_get(p2p_endpoint *ep, uint64_t mr_id, mem_region **out);
 void region_put(p2p_endpoint *ep, mem_region *mr);
 /* The transport's handle for mr on comm, registering on first use. */
-void *region_mh(p2p_endpoint *ep, mem_region *mr, void *comm);
+void *region_mh(p2p_endpoint *ep, net_transport *net, mem_region *mr, void *comm);
 /* Check a peer's access against our exposures; on success the region is
  * held (a reference, and counted as serving) until region_release. */
 int region_acquire(p2p_endpoint *ep, const ctrl_access *a, int is_write,

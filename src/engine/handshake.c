@@ -135,8 +135,8 @@ static int exchange_auth(hs *h, const ctrl_hello *mine, const ctrl_hello *theirs
   return P2P_OK;
 }
 
-/* Device for comm j: spread over the endpoint's devices. */
-static int comm_dev(const p2p_endpoint *ep, int j) { return ep->devs[j % ep->ndevs]; }
+/* Device for comm j: spread over the connection's devices. */
+static int comm_dev(const conn *c, int j) { return c->devs[j % c->ndevs]; }
 
 typedef struct comm_plan {
   int total;                          /* comms per direction: lanes * per lane */
@@ -157,9 +157,9 @@ static void **slot_recv(conn *c, int j) {
 }
 
 static int listen_all(hs *h, comm_plan *p) {
-  net_transport *t = h->ep->net;
+  net_transport *t = h->c->net;
   for (int j = 0; j < p->total; j++)
-    if (net_call(t, listen, comm_dev(h->ep, j), p->mine[j], &p->listen[j]) != NET_OK)
+    if (net_call(t, listen, comm_dev(h->c, j), p->mine[j], &p->listen[j]) != NET_OK)
       return ep_err(P2P_ETRANSPORT, "%s listen: %s", t->name, err_get());
   ctrl_msg m = {.type = CTRL_HANDLES,
                 .u.handles = {.count = (uint32_t)p->total, .handles = p->mine[0]}};
@@ -180,14 +180,14 @@ static int listen_all(hs *h, comm_plan *p) {
 /* Connect to every peer handle and accept on every listen comm, until all
  * are up. A pending connect is retried with the same handle buffer. */
 static int connect_all(hs *h, comm_plan *p) {
-  net_transport *t = h->ep->net;
+  net_transport *t = h->c->net;
   conn *c = h->c;
   for (;;) {
     int up = 0, moved = 0;
     for (int j = 0; j < p->total; j++) {
       void **s = slot_send(c, j), **r = slot_recv(c, j);
       if (!*s) {
-        if (net_call(t, connect, comm_dev(h->ep, j), p->theirs[j], s, NULL) != NET_OK)
+        if (net_call(t, connect, comm_dev(h->c, j), p->theirs[j], s, NULL) != NET_OK)
           return ep_err(P2P_ETRANSPORT, "%s connect to %s: %s", t->name,
                         c->peer_ip, err_get());
         moved += *s != NULL;
@@ -222,7 +222,7 @@ static int setup_comms(hs *h, const ctrl_hello *mine, const ctrl_hello *theirs) 
   int rc = listen_all(h, p);
   if (rc == P2P_OK) rc = connect_all(h, p);
   for (int j = 0; j < p->total; j++)
-    if (p->listen[j]) net_call(h->ep->net, close_listen, p->listen[j]);
+    if (p->listen[j]) net_call(h->c->net, close_listen, p->listen[j]);
   free(p);
   return rc;
 }
@@ -238,11 +238,17 @@ static int exchange_ready(hs *h) {
 
 /* ---- connections ---------------------------------------------------------------- */
 
-static conn *conn_new(p2p_endpoint *ep, int fd, const char *peer_ip) {
+static conn *conn_new(p2p_endpoint *ep, int fd, const char *peer_ip,
+                      int is_local) {
   conn *c = calloc(1, sizeof *c);
   if (!c) return NULL;
   c->ep = ep;
   c->fd = fd;
+  c->is_local = is_local;
+  c->net = is_local ? ep->local_net : ep->net;
+  c->ndevs = is_local ? 1 : ep->ndevs;
+  memcpy(c->devs, ep->devs, sizeof c->devs);
+  if (is_local) c->devs[0] = 0;
   snprintf(c->peer_ip, sizeof c->peer_ip, "%s", peer_ip);
   pthread_mutex_init(&c->sub_lock, NULL);
   c->window = ep->opts.window;
@@ -260,9 +266,12 @@ void conn_free(conn *c) {
 }
 
 static int handshake(p2p_endpoint *ep, int fd, const char *peer_ip, int role,
-                     conn **out) {
+                     int is_local, conn **out) {
   *out = NULL;
-  conn *c = conn_new(ep, fd, peer_ip);
+  if (is_local && !ep->local_net)
+    return ep_err(P2P_ENOTSUP, "local connections are not available (no "
+                  "loopback transport)");
+  conn *c = conn_new(ep, fd, peer_ip, is_local);
   if (!c) return ep_err(P2P_ENOMEM, "out of memory");
   hs h = {.ep = ep, .c = c, .role = role,
           .deadline = now_ns() + (uint64_t)ep->opts.connect_timeout_ms * 1000000ull};
@@ -286,9 +295,9 @@ static int handshake(p2p_endpoint *ep, int fd, const char *peer_ip, int role,
     c->fd = -1; /* the caller owns and closes fd on failure */
     for (int li = 0; li < ENGINE_LANES; li++) {
       for (int k = 0; k < c->send_lanes[li].ncomms; k++)
-        if (c->send_lanes[li].comm[k]) net_call(ep->net, close_send, c->send_lanes[li].comm[k]);
+        if (c->send_lanes[li].comm[k]) net_call(c->net, close_send, c->send_lanes[li].comm[k]);
       for (int k = 0; k < c->recv_lanes[li].ncomms; k++)
-        if (c->recv_lanes[li].comm[k]) net_call(ep->net, close_recv, c->recv_lanes[li].comm[k]);
+        if (c->recv_lanes[li].comm[k]) net_call(c->net, close_recv, c->recv_lanes[li].comm[k]);
     }
     conn_free(c);
     err_set(rc, "%s", saved);
@@ -300,10 +309,12 @@ static int handshake(p2p_endpoint *ep, int fd, const char *peer_ip, int role,
   return P2P_OK;
 }
 
-int handshake_connect(p2p_endpoint *ep, int fd, const char *peer_ip, conn **out) {
-  return handshake(ep, fd, peer_ip, ROLE_CONNECTOR, out);
+int handshake_connect(p2p_endpoint *ep, int fd, const char *peer_ip,
+                      int is_local, conn **out) {
+  return handshake(ep, fd, peer_ip, ROLE_CONNECTOR, is_local, out);
 }
 
-int handshake_accept(p2p_endpoint *ep, int fd, const char *peer_ip, conn **out) {
-  return handshake(ep, fd, peer_ip, ROLE_ACCEPTOR, out);
+int handshake_accept(p2p_endpoint *ep, int fd, const char *peer_ip,
+                     int is_local, conn **out) {
+  return handshake(ep, fd, peer_ip, ROLE_ACCEPTOR, is_local, out);
 }

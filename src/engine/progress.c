@@ -81,7 +81,7 @@ static int ctrl_read(conn *c) {
 /* ---- failure ------------------------------------------------------------------- */
 
 static void close_comms(conn *c) {
-  net_transport *t = c->ep->net;
+  net_transport *t = c->net;
   for (int li = 0; li < ENGINE_LANES; li++) {
     for (int k = 0; k < c->send_lanes[li].ncomms; k++)
       if (c->send_lanes[li].comm[k]) net_call(t, close_send, c->send_lanes[li].comm[k]);
@@ -103,8 +103,9 @@ void conn_fail(conn *c, int code, const char *why) {
   op *queued = c->submitted_head;
   c->submitted_head = c->submitted_tail = NULL;
   pthread_mutex_unlock(&c->sub_lock);
-  if (code != P2P_ECANCELED)
-    log_msg(LOG_WARN, "%s", c->dead_err);
+  /* An orderly close by either side is news, not a problem. */
+  log_msg(code == P2P_ECANCELED || c->peer_closed ? LOG_INFO : LOG_WARN, "%s",
+          c->dead_err);
   regions_forget_comms(c->ep, c);
   close_comms(c);
   xfer_fail_all(c, code, c->dead_err);
@@ -271,8 +272,14 @@ void progress_stop(p2p_endpoint *ep) {
     if (pt->started) pthread_join(pt->tid, NULL);
     pt->started = 0;
     adopt_new(pt);
-    for (conn *c = pt->conns; c; c = c->next)
+    for (conn *c = pt->conns; c; c = c->next) {
+      if (!atomic_load(&c->dead) && c->fd >= 0) { /* tell the peer, best effort */
+        ctrl_msg bye = {.type = CTRL_BYE};
+        conn_send_ctrl(c, &bye, NULL);
+        ctrl_flush(c);
+      }
       conn_fail(c, P2P_ECANCELED, "endpoint destroyed");
+    }
     if (pt->wake_fd >= 0) close(pt->wake_fd);
     pt->wake_fd = -1;
     pthread_mutex_destroy(&pt->lock);

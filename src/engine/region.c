@@ -138,11 +138,11 @@ int region_get(p2p_endpoint *ep, uint64_t mr_id, mem_region **out) {
   return P2P_OK;
 }
 
-static void drop_handles(p2p_endpoint *ep, mem_region *mr) {
+static void drop_handles(mem_region *mr) {
   while (mr->handles) {
     mr_handle *h = mr->handles;
     mr->handles = h->next;
-    net_call(ep->net, dereg_mr, h->comm, h->mh);
+    net_call(h->net, dereg_mr, h->comm, h->mh);
     free(h);
   }
 }
@@ -152,21 +152,22 @@ void region_put(p2p_endpoint *ep, mem_region *mr) {
   int last = --mr->refs == 0;
   if (last) {
     idmap_del(&ep->regions, mr->id);
-    drop_handles(ep, mr);
+    drop_handles(mr);
   }
   pthread_mutex_unlock(&ep->regions_lock);
   if (last) free(mr);
 }
 
-void *region_mh(p2p_endpoint *ep, mem_region *mr, void *comm) {
+void *region_mh(p2p_endpoint *ep, net_transport *net, mem_region *mr, void *comm) {
   void *mh = NULL;
   pthread_mutex_lock(&ep->regions_lock);
   for (mr_handle *h = mr->handles; h && !mh; h = h->next)
     if (h->comm == comm) mh = h->mh;
   if (!mh) {
     mr_handle *h = calloc(1, sizeof *h);
-    if (h && net_call(ep->net, reg_mr, comm, (void *)mr->base, mr->size,
+    if (h && net_call(net, reg_mr, comm, (void *)mr->base, mr->size,
                       mr->ptr_type, &h->mh) == NET_OK) {
+      h->net = net;
       h->comm = comm;
       h->next = mr->handles;
       mr->handles = h;
@@ -187,11 +188,11 @@ static int comm_of_conn(const conn *c, const void *comm) {
   return 0;
 }
 
-static void forget_in(p2p_endpoint *ep, mem_region *mr, conn *c) {
+static void forget_in(mem_region *mr, conn *c) {
   for (mr_handle **pp = &mr->handles; *pp;) {
     mr_handle *h = *pp;
     if (comm_of_conn(c, h->comm)) {
-      net_call(ep->net, dereg_mr, h->comm, h->mh);
+      net_call(h->net, dereg_mr, h->comm, h->mh);
       *pp = h->next;
       free(h);
     } else {
@@ -203,8 +204,8 @@ static void forget_in(p2p_endpoint *ep, mem_region *mr, conn *c) {
 void regions_forget_comms(p2p_endpoint *ep, conn *c) {
   pthread_mutex_lock(&ep->regions_lock);
   for (size_t i = 0; i < ep->regions.cap; i++)
-    if (idmap_live(&ep->regions, i)) forget_in(ep, ep->regions.slots[i].value, c);
-  forget_in(ep, &c->scratch_mr, c);
+    if (idmap_live(&ep->regions, i)) forget_in(ep->regions.slots[i].value, c);
+  forget_in(&c->scratch_mr, c);
   pthread_mutex_unlock(&ep->regions_lock);
 }
 
@@ -212,7 +213,7 @@ void regions_free_all(p2p_endpoint *ep) {
   for (size_t i = 0; i < ep->regions.cap; i++)
     if (idmap_live(&ep->regions, i)) {
       mem_region *mr = ep->regions.slots[i].value;
-      drop_handles(ep, mr);
+      drop_handles(mr);
       free(mr);
     }
   idmap_free(&ep->regions);

@@ -404,6 +404,7 @@ int xfer_on_ctrl(conn *c, const ctrl_msg *m) {
   case CTRL_READ: return on_read(c, &m->u.access);
   case CTRL_PING: return 0;
   case CTRL_BYE:
+    c->peer_closed = 1;
     conn_fail(c, P2P_EPEER, "peer closed the connection");
     return -1;
   default:
@@ -414,8 +415,8 @@ int xfer_on_ctrl(conn *c, const ctrl_msg *m) {
 /* ---- the transport pump ------------------------------------------------------- */
 
 static int post_chunk(conn *c, void *comm, chunk *ch, void **req) {
-  net_transport *t = c->ep->net;
-  void *mh = region_mh(c->ep, ch->mr, comm);
+  net_transport *t = c->net;
+  void *mh = region_mh(c->ep, c->net, ch->mr, comm);
   uint8_t *ptr = ch->ptr ? ch->ptr : c->scratch;
   *req = NULL;
   if (!ch->is_recv) return net_call(t, isend, comm, ptr, ch->size, 0, mh, req);
@@ -429,7 +430,7 @@ static int post_chunk(conn *c, void *comm, chunk *ch, void **req) {
  * Returns the number of state changes, or -1 when the connection failed. */
 static int pump_comm(conn *c, void *comm, chunk_fifo *waiting,
                      chunk_fifo *inflight) {
-  net_transport *t = c->ep->net;
+  net_transport *t = c->net;
   int moved = 0;
   while (inflight->head) {
     chunk *ch = inflight->head;

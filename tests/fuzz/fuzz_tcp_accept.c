@@ -27,6 +27,7 @@
 
 #include "fuzz_common.h"
 #include "net.h"
+#include "sock.h"
 #include "tcp.h"
 #include "tcp_internal.h"
 
@@ -34,7 +35,9 @@
 #define ACCEPT_ROUNDS 8
 #define MAX_COMMS (MAX_CONNS / 2)
 #define RECV_ROUNDS 4
-#define TEST_POLLS 20000
+/* How long a receive may take once every stream has ended: far more than
+ * loopback needs, so that a slow, loaded machine does not fail the run. */
+#define TEST_LIMIT_NS (5ull * 1000000000ull)
 
 static net_transport *transport;
 static int verbose; /* FUZZ_VERBOSE=1: say what happened to each input */
@@ -105,7 +108,25 @@ static void raw_send(int fd, const uint8_t *p, size_t len) {
   shutdown(fd, SHUT_WR);
 }
 
-/* Post receives on an accepted comm and test each until it ends. */
+/* Test a receive until it is done or fails; returns test's code. */
+static int wait_receive(void *req, int nbuf, size_t cap, int *done) {
+  uint64_t until = clock_ns() + TEST_LIMIT_NS;
+  *done = 0;
+  while (clock_ns() < until) {
+    size_t got[TCP_MAX_RECVS];
+    int rc = net_call(transport, test, req, done, got);
+    if (rc != NET_OK) return rc;
+    if (*done) {
+      for (int b = 0; b < nbuf; b++) FUZZ_ASSERT(got[b] <= cap);
+      return NET_OK;
+    }
+    usleep(20);
+  }
+  return NET_OK;
+}
+
+/* Post receives on an accepted comm, one after another, each tested until
+ * it ends: the data the peer sent either fills them or fails the comm. */
 static void exercise_comm(void *comm, uint8_t flags) {
   int nbuf = 1 + ((flags >> 3) & 7);
   net_props props;
@@ -115,25 +136,20 @@ static void exercise_comm(void *comm, uint8_t flags) {
   size_t cap = caps[flags >> 6];
   uint8_t *bufs = malloc((size_t)nbuf * (cap ? cap : 1));
   FUZZ_ASSERT(bufs != NULL);
+  void *data[TCP_MAX_RECVS];
+  size_t sizes[TCP_MAX_RECVS];
+  int tags[TCP_MAX_RECVS];
+  for (int i = 0; i < nbuf; i++) {
+    data[i] = bufs + (size_t)i * cap;
+    sizes[i] = cap;
+    tags[i] = i;
+  }
   for (int round = 0; round < RECV_ROUNDS; round++) {
-    void *data[TCP_MAX_RECVS], *req = NULL;
-    size_t sizes[TCP_MAX_RECVS];
-    int tags[TCP_MAX_RECVS];
-    for (int i = 0; i < nbuf; i++) {
-      data[i] = bufs + (size_t)i * cap;
-      sizes[i] = cap;
-      tags[i] = i;
-    }
+    void *req = NULL;
     int rc = net_call(transport, irecv, comm, nbuf, data, sizes, tags, NULL, &req);
     if (rc != NET_OK || !req) break;
-    int done = 0;
-    for (int i = 0; i < TEST_POLLS && !done; i++) {
-      size_t got[TCP_MAX_RECVS];
-      rc = net_call(transport, test, req, &done, got);
-      if (rc != NET_OK) break;
-      if (done) for (int b = 0; b < nbuf; b++) FUZZ_ASSERT(got[b] <= cap);
-      else usleep(20);
-    }
+    int done;
+    rc = wait_receive(req, nbuf, cap, &done);
     if (rc != NET_OK) {
       FUZZ_ASSERT(err_get()[0] != '\0');
       if (verbose) fprintf(stderr, "  receive %d failed: %s\n", round, err_get());

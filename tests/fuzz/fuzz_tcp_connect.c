@@ -16,12 +16,13 @@
 
 #include "fuzz_common.h"
 #include "net.h"
+#include "sock.h"
 #include "tcp.h"
 #include "tcp_internal.h"
 
-/* Retries of a pending connect before giving up on the input (loopback
- * connects finish or fail at once; this bounds a stuck one). */
-#define CONNECT_POLLS 2000
+/* How long a pending connect is retried: loopback connects finish or
+ * fail at once; this only bounds one stuck behind a full backlog. */
+#define CONNECT_LIMIT_NS (5ull * 1000000000ull)
 
 static net_transport *transport;
 
@@ -50,7 +51,8 @@ static int is_loopback(const tcp_handle *h) {
 /* Call connect again with the same handle (NCCL semantics) until it
  * gives a comm or fails. */
 static void drive_pending(int dev, uint8_t *handle) {
-  for (int i = 0; i < CONNECT_POLLS; i++) {
+  uint64_t until = clock_ns() + CONNECT_LIMIT_NS;
+  while (clock_ns() < until) {
     void *comm = NULL;
     int rc = net_call(transport, connect, dev, handle, &comm, NULL);
     if (rc != NET_OK) {
@@ -64,9 +66,8 @@ static void drive_pending(int dev, uint8_t *handle) {
     }
     usleep(50);
   }
-  fprintf(stderr, "fuzz_tcp_connect: connect still pending after %d polls\n",
-          CONNECT_POLLS);
-  abort();
+  /* Not a crash: the transport keeps it pending until it is destroyed. */
+  fprintf(stderr, "fuzz_tcp_connect: connect still pending after 5 s\n");
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

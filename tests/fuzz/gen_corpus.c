@@ -5,6 +5,7 @@
  * again, so connecting to it is refused. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,6 +132,37 @@ static int lo_handle(net_transport *t, uint8_t out[NET_HANDLE_SIZE]) {
   return 0;
 }
 
+/* The handle's checksum, as listen computes it: FNV-1a over the bytes
+ * before `check` (so that edited seeds still pass it). */
+static void handle_resign(tcp_handle *h) {
+  const uint8_t *p = (const uint8_t *)h;
+  uint32_t v = 2166136261u;
+  for (size_t i = 0; i < offsetof(tcp_handle, check); i++) v = (v ^ p[i]) * 16777619u;
+  h->check = v;
+}
+
+/* A valid handle with one field changed and the checksum made right. */
+static int edited_seed(const tcp_handle *base, const char *name,
+                       void (*edit)(tcp_handle *)) {
+  uint8_t buf[NET_HANDLE_SIZE] = {0};
+  tcp_handle h = *base;
+  edit(&h);
+  handle_resign(&h);
+  memcpy(buf, &h, sizeof h);
+  return write_seed("fuzz_tcp_connect", name, buf, sizeof buf);
+}
+
+static void edit_v6_loopback(tcp_handle *h) {
+  h->family = AF_INET6;
+  memset(h->addr, 0, 16);
+  h->addr[15] = 1;
+}
+static void edit_port_zero(tcp_handle *h) { h->port = 0; }
+static void edit_no_streams(tcp_handle *h) { h->nstreams = 0; }
+static void edit_too_many_streams(tcp_handle *h) { h->nstreams = TCP_MAX_STREAMS + 1; }
+static void edit_bad_family(tcp_handle *h) { h->family = 0xffff; }
+static void edit_one_stream(tcp_handle *h) { h->nstreams = 1; }
+
 static int connect_seeds(net_transport *t) {
   uint8_t h[NET_HANDLE_SIZE + 1];
   if (lo_handle(t, h)) return -1;
@@ -147,9 +179,17 @@ static int connect_seeds(net_transport *t) {
   memcpy(h, &th, sizeof th);
   if (write_seed("fuzz_tcp_connect", "finished", h, NET_HANDLE_SIZE)) return -1;
   th.connect_magic = 0;
+  th.connect_id = 0;
+  const tcp_handle base = th;
   th.check ^= 1;
   memcpy(h, &th, sizeof th);
-  return write_seed("fuzz_tcp_connect", "bad_checksum", h, NET_HANDLE_SIZE);
+  if (write_seed("fuzz_tcp_connect", "bad_checksum", h, NET_HANDLE_SIZE)) return -1;
+  return edited_seed(&base, "v6_loopback", edit_v6_loopback) ||
+         edited_seed(&base, "port_zero", edit_port_zero) ||
+         edited_seed(&base, "no_streams", edit_no_streams) ||
+         edited_seed(&base, "too_many_streams", edit_too_many_streams) ||
+         edited_seed(&base, "bad_family", edit_bad_family) ||
+         edited_seed(&base, "one_stream", edit_one_stream);
 }
 
 /* One stream's bytes for the accept target: hello, then the headers and

@@ -1,7 +1,11 @@
 /* Endpoint test helpers: see ep_harness.h. */
 #include "ep_harness.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -234,6 +238,34 @@ int eph_pair_run(const twohost *th, eph_body body0, eph_body body1, void *arg,
                  int timeout_s) {
   pair_spec spec = {{body0, body1}, arg};
   return eph_run(th, pair_side, pair_side, &spec, timeout_s);
+}
+
+int eph_tcp_connect(const char *ip, int port) {
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+  if (inet_pton(AF_INET, ip, &sa.sin_addr) != 1) return -1;
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+    fprintf(stderr, "  eph_tcp_connect %s:%d: %s\n", ip, port, strerror(errno));
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+int eph_wait_closed(int fd, int limit_ms) {
+  double deadline = eph_now_ms() + limit_ms;
+  char buf[4096];
+  for (;;) {
+    double left = deadline - eph_now_ms();
+    if (left <= 0) return 0;
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int n = poll(&p, 1, (int)left + 1);
+    if (n < 0 && errno != EINTR) return 0;
+    if (n <= 0) continue;
+    ssize_t got = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR)) return 1;
+  }
 }
 
 static int find_ip_tool(char *out, size_t cap) {

@@ -83,6 +83,12 @@ typedef int (*eph_body)(p2p_endpoint *ep, uint64_t conn, int fd, int side,
 int eph_pair_run(const twohost *th, eph_body body0, eph_body body1, void *arg,
                  int timeout_s);
 
+/* A plain blocking TCP connection to ip:port (IPv4); -1 on failure. */
+int eph_tcp_connect(const char *ip, int port);
+/* Read and discard until the peer closes fd (EOF or reset): 1 when that
+ * happens within limit_ms, else 0. */
+int eph_wait_closed(int fd, int limit_ms);
+
 /* Run an `ip` command (argv after "ip", NULL-terminated) in the calling
  * process's namespace. 0 on success. */
 int eph_ip(char *const args[]);

@@ -48,9 +48,35 @@ static int find_ip(char *out, size_t cap) {
   return -1;
 }
 
-/* Run `ip ARGS...` and wait for it. Its stdout is discarded; its stderr
- * stays visible, because it says why a step failed. */
-static int run_ip(const char *ip, char *const args[]) {
+/* Enter namespace `ns` (a name under /var/run/netns) for this thread. */
+static int enter_ns(const char *ns) {
+  char path[128];
+  snprintf(path, sizeof path, "/var/run/netns/%s", ns);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return err_sys(-1, errno, "open %s", path);
+  int rc = setns(fd, CLONE_NEWNET);
+  int saved = errno;
+  close(fd);
+  return rc ? err_sys(-1, saved, "setns %s", path) : 0;
+}
+
+/* Child side of run_ip: never returns. */
+static void exec_ip(const char *ip, const char *ns, char *argv[]) {
+  int devnull = open("/dev/null", O_WRONLY);
+  if (devnull >= 0) dup2(devnull, STDOUT_FILENO);
+  if (ns && enter_ns(ns)) {
+    fprintf(stderr, "twohost: %s\n", err_get());
+    _exit(126);
+  }
+  execv(ip, argv);
+  _exit(127);
+}
+
+/* Run `ip ARGS...` (inside namespace `ns` unless NULL) and wait for it.
+ * Entering by setns() rather than `ip -n` avoids ip's remount of /, which
+ * fails in a chroot. Its stdout is discarded; its stderr stays visible,
+ * because it says why a step failed. */
+static int run_ip(const char *ip, const char *ns, char *const args[]) {
   char *argv[16] = {(char *)"ip"};
   int n = 1;
   for (; args[n - 1] && n < 15; n++) argv[n] = args[n - 1];
@@ -58,17 +84,14 @@ static int run_ip(const char *ip, char *const args[]) {
   fflush(NULL);
   pid_t pid = fork();
   if (pid < 0) return err_sys(-1, errno, "fork for %s", ip);
-  if (pid == 0) {
-    int devnull = open("/dev/null", O_WRONLY);
-    if (devnull >= 0) dup2(devnull, STDOUT_FILENO);
-    execv(ip, argv);
-    _exit(127);
-  }
+  if (pid == 0) exec_ip(ip, ns, argv);
   int status;
   while (waitpid(pid, &status, 0) < 0)
     if (errno != EINTR) return err_sys(-1, errno, "waitpid for %s", ip);
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return 0;
-  char cmd[256] = "ip";
+  char cmd[256];
+  snprintf(cmd, sizeof cmd, "%s%s%sip", ns ? "in " : "", ns ? ns : "",
+           ns ? ": " : "");
   for (int i = 1; i < n; i++)
     snprintf(cmd + strlen(cmd), sizeof cmd - strlen(cmd), " %s", argv[i]);
   if (WIFEXITED(status))
@@ -93,27 +116,27 @@ static void name_hosts(twohost *th) {
 }
 
 static int delete_ns(const char *ip, const char *ns) {
-  return run_ip(ip, (char *[]){"netns", "del", (char *)ns, NULL});
+  return run_ip(ip, NULL, (char *[]){"netns", "del", (char *)ns, NULL});
 }
 
 /* Create the veth pair inside the first namespace with its peer end
  * already in the second, so no interface ever appears in ours. */
 static int make_link(const char *ip, const twohost *th) {
-  return run_ip(ip, (char *[]){"-n", (char *)th->ns[0], "link", "add",
-                               (char *)th->ifname[0], "type", "veth", "peer",
-                               "name", (char *)th->ifname[1], "netns",
-                               (char *)th->ns[1], NULL});
+  return run_ip(ip, th->ns[0],
+                (char *[]){"link", "add", (char *)th->ifname[0], "type",
+                           "veth", "peer", "name", (char *)th->ifname[1],
+                           "netns", (char *)th->ns[1], NULL});
 }
 
-static int configure_side(const char *ip, const twohost *th, int side) {
+static int configure_side(const twohost *th, const char *ip, int side) {
   char cidr[80];
   snprintf(cidr, sizeof cidr, "%s/%d", th->addr[side], TWOHOST_PREFIX);
-  char *ns = (char *)th->ns[side], *dev = (char *)th->ifname[side];
-  if (run_ip(ip, (char *[]){"-n", ns, "addr", "add", cidr, "dev", dev, NULL}))
+  const char *ns = th->ns[side];
+  char *dev = (char *)th->ifname[side];
+  if (run_ip(ip, ns, (char *[]){"addr", "add", cidr, "dev", dev, NULL}))
     return -1;
-  if (run_ip(ip, (char *[]){"-n", ns, "link", "set", dev, "up", NULL}))
-    return -1;
-  return run_ip(ip, (char *[]){"-n", ns, "link", "set", "lo", "up", NULL});
+  if (run_ip(ip, ns, (char *[]){"link", "set", dev, "up", NULL})) return -1;
+  return run_ip(ip, ns, (char *[]){"link", "set", "lo", "up", NULL});
 }
 
 /* Make both namespaces and the link; on failure remove what was made. */
@@ -121,9 +144,10 @@ static int setup_netns(twohost *th, const char *ip) {
   name_hosts(th);
   int made = 0;
   for (; made < 2; made++)
-    if (run_ip(ip, (char *[]){"netns", "add", th->ns[made], NULL})) break;
-  if (made == 2 && make_link(ip, th) == 0 && configure_side(ip, th, 0) == 0 &&
-      configure_side(ip, th, 1) == 0) {
+    if (run_ip(ip, NULL, (char *[]){"netns", "add", th->ns[made], NULL}))
+      break;
+  if (made == 2 && make_link(ip, th) == 0 && configure_side(th, ip, 0) == 0 &&
+      configure_side(th, ip, 1) == 0) {
     th->netns = 1;
     return 0;
   }
@@ -199,16 +223,7 @@ void twohost_teardown(twohost *th) {
 
 int twohost_enter(const twohost *th, int side) {
   if (side != 0 && side != 1) return err_set(-1, "twohost_enter: side %d", side);
-  if (th->netns) {
-    char path[128];
-    snprintf(path, sizeof path, "/var/run/netns/%s", th->ns[side]);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return err_sys(-1, errno, "open %s", path);
-    int rc = setns(fd, CLONE_NEWNET);
-    int saved = errno;
-    close(fd);
-    if (rc) return err_sys(-1, saved, "setns %s", path);
-  }
+  if (th->netns && enter_ns(th->ns[side])) return -1;
   if (setenv("TCPX_P2P_SOCKET_IFNAME", th->ifname[side], 1))
     return err_sys(-1, errno, "setenv TCPX_P2P_SOCKET_IFNAME");
   return 0;
@@ -291,13 +306,20 @@ int twohost_run(const twohost *th, twohost_fn fn[2], void *arg, int timeout_s,
   close(sv[1]);
   wait_sides(pid, st, timeout_s);
   if (status) memcpy(status, st, sizeof st);
-  for (int side = 0; side < 2; side++)
-    if (side_failed(st[side])) {
-      fprintf(stderr, "twohost: side %d failed (wait status 0x%x)\n", side,
-              st[side]);
-      return -1;
-    }
-  return 0;
+  int rc = 0;
+  for (int side = 0; side < 2; side++) {
+    if (!side_failed(st[side])) continue;
+    if (WIFEXITED(st[side]))
+      fprintf(stderr, "twohost: side %d failed: exit %d\n", side,
+              WEXITSTATUS(st[side]));
+    else if (WIFSIGNALED(st[side]))
+      fprintf(stderr, "twohost: side %d failed: killed by signal %d\n", side,
+              WTERMSIG(st[side]));
+    else
+      fprintf(stderr, "twohost: side %d failed: not started\n", side);
+    rc = -1;
+  }
+  return rc;
 }
 
 /* ---- out-of-band helpers ---- */

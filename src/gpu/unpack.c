@@ -1,0 +1,225 @@
+/* Device unpack on the GPU: the comm's stream, events and kernel launches
+ * (see unpack.h). */
+#include "unpack.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+
+/* Linked in by gpu.cmake when it builds the kernel; weak, so a build
+ * without the fragment still links and reports the kernel missing. */
+extern const unsigned char gpu_unpack_fatbin[] __attribute__((weak));
+extern const size_t gpu_unpack_fatbin_size __attribute__((weak));
+
+struct gpu_unpack {
+  gpu_cuda *cuda;
+  gcu_ctx ctx;
+  int device;
+  gcu_stream stream;
+  gcu_event ev[GPU_UNPACK_SLOTS];
+  gcu_function fn;
+  gpu_unpack_handle target; /* host copy of what the device handle points at */
+  gpu_unpack_seq seq;
+};
+
+const unsigned char *gpu_unpack_image(size_t *size) {
+  if (!gpu_unpack_fatbin || !&gpu_unpack_fatbin_size ||
+      gpu_unpack_fatbin_size == 0) {
+    *size = 0;
+    return NULL;
+  }
+  *size = gpu_unpack_fatbin_size;
+  return gpu_unpack_fatbin;
+}
+
+/* ---- open ---------------------------------------------------------------- */
+
+static int check_handle(const net_dev_handle *dh) {
+  if (!dh)
+    return err_set(NET_EINVAL, "unpack: no device handle (accept must be "
+                   "given one for an UNPACK plugin)");
+  if (dh->netDeviceType != NCCL_NET_DEVICE_UNPACK ||
+      dh->netDeviceVersion != GPU_UNPACK_DEV_VERSION)
+    return err_set(NET_EINVAL, "unpack: device handle type %d version %d "
+                   "(want UNPACK %d, version %d)", dh->netDeviceType,
+                   dh->netDeviceVersion, NCCL_NET_DEVICE_UNPACK,
+                   GPU_UNPACK_DEV_VERSION);
+  if (!dh->handle || dh->size < GPU_UNPACK_HANDLE_SIZE)
+    return err_set(NET_EINVAL, "unpack: device handle not filled by the "
+                   "plugin (handle %p, size %zu; want %d bytes)", dh->handle,
+                   dh->size, GPU_UNPACK_HANDLE_SIZE);
+  return NET_OK;
+}
+
+/* The handle's GPU decides where we run. */
+static int handle_device(const net_dev_handle *dh, int *device) {
+  int kind, rc = gpu_ptr_classify(dh->handle, &kind, device);
+  if (rc != NET_OK) return err_wrap(rc, "unpack: device handle");
+  if (kind != GPU_MEM_DEVICE || *device < 0)
+    return err_set(NET_EINVAL, "unpack: device handle %p is not GPU memory",
+                   dh->handle);
+  return NET_OK;
+}
+
+static int read_target(gpu_unpack *u, const net_dev_handle *dh) {
+  gpu_cuda *c = u->cuda;
+  int rc = gpu_cuda_check(c, c->cuMemcpyDtoH(&u->target, gpu_dptr(dh->handle),
+                                             sizeof u->target),
+                          "unpack: reading the device handle %p", dh->handle);
+  if (rc != NET_OK) return rc;
+  if (!u->target.meta || !u->target.bounce_buf)
+    return err_set(NET_EINVAL, "unpack: device handle holds meta %p, "
+                   "bounce_buf %p", (void *)u->target.meta,
+                   u->target.bounce_buf);
+  return NET_OK;
+}
+
+static int make_stream_and_events(gpu_unpack *u) {
+  gpu_cuda *c = u->cuda;
+  int rc = gpu_cuda_check(c, c->cuStreamCreate(&u->stream,
+                                               GCU_STREAM_NON_BLOCKING),
+                          "unpack: cuStreamCreate(GPU %d)", u->device);
+  for (int e = 0; rc == NET_OK && e < GPU_UNPACK_SLOTS; e++)
+    rc = gpu_cuda_check(c, c->cuEventCreate(&u->ev[e],
+                                            GCU_EVENT_DISABLE_TIMING),
+                        "unpack: cuEventCreate(GPU %d)", u->device);
+  return rc;
+}
+
+static int find_kernel(gpu_unpack *u) {
+  size_t size;
+  const unsigned char *image = gpu_unpack_image(&size);
+  if (!image)
+    return err_set(NET_EINTERNAL, "unpack kernel not built (nvcc was not "
+                   "found when tcpx-p2p was built): GPU receives from an "
+                   "UNPACK plugin need it; rebuild with the CUDA toolkit");
+  return gpu_cuda_function(u->cuda, u->device, image, GPU_UNPACK_KERNEL,
+                           &u->fn);
+}
+
+static int open_on_device(gpu_unpack *u, const net_dev_handle *dh) {
+  int rc = handle_device(dh, &u->device);
+  if (rc == NET_OK) rc = gpu_cuda_use_device(u->cuda, u->device, &u->ctx);
+  if (rc == NET_OK) rc = read_target(u, dh);
+  if (rc == NET_OK) rc = find_kernel(u);
+  if (rc == NET_OK) rc = make_stream_and_events(u);
+  return rc;
+}
+
+int gpu_unpack_open(gpu_cuda *c, const net_dev_handle *dh, gpu_unpack **out) {
+  *out = NULL;
+  int rc = check_handle(dh);
+  if (rc != NET_OK) return rc;
+  gpu_unpack *u = calloc(1, sizeof *u);
+  if (!u) return err_set(NET_ESYS, "unpack: out of memory");
+  u->cuda = c;
+  gpu_unpack_seq_init(&u->seq);
+  rc = open_on_device(u, dh);
+  if (rc != NET_OK) {
+    gpu_unpack_close(u);
+    return rc;
+  }
+  *out = u;
+  return NET_OK;
+}
+
+void gpu_unpack_close(gpu_unpack *u) {
+  if (!u) return;
+  gpu_cuda *c = u->cuda;
+  if (u->ctx && gpu_cuda_enter(c, u->ctx) == NET_OK) {
+    if (u->stream) c->cuStreamSynchronize(u->stream);
+    for (int e = 0; e < GPU_UNPACK_SLOTS; e++)
+      if (u->ev[e]) c->cuEventDestroy(u->ev[e]);
+    if (u->stream) c->cuStreamDestroy(u->stream);
+  }
+  free(u);
+}
+
+/* ---- launches ------------------------------------------------------------- */
+
+int gpu_unpack_launch(gpu_unpack *u, const int *slots, void *const *dst,
+                      int n) {
+  if (n < 1 || n > GPU_UNPACK_MAX_BATCH)
+    return err_set(NET_EINVAL, "unpack: launch of %d receives (1..%d)", n,
+                   GPU_UNPACK_MAX_BATCH);
+  gpu_unpack_args a;
+  memset(&a, 0, sizeof a);
+  a.meta = (uint64_t)(uintptr_t)u->target.meta;
+  a.bounce = (uint64_t)(uintptr_t)u->target.bounce_buf;
+  a.n = (uint32_t)n;
+  for (int i = 0; i < n; i++)
+    a.item[i] = (gpu_unpack_item){(uint64_t)(uintptr_t)dst[i],
+                                  (uint32_t)slots[i], 0};
+  int rc = gpu_cuda_enter(u->cuda, u->ctx);
+  if (rc != NET_OK) return rc;
+  void *params[] = {&a};
+  return gpu_cuda_check(u->cuda,
+                        u->cuda->cuLaunchKernel(u->fn, GPU_UNPACK_BLOCKS_PER_RECV,
+                                                (unsigned)n, 1,
+                                                GPU_UNPACK_THREADS, 1, 1, 0,
+                                                u->stream, params, NULL),
+                        "unpack: cuLaunchKernel(%d receives, GPU %d)", n,
+                        u->device);
+}
+
+int gpu_unpack_post(gpu_unpack *u, uint64_t *k) {
+  return gpu_unpack_seq_post(&u->seq, k);
+}
+
+int gpu_unpack_submit(gpu_unpack *u, uint64_t k, void *dst) {
+  return gpu_unpack_submit_batch(u, k, 1, &dst);
+}
+
+int gpu_unpack_submit_batch(gpu_unpack *u, uint64_t k, int n,
+                            void *const *dst) {
+  int rc = gpu_unpack_seq_check_submit(&u->seq, k, n);
+  if (rc != NET_OK) return rc;
+  int slots[GPU_UNPACK_MAX_BATCH];
+  for (int i = 0; i < n; i++) slots[i] = gpu_unpack_slot(k + (uint64_t)i);
+  rc = gpu_unpack_launch(u, slots, dst, n);
+  if (rc != NET_OK) return rc;
+  uint64_t last = k + (uint64_t)n - 1;
+  rc = gpu_cuda_check(u->cuda, u->cuda->cuEventRecord(
+                                   u->ev[gpu_unpack_slot(last)], u->stream),
+                      "unpack: cuEventRecord(receive %" PRIu64 ")", last);
+  if (rc != NET_OK) return rc;
+  gpu_unpack_seq_submitted(&u->seq, k, n);
+  return NET_OK;
+}
+
+/* Advance `completed` over every launch whose event has fired. */
+static int poll_events(gpu_unpack *u) {
+  uint64_t j;
+  while (gpu_unpack_seq_next_event(&u->seq, &j)) {
+    gcu_result r = u->cuda->cuEventQuery(u->ev[gpu_unpack_slot(j)]);
+    if (r == GCU_ERROR_NOT_READY) return NET_OK;
+    int rc = gpu_cuda_check(u->cuda, r, "unpack: copy of receive %" PRIu64
+                            " on GPU %d", j, u->device);
+    if (rc != NET_OK) return rc;
+    u->seq.completed = j + 1;
+  }
+  return NET_OK;
+}
+
+int gpu_unpack_done(gpu_unpack *u, uint64_t k, int *done) {
+  *done = 0;
+  if (k >= u->seq.submitted)
+    return err_set(NET_EUSAGE, "unpack: receive %" PRIu64 " asked about "
+                   "before it was submitted (%" PRIu64 " submitted)", k,
+                   u->seq.submitted);
+  if (k >= u->seq.completed) {
+    int rc = gpu_cuda_enter(u->cuda, u->ctx);
+    if (rc == NET_OK) rc = poll_events(u);
+    if (rc != NET_OK) return rc;
+  }
+  *done = k < u->seq.completed;
+  return NET_OK;
+}
+
+gcu_stream gpu_unpack_stream(const gpu_unpack *u) { return u->stream; }
+
+const gpu_unpack_handle *gpu_unpack_target(const gpu_unpack *u) {
+  return &u->target;
+}

@@ -1,0 +1,90 @@
+# Smoke runs of `tcpx-p2p bench net|p2p`: one or two small sizes each,
+# checking that every stdout line of --json is a JSON object with the
+# expected fields, positive bandwidth and latency, and a positive ratio
+# against its reference. Not a timed assertion: numbers only have to exist.
+#
+# This file is both the ctest fragment (included by tests/CMakeLists.txt)
+# and, run with `cmake -P`, the checker each test runs:
+#   cmake -DTOOL=tcpx-p2p -DARGS="bench|net|..." -DLINES=N
+#         -DRATIO=required|optional -P bench.cmake
+
+if(DEFINED CMAKE_SCRIPT_MODE_FILE)
+  cmake_policy(VERSION 3.19)
+  string(REPLACE "|" ";" args "${ARGS}")
+  execute_process(COMMAND ${TOOL} ${args} OUTPUT_VARIABLE out
+                  ERROR_VARIABLE err RESULT_VARIABLE rc TIMEOUT 280)
+  message("${err}")
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "`tcpx-p2p ${args}` exited with ${rc}; stdout:\n${out}")
+  endif()
+  string(STRIP "${out}" out)
+  string(REPLACE "\n" ";" lines "${out}")
+  list(LENGTH lines count)
+  if(NOT count EQUAL LINES)
+    message(FATAL_ERROR "expected ${LINES} JSON lines, got ${count}:\n${out}")
+  endif()
+  foreach(line IN LISTS lines)
+    message("${line}")
+    string(JSON op ERROR_VARIABLE bad GET "${line}" op)
+    if(bad)
+      message(FATAL_ERROR "not a JSON object with \"op\": ${line} (${bad})")
+    endif()
+    string(JSON size GET "${line}" size)
+    string(JSON p50 ERROR_VARIABLE no_p50 GET "${line}" p50_us)
+    string(JSON gbps GET "${line}" gbps)
+    string(JSON ratio GET "${line}" ratio)
+    string(JSON ratio_type TYPE "${line}" ratio)
+    if(NOT size GREATER 0)
+      message(FATAL_ERROR "size must be > 0: ${line}")
+    endif()
+    if(NOT op STREQUAL "pingpong" AND NOT gbps GREATER 0)
+      message(FATAL_ERROR "GB/s must be > 0: ${line}")
+    endif()
+    if(NOT op STREQUAL "net" AND NOT p50 GREATER 0)
+      message(FATAL_ERROR "p50 latency must be > 0: ${line}")
+    endif()
+    # The ping-pong reference is our own and always there; iperf3 only
+    # where it is installed and asked for.
+    if(op STREQUAL "pingpong" OR RATIO STREQUAL "required")
+      if(NOT ratio GREATER 0)
+        message(FATAL_ERROR "ratio must be a number > 0: ${line}")
+      endif()
+    elseif(NOT ratio_type STREQUAL "NULL" AND NOT ratio GREATER 0)
+      message(FATAL_ERROR "ratio must be null or > 0: ${line}")
+    endif()
+  endforeach()
+  return()
+endif()
+
+find_program(P2P_IPERF3 iperf3)
+if(P2P_IPERF3)
+  set(bench_ratio required)
+else()
+  set(bench_ratio optional)
+  message(STATUS "iperf3 not found: bench smoke tests accept a null ratio")
+endif()
+
+function(p2p_bench_test name lines ratio args)
+  add_test(NAME ${name}
+           COMMAND ${CMAKE_COMMAND} -DTOOL=$<TARGET_FILE:tcpx-p2p>
+                   "-DARGS=${args}" -DLINES=${lines} -DRATIO=${ratio}
+                   -P ${CMAKE_CURRENT_FUNCTION_LIST_FILE})
+  set_tests_properties(${name} PROPERTIES TIMEOUT 300 LABELS bench)
+endfunction()
+
+# Transport layer: 2 sizes, 2 rows; in namespaces where they can be made,
+# and on loopback.
+p2p_bench_test(bench_net_smoke 2 ${bench_ratio}
+               "bench|net|--sizes|64K,1M|--iters|20|--ref-seconds|1|--json")
+p2p_bench_test(bench_net_loopback 1 ${bench_ratio}
+               "bench|net|--loopback|--sizes|4M|--iters|8|--ref-seconds|1|--json")
+# Endpoint: send, write, read at 2 sizes and one ping-pong row (256 B).
+p2p_bench_test(bench_p2p_smoke 7 ${bench_ratio}
+               "bench|p2p|--sizes|256,1M|--iters|20|--ref-seconds|1|--json")
+# Async window with KV blocks (vectored calls); no iperf3 (ratio null).
+p2p_bench_test(bench_p2p_async_kv 6 optional
+               "bench|p2p|--async|--kv-blocks|4|--ops|send,write,read|--sizes|64K,1M|--iters|10|--ref-seconds|0|--json")
+
+# Bad arguments are refused with the usage text, not run.
+add_test(NAME bench_bad_op COMMAND tcpx-p2p bench p2p --ops bogus)
+set_tests_properties(bench_bad_op PROPERTIES WILL_FAIL TRUE LABELS bench)

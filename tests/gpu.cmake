@@ -1,0 +1,38 @@
+# The GPU layer (src/gpu/). Without a GPU (CI): CUDA loading, pointer
+# classification, the embedded kernel, the host reference of the unpack
+# walk, receive numbering and GPU/NIC affinity. On a GPU host
+# (scripts/gpu-check): the kernel, staging, IPC and the FakeTCPX plugin;
+# those tests exit 77 (skipped) where no GPU is usable.
+find_program(P2P_NVCC nvcc HINTS $ENV{CUDA_HOME}/bin /usr/local/cuda/bin)
+find_path(P2P_CUDA_INCLUDE cuda.h HINTS $ENV{CUDA_HOME}/include
+          /usr/local/cuda/include)
+find_library(P2P_CUDA_STUB cuda HINTS $ENV{CUDA_HOME}/lib64/stubs
+             /usr/local/cuda/lib64/stubs NO_DEFAULT_PATH
+             DOC "libcuda stub, only to link the FakeTCPX test plugin")
+
+if(P2P_NVCC)
+  target_compile_definitions(test_gpu_nocuda PRIVATE P2P_EXPECT_KERNEL=1)
+endif()
+add_test(NAME gpu_nocuda COMMAND test_gpu_nocuda)
+add_test(NAME gpu_affinity COMMAND test_gpu_affinity)
+set_tests_properties(gpu_nocuda gpu_affinity PROPERTIES TIMEOUT 60)
+
+add_test(NAME gpu_unpack_dev COMMAND test_gpu_unpack_dev)
+add_test(NAME gpu_dev COMMAND test_gpu_dev)
+add_test(NAME gpu_tcpx COMMAND test_gpu_tcpx)
+set_tests_properties(gpu_unpack_dev gpu_dev gpu_tcpx PROPERTIES
+                     TIMEOUT 300 SKIP_RETURN_CODE 77 LABELS gpu)
+
+# FakeTCPX: like GPUDirect-TCPX it needs libcuda.so.1 (DT_NEEDED, linked
+# against the toolkit's stub; the real driver is found at run time).
+if(P2P_CUDA_INCLUDE AND P2P_CUDA_STUB)
+  add_library(fake-tcpx MODULE plugins/fake_tcpx.c)
+  target_include_directories(fake-tcpx PRIVATE ${PROJECT_SOURCE_DIR}/src/net
+                             ${P2P_CUDA_INCLUDE})
+  target_link_libraries(fake-tcpx PRIVATE ${P2P_CUDA_STUB})
+  set_target_properties(fake-tcpx PROPERTIES PREFIX "lib" SKIP_BUILD_RPATH TRUE
+                        LIBRARY_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/test-plugins)
+  add_dependencies(test_gpu_tcpx fake-tcpx)
+  target_compile_definitions(test_gpu_tcpx PRIVATE
+    GPU_FAKE_TCPX_PATH="${CMAKE_BINARY_DIR}/test-plugins/libfake-tcpx.so")
+endif()

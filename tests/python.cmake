@@ -1,0 +1,20 @@
+# Python binding and packages (python/): pytest over tests/python/ with the
+# build tree's package (<build>/python, made by python/CMakeLists.txt) on
+# PYTHONPATH. One ctest entry per test file, so ctest -j runs them side by
+# side; the two-process tests run once in network namespaces (loopback
+# where they cannot be made) and once forced onto loopback.
+set(P2P_PY_TREE ${PROJECT_BINARY_DIR}/python)
+set(P2P_PY_ENV "PYTHONPATH=${P2P_PY_TREE}" "PYTHONDONTWRITEBYTECODE=1")
+foreach(name api two_process fuzz collective examples)
+  add_test(NAME python_${name}
+           COMMAND /usr/bin/python3 -m pytest -q -p no:cacheprovider
+                   ${CMAKE_CURRENT_SOURCE_DIR}/python/test_${name}.py)
+  set_tests_properties(python_${name} PROPERTIES
+                       ENVIRONMENT "${P2P_PY_ENV}" TIMEOUT 600)
+endforeach()
+add_test(NAME python_two_process_loopback
+         COMMAND /usr/bin/python3 -m pytest -q -p no:cacheprovider
+                 ${CMAKE_CURRENT_SOURCE_DIR}/python/test_two_process.py)
+set_tests_properties(python_two_process_loopback PROPERTIES
+                     ENVIRONMENT "${P2P_PY_ENV};TCPX_P2P_NO_NETNS=1"
+                     TIMEOUT 600)

@@ -1,0 +1,157 @@
+"""Fixtures for the Python tests.
+
+- ``twohost``: two "hosts" as a pair of network namespaces joined by a veth
+  pair (10.212.0.1/24 <-> 10.212.0.2/24), made with ``ip netns`` and removed
+  afterwards. Where they cannot be made (not root, no iproute2, or
+  TCPX_P2P_NO_NETNS=1) both sides run on loopback and the tests say so.
+- ``run_pair(scenario)``: run tests/python/peer.py SCENARIO in both hosts
+  (side 0 accepts, side 1 connects) and return both sides' JSON results.
+
+The package under test is the one on PYTHONPATH (ctest points it at
+<build>/python); the import check below says how to fix a missing build.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PYTHON = sys.executable
+
+try:
+    import tcpx_p2p  # noqa: F401
+except ImportError as e:  # pragma: no cover - set-up problem, not a test
+    raise pytest.UsageError(
+        f"cannot import tcpx_p2p ({e}); build it (cmake --build build) and "
+        "set PYTHONPATH=<build>/python, or run python/install.sh")
+
+SUBNET = "10.212.0"
+
+
+class TwoHost:
+    """Where each side runs: namespace (or None), interface, address."""
+
+    def __init__(self, netns, ns, ifname, addr):
+        self.netns = netns
+        self.ns = ns
+        self.ifname = ifname
+        self.addr = addr
+
+    def command(self, side, argv):
+        """argv run inside `side`'s namespace (as is on loopback)."""
+        if self.netns:
+            return ["ip", "netns", "exec", self.ns[side]] + argv
+        return argv
+
+    def env(self, side, extra=None):
+        env = dict(os.environ)
+        # The endpoint discovers exactly this side's interface.
+        env["TCPX_P2P_SOCKET_IFNAME"] = self.ifname[side]
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+        env.update(extra or {})
+        return env
+
+
+def _ip(*args):
+    return subprocess.run(["ip"] + list(args), capture_output=True,
+                          text=True, timeout=30)
+
+
+def _make_netns(base):
+    names = [base + "a", base + "b"]
+    steps = [("netns", "add", names[0]), ("netns", "add", names[1]),
+             ("-n", names[0], "link", "add", names[0], "type", "veth",
+              "peer", "name", names[1], "netns", names[1])]
+    for side, name in enumerate(names):
+        steps += [("-n", name, "addr", "add", f"{SUBNET}.{side + 1}/24",
+                   "dev", name),
+                  ("-n", name, "link", "set", name, "up"),
+                  ("-n", name, "link", "set", "lo", "up")]
+    for step in steps:
+        r = _ip(*step)
+        if r.returncode != 0:
+            _remove_netns(names)
+            return None, f"ip {' '.join(step)}: {r.stderr.strip()}"
+    return names, None
+
+
+def _remove_netns(names):
+    for name in names:
+        if os.path.exists(f"/var/run/netns/{name}"):
+            _ip("netns", "del", name)
+
+
+@pytest.fixture(scope="session")
+def twohost():
+    why = None
+    if os.environ.get("TCPX_P2P_NO_NETNS") == "1":
+        why = "TCPX_P2P_NO_NETNS=1"
+    elif os.geteuid() != 0 or not shutil.which("ip"):
+        why = "not root or no iproute2"
+    names = None
+    if why is None:
+        # "tpx" prefix: scripts/netns clean removes leftovers.
+        names, why = _make_netns(f"tpxpy{os.getpid() % 100000}")
+    if names is None:
+        sys.stderr.write(f"\n[twohost] loopback fallback: {why}\n")
+        yield TwoHost(False, [None, None], ["lo", "lo"],
+                      ["127.0.0.1", "127.0.0.1"])
+        return
+    try:
+        yield TwoHost(True, names, names, [f"{SUBNET}.1", f"{SUBNET}.2"])
+    finally:
+        _remove_netns(names)
+
+
+def _result(proc, out, err, side):
+    if proc.returncode != 0:
+        raise AssertionError(
+            f"side {side} exited with {proc.returncode}\n--- stdout\n{out}"
+            f"\n--- stderr\n{err}")
+    lines = [l for l in out.splitlines() if l.startswith("RESULT ")]
+    assert lines, f"side {side} printed no RESULT\n{out}\n{err}"
+    res = json.loads(lines[-1][len("RESULT "):])
+    res["_stderr"] = err
+    return res
+
+
+@pytest.fixture
+def run_pair(twohost):
+    """run_pair(scenario, env=None, timeout=120) -> (server, client)."""
+
+    def run(scenario, env=None, timeout=120):
+        oob = tempfile.mkdtemp(prefix="tcpx_p2p_py_")
+        procs = []
+        try:
+            for side in (0, 1):
+                argv = [PYTHON, os.path.join(HERE, "peer.py"), scenario,
+                        str(side), oob, twohost.addr[side],
+                        twohost.addr[1 - side]]
+                procs.append(subprocess.Popen(
+                    twohost.command(side, argv), env=twohost.env(side, env),
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                    text=True))
+            outs = []
+            for p in procs:
+                try:
+                    outs.append(p.communicate(timeout=timeout))
+                except subprocess.TimeoutExpired:
+                    for q in procs:
+                        q.kill()
+                    raise AssertionError(f"{scenario}: timed out after "
+                                         f"{timeout} s")
+            return tuple(_result(p, o, e, side)
+                         for side, (p, (o, e)) in enumerate(zip(procs, outs)))
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+            shutil.rmtree(oob, ignore_errors=True)
+
+    run.twohost = twohost
+    return run

@@ -1,0 +1,158 @@
+/* tcpx-p2p bench net|p2p ...: dispatch to the two benchmarks, and the
+ * command-line helpers they share (bench_ref.h). */
+#include <errno.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "bench_ref.h"
+#include "tools.h"
+
+static int usage(FILE *out) {
+  fprintf(out,
+          "usage: tcpx-p2p bench net [ARGS...]   throughput through the transport "
+          "layer vs iperf3\n"
+          "       tcpx-p2p bench p2p [ARGS...]   the endpoint API (send, write, "
+          "read, ping-pong) vs iperf3 and a raw TCP ping-pong\n"
+          "`tcpx-p2p bench net --help` and `tcpx-p2p bench p2p --help` list the "
+          "arguments. docs/BENCHMARKS.md explains the references.\n");
+  return out == stdout ? TOOL_OK : TOOL_USAGE;
+}
+
+int cmd_bench(int argc, char **argv) {
+  if (argc < 2) return usage(stderr);
+  if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+      !strcmp(argv[1], "help"))
+    return usage(stdout);
+  if (!strcmp(argv[1], "net")) return bench_net_main(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "p2p")) return bench_p2p_main(argc - 1, argv + 1);
+  fprintf(stderr, "tcpx-p2p bench: unknown benchmark '%s'\n", argv[1]);
+  return usage(stderr);
+}
+
+/* ---- sizes ---------------------------------------------------------------- */
+
+static int parse_size(const char *s, size_t *out) {
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (end == s || errno || *s == '-') return -1;
+  int shift = 0;
+  if (*end == 'K' || *end == 'k') shift = 10;
+  else if (*end == 'M' || *end == 'm') shift = 20;
+  else if (*end == 'G' || *end == 'g') shift = 30;
+  if (shift) end++;
+  if (*end == 'B' || *end == 'b') end++; /* "64KB" reads as 64K */
+  if (*end || v == 0 || v > (~0ull >> shift)) return -1;
+  *out = (size_t)(v << shift);
+  return 0;
+}
+
+int bench_parse_sizes(const char *list, size_t *sizes, int max) {
+  char copy[1024];
+  if (snprintf(copy, sizeof copy, "%s", list) >= (int)sizeof copy) {
+    fprintf(stderr, "tcpx-p2p bench: size list too long\n");
+    return -1;
+  }
+  int n = 0;
+  for (char *save = NULL, *t = strtok_r(copy, ",", &save); t;
+       t = strtok_r(NULL, ",", &save)) {
+    if (n == max || parse_size(t, &sizes[n]) != 0) {
+      fprintf(stderr, "tcpx-p2p bench: bad size '%s' in '%s' (at most %d "
+              "sizes like 256, 4K, 16M, 1G)\n", t, list, max);
+      return -1;
+    }
+    n++;
+  }
+  if (n == 0) fprintf(stderr, "tcpx-p2p bench: empty size list\n");
+  return n > 0 ? n : -1;
+}
+
+void bench_size_str(size_t size, char *buf, size_t len) {
+  static const char units[] = "GMK";
+  for (int i = 0; i < 3; i++) {
+    size_t unit = (size_t)1 << (10 * (3 - i));
+    if (size >= unit && size % unit == 0) {
+      snprintf(buf, len, "%zu%c", size / unit, units[i]);
+      return;
+    }
+  }
+  snprintf(buf, len, "%zu", size);
+}
+
+/* ---- hosts, output, time -------------------------------------------------- */
+
+int bench_hosts_setup(twohost *th, int loopback, const char **mode) {
+  if (loopback && setenv("TCPX_P2P_NO_NETNS", "1", 1) != 0) {
+    fprintf(stderr, "tcpx-p2p bench: setenv: %s\n", strerror(errno));
+    return -1;
+  }
+  if (twohost_setup(th) != 0) return -1;
+  *mode = th->netns ? "netns" : "loopback";
+  return 0;
+}
+
+double bench_gbps(double bytes, double seconds) {
+  return seconds > 0 ? bytes / seconds / 1e9 : 0;
+}
+
+void bench_json_num(FILE *out, const char *key, double value, int last) {
+  if (value < 0)
+    fprintf(out, "\"%s\":null%s", key, last ? "}\n" : ",");
+  else
+    fprintf(out, "\"%s\":%.6g%s", key, value, last ? "}\n" : ",");
+}
+
+#define IDLE_YIELDS 200  /* then nap: the peer process needs the core */
+#define IDLE_NAP_NS 20000
+
+void bench_idle(int *rounds) {
+  if ((*rounds)++ < IDLE_YIELDS) {
+    sched_yield();
+    return;
+  }
+  nanosleep(&(struct timespec){0, IDLE_NAP_NS}, NULL);
+}
+
+double bench_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* ---- interruption ------------------------------------------------------------ */
+
+static volatile sig_atomic_t interrupted; /* set by the SIGINT handler only */
+
+static void on_interrupt(int sig) {
+  (void)sig;
+  interrupted = 1;
+}
+
+void bench_catch_interrupt(void) {
+  struct sigaction sa = {.sa_handler = on_interrupt};
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, NULL);
+}
+
+int bench_interrupted(void) { return interrupted; }
+
+void bench_side_start(void) { signal(SIGINT, SIG_DFL); }
+
+#define OOB_WAIT_MS (3600 * 1000)
+
+int bench_oob_wait(int fd, void *buf, size_t len) {
+  struct pollfd p = {fd, POLLIN, 0};
+  int n;
+  while ((n = poll(&p, 1, OOB_WAIT_MS)) < 0 && errno == EINTR) {}
+  if (n <= 0) {
+    fprintf(stderr, "tcpx-p2p bench: peer silent for an hour: %s\n",
+            n < 0 ? strerror(errno) : "timed out");
+    return -1;
+  }
+  return oob_recv(fd, buf, len);
+}

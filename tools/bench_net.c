@@ -1,0 +1,407 @@
+/* tcpx-p2p bench net: host-to-host throughput through the transport layer
+ * (net.h: listen/connect/accept, isend/irecv/test) between the two hosts,
+ * next to iperf3 with as many parallel streams as one transport comm has.
+ *
+ * Side 0 receives and times, side 1 sends. For each size the receiver
+ * runs rounds, each announced over the out-of-band socket with its message
+ * count: a warm-up (also the calibration of --seconds), the timed round,
+ * and one checked message (receive buffer poisoned first, then compared
+ * with the pattern byte for byte; not timed). Both sides keep up to
+ * NET_WINDOW requests in flight and test them oldest first. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench_ref.h"
+#include "err.h"
+#include "net.h"
+#include "plugin.h"
+#include "tools.h"
+
+#define NET_WINDOW 8                   /* requests in flight per comm */
+#define NET_SEED 0x6e6574ull           /* data pattern */
+#define NET_BUDGET_BYTES (1ull << 30)  /* default: bytes per size */
+#define NET_MIN_MSGS 8
+#define NET_MAX_MSGS 20000
+#define NET_WARMUP_BYTES (32ull << 20)
+#define NET_CONNECT_TIMEOUT_S 30.0
+#define NET_RUN_TIMEOUT_S 1800
+
+typedef struct net_plan {
+  size_t sizes[BENCH_MAX_SIZES];
+  int nsizes;
+  int streams;          /* built-in transport's streams per comm */
+  long iters;           /* messages per size; 0 = by byte budget */
+  double seconds;       /* > 0: calibrate the count to this long */
+  int ref_seconds;      /* iperf3 -t; 0 = no reference */
+  int ref_per_size;     /* iperf3 again right before each size */
+  int json;
+  const char *plugin;
+  const char *mode;
+  const twohost *th;    /* for iperf3 runs from the receiver */
+  iperf3_result ref;    /* the once-per-run measurement */
+} net_plan;
+
+/* One end of the benchmark's comm. */
+typedef struct net_end {
+  net_transport *t;
+  void *comm;
+  void *mh;
+  int is_recv;
+  unsigned char *buf;
+  size_t piece_max;     /* largest request the transport takes */
+} net_end;
+
+static int fail(const char *side, const char *what) {
+  fprintf(stderr, "bench net: %s: %s: %s\n", side, what, err_get());
+  return 1;
+}
+
+/* ---- the pipelined data path ------------------------------------------------ */
+
+static int post_piece(net_end *e, size_t off, size_t len, void **req) {
+  void *data = e->buf + off;
+  int tag = 0;
+  if (e->is_recv)
+    return net_call(e->t, irecv, e->comm, 1, &data, &len, &tag, &e->mh, req);
+  return net_call(e->t, isend, e->comm, data, len, 0, e->mh, req);
+}
+
+/* Test the oldest request; *done = 1 when it finished (receive size checked
+ * where the transport reports sizes, slot released where it must be). */
+static int test_piece(net_end *e, void *req, size_t len, int *done) {
+  size_t got = (size_t)-1;
+  int rc = net_call(e->t, test, req, done, e->is_recv ? &got : NULL);
+  if (rc != NET_OK || !*done || !e->is_recv) return rc;
+  if (got != (size_t)-1 && got != len)
+    return err_set(NET_EINTERNAL, "received %zu bytes, expected %zu", got, len);
+  if (e->t->ops->irecv_consumed)
+    return net_call(e->t, irecv_consumed, e->comm, 1, req);
+  return NET_OK;
+}
+
+/* Move `count` messages of `size` bytes, each cut into requests of at most
+ * piece_max bytes, keeping up to NET_WINDOW requests in flight. */
+static int pipe_run(net_end *e, size_t size, uint64_t count) {
+  uint64_t per = (size + e->piece_max - 1) / e->piece_max;
+  uint64_t total = count * per, posted = 0, finished = 0;
+  void *reqs[NET_WINDOW];
+  size_t lens[NET_WINDOW];
+  int idle = 0;
+  while (finished < total) {
+    int moved = 0;
+    if (posted < total && posted - finished < NET_WINDOW) {
+      size_t off = (size_t)(posted % per) * e->piece_max;
+      size_t len = size - off < e->piece_max ? size - off : e->piece_max;
+      void *req = NULL;
+      if (post_piece(e, off, len, &req) != NET_OK) return -1;
+      if (req) {
+        reqs[posted % NET_WINDOW] = req;
+        lens[posted++ % NET_WINDOW] = len;
+        moved = 1;
+      }
+    }
+    if (finished < posted) {
+      int done = 0;
+      int slot = (int)(finished % NET_WINDOW);
+      if (test_piece(e, reqs[slot], lens[slot], &done) != NET_OK) return -1;
+      finished += (uint64_t)done;
+      moved |= done;
+    }
+    if (moved) idle = 0;
+    else bench_idle(&idle);
+  }
+  return 0;
+}
+
+/* ---- setting up the comm -------------------------------------------------------- */
+
+static int open_end(const net_plan *plan, int is_recv, net_end *e) {
+  memset(e, 0, sizeof *e);
+  e->is_recv = is_recv;
+  if (net_open(plan->plugin, 0, NULL, &e->t) != NET_OK) return -1;
+  net_props props;
+  if (net_call(e->t, get_properties, 0, &props) != NET_OK) return -1;
+  e->piece_max = props.max_p2p_bytes ? props.max_p2p_bytes : (size_t)1 << 40;
+  return 0;
+}
+
+static int accept_comm(net_end *e, void *lcomm) {
+  net_dev_handle dh = {0}, *dhp = &dh;
+  double start = bench_now();
+  int idle = 0;
+  while (!e->comm) {
+    if (net_call(e->t, accept, lcomm, &e->comm, &dhp) != NET_OK) return -1;
+    if (!e->comm && bench_now() - start > NET_CONNECT_TIMEOUT_S)
+      return err_set(-1, "no connection within %.0f s", NET_CONNECT_TIMEOUT_S);
+    if (!e->comm) bench_idle(&idle);
+  }
+  return 0;
+}
+
+static int connect_comm(net_end *e, unsigned char *handle) {
+  double start = bench_now();
+  int idle = 0;
+  while (!e->comm) {
+    if (net_call(e->t, connect, 0, handle, &e->comm, NULL) != NET_OK) return -1;
+    if (!e->comm && bench_now() - start > NET_CONNECT_TIMEOUT_S)
+      return err_set(-1, "not connected within %.0f s", NET_CONNECT_TIMEOUT_S);
+    if (!e->comm) bench_idle(&idle);
+  }
+  return 0;
+}
+
+static size_t largest(const net_plan *plan) {
+  size_t max = 0;
+  for (int i = 0; i < plan->nsizes; i++)
+    if (plan->sizes[i] > max) max = plan->sizes[i];
+  return max;
+}
+
+static int alloc_buffer(net_end *e, size_t size) {
+  e->buf = aligned_alloc(4096, (size + 4095) & ~(size_t)4095);
+  if (!e->buf) return err_set(-1, "out of memory for %zu bytes", size);
+  if (net_call(e->t, reg_mr, e->comm, e->buf, size, NCCL_PTR_HOST, &e->mh) != NET_OK)
+    return -1;
+  return 0;
+}
+
+static void close_end(net_end *e) {
+  if (e->mh) net_call(e->t, dereg_mr, e->comm, e->mh);
+  if (e->comm)
+    e->is_recv ? net_call(e->t, close_recv, e->comm)
+               : net_call(e->t, close_send, e->comm);
+  if (e->t) e->t->ops->destroy(e->t);
+  free(e->buf);
+}
+
+/* ---- receiver: rounds, timing, report -------------------------------------------- */
+
+/* Announce a round of `count` messages and receive them; seconds taken. */
+static int recv_round(net_end *e, int peer_fd, size_t size, uint64_t count,
+                      double *secs) {
+  double t0 = bench_now();
+  if (oob_send(peer_fd, &count, sizeof count) != 0) return -1;
+  if (pipe_run(e, size, count) != 0) return -1;
+  *secs = bench_now() - t0;
+  return 0;
+}
+
+static uint64_t timed_count(const net_plan *plan, size_t size, uint64_t warm,
+                            double warm_secs) {
+  double n;
+  if (plan->iters > 0) return (uint64_t)plan->iters;
+  if (plan->seconds > 0)
+    n = plan->seconds * (double)warm / (warm_secs > 1e-6 ? warm_secs : 1e-6);
+  else
+    n = (double)NET_BUDGET_BYTES / (double)size;
+  if (n < NET_MIN_MSGS) n = NET_MIN_MSGS;
+  if (plan->seconds <= 0 && n > NET_MAX_MSGS) n = NET_MAX_MSGS;
+  return (uint64_t)n;
+}
+
+static void report(const net_plan *plan, const iperf3_result *r, size_t size,
+                   uint64_t count, double gbps) {
+  double ref = r->available ? r->gbps : -1;
+  double ratio = ref > 0 ? gbps / ref : -1;
+  char s[32];
+  bench_size_str(size, s, sizeof s);
+  if (plan->json) {
+    printf("{\"op\":\"net\",\"size\":%zu,\"streams\":%d,\"msgs\":%llu,"
+           "\"mode\":\"%s\",", size, plan->streams, (unsigned long long)count,
+           plan->mode);
+    bench_json_num(stdout, "gbps", gbps, 0);
+    bench_json_num(stdout, "ref_gbps", ref, 0);
+    bench_json_num(stdout, "ratio", ratio, 1);
+  } else if (ref > 0) {
+    printf("%8s  %8.3f  %11.3f  %6.3f  %7llu  ok\n", s, gbps, ref, ratio,
+           (unsigned long long)count);
+  } else {
+    printf("%8s  %8.3f  %11s  %6s  %7llu  ok\n", s, gbps, "n/a", "null",
+           (unsigned long long)count);
+  }
+  fflush(stdout);
+}
+
+static int recv_size(const net_plan *plan, net_end *e, int peer_fd, size_t size) {
+  iperf3_result ref = plan->ref;
+  if (plan->ref_per_size && plan->ref_seconds > 0) {
+    /* The sender idles meanwhile, waiting for the first round. */
+    iperf3_measure(plan->th, plan->streams, plan->ref_seconds, 0, &ref);
+    if (!ref.available) fprintf(stderr, "bench net: reference: %s\n", ref.why);
+  }
+  uint64_t warm = NET_WARMUP_BYTES / size, stop = 0, one = 1;
+  warm = warm < 2 ? 2 : warm > 256 ? 256 : warm;
+  double warm_secs, secs, unused;
+  if (recv_round(e, peer_fd, size, warm, &warm_secs) != 0) return -1;
+  uint64_t count = timed_count(plan, size, warm, warm_secs);
+  if (recv_round(e, peer_fd, size, count, &secs) != 0) return -1;
+  memset(e->buf, BENCH_POISON, size);
+  if (recv_round(e, peer_fd, size, one, &unused) != 0) return -1;
+  if (!bench_check(e->buf, size, NET_SEED, "bench net: checked message"))
+    return err_set(-1, "the checked message of %zu bytes arrived corrupted", size);
+  if (oob_send(peer_fd, &stop, sizeof stop) != 0) return -1;
+  report(plan, &ref, size, count, bench_gbps((double)size * (double)count, secs));
+  return 0;
+}
+
+static void print_transport(const net_plan *plan, const net_end *e) {
+  FILE *info = plan->json ? stderr : stdout;
+  if (e->t->abi_version == 0)
+    fprintf(info, "transport: %s (built-in), %d TCP streams per comm, 1 comm, "
+            "%d requests in flight, receiver times\n", e->t->name,
+            plan->streams, NET_WINDOW);
+  else
+    fprintf(info, "transport: %s (%s, ncclNet v%d), 1 comm, %d requests in "
+            "flight, receiver times\n", e->t->name, e->t->path,
+            e->t->abi_version, NET_WINDOW);
+  if (!plan->json)
+    fprintf(info, "%8s  %8s  %11s  %6s  %7s  %s\n", "size", "GB/s",
+            "iperf3 GB/s", "ratio", "msgs", "check");
+  fflush(info);
+}
+
+static int receiver(const twohost *th, int side, int peer_fd, void *arg) {
+  (void)th;
+  (void)side;
+  bench_side_start();
+  const net_plan *plan = arg;
+  net_end e;
+  unsigned char handle[NET_HANDLE_SIZE];
+  void *lcomm = NULL;
+  int rc = -1;
+  if (open_end(plan, 1, &e) != 0) return fail("receiver", "transport");
+  if (net_call(e.t, listen, 0, handle, &lcomm) != NET_OK) fail("receiver", "listen");
+  else if (oob_send(peer_fd, handle, sizeof handle) != 0) fail("receiver", "handle");
+  else if (accept_comm(&e, lcomm) != 0) fail("receiver", "accept");
+  else if (alloc_buffer(&e, largest(plan)) != 0) fail("receiver", "buffer");
+  else rc = 0;
+  if (lcomm) net_call(e.t, close_listen, lcomm);
+  if (rc == 0) print_transport(plan, &e);
+  for (int i = 0; i < plan->nsizes && rc == 0; i++)
+    if (recv_size(plan, &e, peer_fd, plan->sizes[i]) != 0)
+      rc = fail("receiver", "transfer");
+  close_end(&e);
+  return rc;
+}
+
+/* ---- sender: follows the receiver's rounds ----------------------------------------- */
+
+static int send_size(net_end *e, int peer_fd, size_t size) {
+  for (;;) {
+    uint64_t count;
+    if (bench_oob_wait(peer_fd, &count, sizeof count) != 0) return -1;
+    if (count == 0) return 0;
+    if (pipe_run(e, size, count) != 0) return -1;
+  }
+}
+
+static int sender(const twohost *th, int side, int peer_fd, void *arg) {
+  (void)th;
+  (void)side;
+  bench_side_start();
+  const net_plan *plan = arg;
+  net_end e;
+  unsigned char handle[NET_HANDLE_SIZE];
+  int rc = -1;
+  if (open_end(plan, 0, &e) != 0) return fail("sender", "transport");
+  if (oob_recv(peer_fd, handle, sizeof handle) != 0) fail("sender", "handle");
+  else if (connect_comm(&e, handle) != 0) fail("sender", "connect");
+  else if (alloc_buffer(&e, largest(plan)) != 0) fail("sender", "buffer");
+  else rc = 0;
+  if (rc == 0) bench_fill(e.buf, largest(plan), NET_SEED);
+  for (int i = 0; i < plan->nsizes && rc == 0; i++)
+    if (send_size(&e, peer_fd, plan->sizes[i]) != 0) rc = fail("sender", "transfer");
+  close_end(&e);
+  return rc;
+}
+
+/* ---- command line ------------------------------------------------------------------- */
+
+static int usage(FILE *out) {
+  fprintf(out,
+          "usage: tcpx-p2p bench net [--sizes 4K,64K,1M,16M,64M,256M] [--streams N]\n"
+          "                          [--iters N | --seconds S] [--ref-seconds S]\n"
+          "                          [--ref-per-size] [--json] [--loopback]\n"
+          "                          [--plugin P]\n"
+          "  Throughput of one transport comm between two hosts (network\n"
+          "  namespaces over veth as root, else loopback), %d requests in flight,\n"
+          "  next to iperf3 -P N (N = streams per comm, default\n"
+          "  TCPX_P2P_TCP_STREAMS or 4) run once, or right before each size with\n"
+          "  --ref-per-size, for --ref-seconds (default 3; 0 = no reference).\n"
+          "  Default count per size: 1 GiB worth, %d..%d messages.\n",
+          NET_WINDOW, NET_MIN_MSGS, NET_MAX_MSGS);
+  return out == stdout ? TOOL_OK : TOOL_USAGE;
+}
+
+static int parse_args(int argc, char **argv, net_plan *p, int *loopback) {
+  int n = bench_parse_sizes("4K,64K,1M,16M,64M,256M", p->sizes, BENCH_MAX_SIZES);
+  p->nsizes = n;
+  p->ref_seconds = 3;
+  const char *env = getenv("TCPX_P2P_TCP_STREAMS");
+  p->streams = env && atoi(env) > 0 ? atoi(env) : 4;
+  for (int i = 1; i < argc; i++) {
+    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (!strcmp(argv[i], "--json")) p->json = 1;
+    else if (!strcmp(argv[i], "--loopback")) *loopback = 1;
+    else if (!strcmp(argv[i], "--ref-per-size")) p->ref_per_size = 1;
+    else if (!v) return -1;
+    else if (!strcmp(argv[i], "--sizes"))
+      p->nsizes = bench_parse_sizes(argv[++i], p->sizes, BENCH_MAX_SIZES);
+    else if (!strcmp(argv[i], "--streams")) p->streams = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--iters")) p->iters = atol(argv[++i]);
+    else if (!strcmp(argv[i], "--seconds")) p->seconds = atof(argv[++i]);
+    else if (!strcmp(argv[i], "--ref-seconds")) p->ref_seconds = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--plugin")) p->plugin = argv[++i];
+    else return -1;
+  }
+  if (p->nsizes < 1 || p->streams < 1 || p->iters < 0 || p->seconds < 0 ||
+      p->ref_seconds < 0 || (p->iters > 0 && p->seconds > 0))
+    return -1;
+  return 0;
+}
+
+static void print_reference(const net_plan *plan) {
+  FILE *info = plan->json ? stderr : stdout;
+  if (plan->ref_seconds == 0)
+    fprintf(info, "reference: none (--ref-seconds 0): ratio null\n");
+  else if (plan->ref_per_size)
+    fprintf(info, "reference: iperf3 -P %d, %d s after 1 s omitted, measured "
+            "right before each size between the same hosts\n", plan->streams,
+            plan->ref_seconds);
+  else if (plan->ref.available)
+    fprintf(info, "reference: iperf3 -P %d, %d s after 1 s omitted, measured "
+            "once per run between the same hosts: %.3f GB/s\n",
+            plan->ref.streams, plan->ref.seconds, plan->ref.gbps);
+  else
+    fprintf(info, "reference: unavailable (%s): ratio null\n", plan->ref.why);
+  fflush(info);
+}
+
+int bench_net_main(int argc, char **argv) {
+  net_plan plan = {0};
+  int loopback = 0;
+  for (int i = 1; i < argc; i++)
+    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return usage(stdout);
+  if (parse_args(argc, argv, &plan, &loopback) != 0) return usage(stderr);
+  char streams[16];
+  snprintf(streams, sizeof streams, "%d", plan.streams);
+  setenv("TCPX_P2P_TCP_STREAMS", streams, 1); /* the built-in reads it */
+  twohost th;
+  if (bench_hosts_setup(&th, loopback, &plan.mode) != 0) return TOOL_FAILED;
+  bench_catch_interrupt();
+  FILE *info = plan.json ? stderr : stdout;
+  fprintf(info, "bench net: side 1 %s (%s) -> side 0 %s (%s), %s\n",
+          th.addr[1], th.ifname[1], th.addr[0], th.ifname[0],
+          th.netns ? "network namespaces over veth" : "loopback");
+  plan.th = &th;
+  if (plan.ref_seconds > 0 && !plan.ref_per_size)
+    iperf3_measure(&th, plan.streams, plan.ref_seconds, 0, &plan.ref);
+  print_reference(&plan);
+  twohost_fn fn[2] = {receiver, sender};
+  int rc = bench_interrupted() ? -1
+                               : twohost_run(&th, fn, &plan, NET_RUN_TIMEOUT_S, NULL);
+  twohost_teardown(&th);
+  if (bench_interrupted()) fprintf(stderr, "bench net: interrupted\n");
+  return rc == 0 && !bench_interrupted() ? TOOL_OK : TOOL_FAILED;
+}

@@ -1,0 +1,712 @@
+/* tcpx-p2p bench p2p: the endpoint API between two hosts, in the shape of
+ * UCCL's benchmark_uccl.py (one warm-up, then timed iterations per size),
+ * next to the raw references measured in the same run between the same
+ * hosts: iperf3 with as many streams as an op's data crosses (bandwidth),
+ * and a raw TCP ping-pong (round-trip latency at small sizes).
+ *
+ * Side 0 is the server (accepts; receives, or owns the advertised region),
+ * side 1 the client (connects; sends, writes, reads; times and reports).
+ * Per op and size: a warm-up transfer, `iters` timed ones (sync: each call
+ * timed; --async: a window of p2p_post + p2p_poll, each transfer timed
+ * from post to the poll that saw it done), then one checked transfer (the
+ * destination poisoned first, compared with the pattern after; not timed).
+ * The two sides keep in step over the out-of-band socket. */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bench_ref.h"
+#include "tcp.h"
+#include "tcpx_p2p.h"
+#include "tools.h"
+
+#define P2P_SEED 0x703270ull             /* data pattern */
+#define P2P_BUDGET_BYTES (512ull << 20)  /* default: bytes per op and size */
+#define P2P_MIN_ITERS 5
+#define P2P_MAX_ITERS 2000
+#define PINGPONG_MAX (64u << 10)         /* ping-pong at sizes up to this */
+#define PINGPONG_WARMUP 20
+#define P2P_DEPTH 8                      /* --async: transfers in flight */
+#define P2P_RUN_TIMEOUT_S 3600
+
+typedef enum { OP_SEND, OP_WRITE, OP_READ, OP_PINGPONG, OP_COUNT } bench_op;
+static const char *const op_names[OP_COUNT] = {"send", "write", "read",
+                                               "pingpong"};
+
+typedef struct p2p_plan {
+  size_t sizes[BENCH_MAX_SIZES];
+  int nsizes;
+  bench_op ops[OP_COUNT];
+  int nops;
+  int async;
+  int depth;
+  int kv_blocks;
+  long iters;                /* 0 = by byte budget */
+  int ref_seconds;           /* iperf3 -t; 0 = no bandwidth reference */
+  int json;
+  const char *plugin;
+  const char *mode;
+  int comms_per_lane, tcp_streams;
+  iperf3_result ref_fwd;     /* side 1 -> side 0: send, write */
+  iperf3_result ref_rev;     /* side 0 -> side 1: read */
+  bench_stats raw_rtt[BENCH_MAX_SIZES]; /* by size index; n = 0: none */
+} p2p_plan;
+
+/* One side's endpoint, connection, buffers and the current block layout. */
+typedef struct p2p_side {
+  const p2p_plan *plan;
+  int peer_fd;
+  p2p_endpoint *ep;
+  uint64_t conn;
+  unsigned char *buf;        /* the largest size; pattern-filled */
+  uint64_t mr;
+  unsigned char *echo;       /* ping-pong replies land here (client) */
+  uint64_t echo_mr;
+  size_t nblocks;
+  p2p_iov *iov;              /* kv_blocks entries */
+  uint8_t *descs;            /* the peer's descriptors (client) */
+  double *lat_us;            /* per timed transfer (client) */
+} p2p_side;
+
+static int fail(const char *side, const char *what) {
+  fprintf(stderr, "bench p2p: %s: %s: %s\n", side, what, p2p_last_error());
+  return -1;
+}
+
+static int oob_fail(const char *side, const char *what) {
+  fprintf(stderr, "bench p2p: %s: out-of-band %s failed\n", side, what);
+  return -1;
+}
+
+static long iters_for(const p2p_plan *plan, bench_op op, size_t size) {
+  if (plan->iters > 0) return plan->iters;
+  if (op == OP_PINGPONG) return P2P_MAX_ITERS;
+  long n = (long)(P2P_BUDGET_BYTES / size);
+  return n < P2P_MIN_ITERS ? P2P_MIN_ITERS : n > P2P_MAX_ITERS ? P2P_MAX_ITERS : n;
+}
+
+static size_t largest(const p2p_plan *plan) {
+  size_t max = 0;
+  for (int i = 0; i < plan->nsizes; i++)
+    if (plan->sizes[i] > max) max = plan->sizes[i];
+  return max;
+}
+
+/* ---- transfers ------------------------------------------------------------------- */
+
+/* Cut [buf, buf + size) into n blocks (the last takes the remainder). */
+static void set_blocks(p2p_side *s, size_t size, size_t n) {
+  if (n > size) n = size;
+  s->nblocks = n;
+  size_t each = size / n;
+  for (size_t i = 0; i < n; i++)
+    s->iov[i] = (p2p_iov){s->mr, s->buf + i * each,
+                          i + 1 < n ? each : size - i * each,
+                          s->descs ? s->descs + i * P2P_DESC_SIZE : NULL};
+}
+
+/* One blocking transfer of the current blocks. */
+static int transfer_sync(p2p_side *s, p2p_op_kind kind) {
+  p2p_endpoint *ep = s->ep;
+  const p2p_iov *v = s->iov;
+  size_t n = s->nblocks, got = 0, want = 0;
+  if (n == 1) {
+    switch (kind) {
+      case P2P_OP_SEND: return p2p_send(ep, s->conn, v->mr_id, v->ptr, v->size);
+      case P2P_OP_WRITE: return p2p_write(ep, s->conn, v->mr_id, v->ptr, v->size, v->desc);
+      case P2P_OP_READ: return p2p_read(ep, s->conn, v->mr_id, v->ptr, v->size, v->desc);
+      case P2P_OP_RECV: break;
+    }
+  }
+  uint64_t mrs[n];
+  void *ptrs[n];
+  size_t sizes[n];
+  for (size_t i = 0; i < n; i++) {
+    mrs[i] = v[i].mr_id;
+    ptrs[i] = v[i].ptr;
+    want += sizes[i] = v[i].size;
+  }
+  int rc;
+  switch (kind) {
+    case P2P_OP_SEND: return p2p_sendv(ep, s->conn, mrs, ptrs, sizes, n);
+    case P2P_OP_WRITE: return p2p_writev(ep, s->conn, mrs, ptrs, sizes, s->descs, n);
+    case P2P_OP_READ: return p2p_readv(ep, s->conn, mrs, ptrs, sizes, s->descs, n);
+    case P2P_OP_RECV:
+      rc = n == 1 ? p2p_recv(ep, s->conn, mrs[0], ptrs[0], sizes[0], &got)
+                  : p2p_recvv(ep, s->conn, mrs, ptrs, sizes, n, &got);
+      if (rc == P2P_OK && got != want) {
+        fprintf(stderr, "bench p2p: received %zu bytes, expected %zu\n", got, want);
+        return P2P_EPEER;
+      }
+      return rc;
+  }
+  return P2P_EINVAL;
+}
+
+typedef struct window_slot {
+  uint64_t id;
+  double t0;
+  int busy;
+} window_slot;
+
+/* `count` transfers with up to plan->depth in flight; every slot polled
+ * each round, so one finishing early is timed when it finishes. */
+static int transfer_window(p2p_side *s, p2p_op_kind kind, long count, double *lat) {
+  window_slot slot[P2P_DEPTH] = {{0}};
+  long posted = 0, finished = 0;
+  int idle = 0, depth = s->plan->depth;
+  while (finished < count) {
+    int moved = 0;
+    for (int k = 0; k < depth; k++) {
+      if (!slot[k].busy && posted < count) {
+        if (p2p_post(s->ep, s->conn, kind, s->iov, s->nblocks, &slot[k].id))
+          return -1;
+        slot[k] = (window_slot){slot[k].id, bench_now(), 1};
+        posted++;
+        moved = 1;
+        continue;
+      }
+      int done = 0;
+      if (!slot[k].busy) continue;
+      if (p2p_poll(s->ep, slot[k].id, &done) != P2P_OK) return -1;
+      if (!done) continue;
+      if (lat) lat[finished] = (bench_now() - slot[k].t0) * 1e6;
+      slot[k].busy = 0;
+      finished++;
+      moved = 1;
+    }
+    if (moved) idle = 0;
+    else bench_idle(&idle);
+  }
+  return 0;
+}
+
+/* `count` transfers, each timed into lat[] (may be NULL); total seconds. */
+static int transfers(p2p_side *s, p2p_op_kind kind, long count, double *lat,
+                     double *secs) {
+  double start = bench_now();
+  if (s->plan->async) {
+    if (transfer_window(s, kind, count, lat) != 0) return -1;
+  } else {
+    for (long i = 0; i < count; i++) {
+      double t0 = bench_now();
+      if (transfer_sync(s, kind) != P2P_OK) return -1;
+      if (lat) lat[i] = (bench_now() - t0) * 1e6;
+    }
+  }
+  if (secs) *secs = bench_now() - start;
+  return 0;
+}
+
+/* ---- reporting (client) ------------------------------------------------------------ */
+
+static void report_bandwidth(const p2p_side *s, bench_op op, size_t size,
+                             long iters, double secs) {
+  const p2p_plan *plan = s->plan;
+  bench_stats st;
+  bench_stats_of(s->lat_us, (size_t)iters, &st);
+  double gbps = bench_gbps((double)size * (double)iters, secs);
+  const iperf3_result *ref = op == OP_READ ? &plan->ref_rev : &plan->ref_fwd;
+  double ref_gbps = ref->available ? ref->gbps : -1;
+  double ratio = ref_gbps > 0 ? gbps / ref_gbps : -1;
+  char sz[32];
+  bench_size_str(size, sz, sizeof sz);
+  if (plan->json) {
+    printf("{\"op\":\"%s\",\"size\":%zu,\"blocks\":%zu,\"iters\":%ld,"
+           "\"async\":%d,\"streams\":%d,\"mode\":\"%s\",", op_names[op], size,
+           s->nblocks, iters, plan->async, plan->comms_per_lane * plan->tcp_streams,
+           plan->mode);
+    bench_json_num(stdout, "gbps", gbps, 0);
+    bench_json_num(stdout, "p50_us", st.p50, 0);
+    bench_json_num(stdout, "p99_us", st.p99, 0);
+    bench_json_num(stdout, "ref_gbps", ref_gbps, 0);
+    bench_json_num(stdout, "ratio", ratio, 1);
+  } else {
+    char refs[40] = "n/a", rs[16] = "null";
+    if (ref_gbps > 0) {
+      snprintf(refs, sizeof refs, "iperf3 %.3f GB/s", ref_gbps);
+      snprintf(rs, sizeof rs, "%.3f", ratio);
+    }
+    printf("%-8s %6s %6zu %6ld %8.3f %9.1f %9.1f  %-18s %s\n", op_names[op], sz,
+           s->nblocks, iters, gbps, st.p50, st.p99, refs, rs);
+  }
+  fflush(stdout);
+}
+
+static void report_pingpong(const p2p_side *s, int size_idx, long iters) {
+  const p2p_plan *plan = s->plan;
+  size_t size = plan->sizes[size_idx];
+  const bench_stats *raw = &plan->raw_rtt[size_idx];
+  bench_stats st;
+  bench_stats_of(s->lat_us, (size_t)iters, &st);
+  double ref50 = raw->n ? raw->p50 : -1, ref99 = raw->n ? raw->p99 : -1;
+  double ratio = ref50 > 0 ? st.p50 / ref50 : -1;
+  char sz[32];
+  bench_size_str(size, sz, sizeof sz);
+  if (plan->json) {
+    printf("{\"op\":\"pingpong\",\"size\":%zu,\"blocks\":1,\"iters\":%ld,"
+           "\"async\":0,\"mode\":\"%s\",\"gbps\":null,", size, iters, plan->mode);
+    bench_json_num(stdout, "p50_us", st.p50, 0);
+    bench_json_num(stdout, "p99_us", st.p99, 0);
+    bench_json_num(stdout, "ref_p50_us", ref50, 0);
+    bench_json_num(stdout, "ref_p99_us", ref99, 0);
+    bench_json_num(stdout, "ratio", ratio, 1);
+  } else {
+    char refs[40] = "n/a", rs[40] = "null";
+    if (ref50 > 0) {
+      snprintf(refs, sizeof refs, "raw rtt %.1f us", ref50);
+      snprintf(rs, sizeof rs, "%.2f (x raw)", ratio);
+    }
+    printf("%-8s %6s %6d %6ld %8s %9.1f %9.1f  %-18s %s\n", "pingpong", sz, 1,
+           iters, "-", st.p50, st.p99, refs, rs);
+  }
+  fflush(stdout);
+}
+
+/* ---- client steps ------------------------------------------------------------------ */
+
+/* The peer's verdict on a checked transfer. */
+static int peer_verdict(p2p_side *s, const char *what) {
+  char ok = 0;
+  if (bench_oob_wait(s->peer_fd, &ok, 1) != 0) return oob_fail("client", what);
+  if (!ok) fprintf(stderr, "bench p2p: the server found the checked %s corrupted\n", what);
+  return ok ? 0 : -1;
+}
+
+static int client_send(p2p_side *s, size_t size, long iters, double *secs) {
+  char ready;
+  if (transfers(s, P2P_OP_SEND, 1, NULL, NULL) != 0 ||
+      transfers(s, P2P_OP_SEND, iters, s->lat_us, secs) != 0)
+    return fail("client", "send");
+  if (bench_oob_wait(s->peer_fd, &ready, 1) != 0) return oob_fail("client", "ready");
+  if (transfers(s, P2P_OP_SEND, 1, NULL, NULL) != 0) return fail("client", "checked send");
+  (void)size;
+  return peer_verdict(s, "send");
+}
+
+static int client_write(p2p_side *s, size_t size, long iters, double *secs) {
+  char msg = 1;
+  if (transfers(s, P2P_OP_WRITE, 1, NULL, NULL) != 0 ||
+      transfers(s, P2P_OP_WRITE, iters, s->lat_us, secs) != 0)
+    return fail("client", "write");
+  if (oob_send(s->peer_fd, &msg, 1) != 0 ||       /* poison, please */
+      bench_oob_wait(s->peer_fd, &msg, 1) != 0)   /* poisoned */
+    return oob_fail("client", "write check");
+  if (transfers(s, P2P_OP_WRITE, 1, NULL, NULL) != 0) return fail("client", "checked write");
+  if (oob_send(s->peer_fd, &msg, 1) != 0) return oob_fail("client", "written");
+  (void)size;
+  return peer_verdict(s, "write");
+}
+
+static int client_read(p2p_side *s, size_t size, long iters, double *secs) {
+  if (transfers(s, P2P_OP_READ, 1, NULL, NULL) != 0 ||
+      transfers(s, P2P_OP_READ, iters, s->lat_us, secs) != 0)
+    return fail("client", "read");
+  memset(s->buf, BENCH_POISON, size);
+  if (transfers(s, P2P_OP_READ, 1, NULL, NULL) != 0) return fail("client", "checked read");
+  char ok = (char)bench_check(s->buf, size, P2P_SEED, "bench p2p: checked read");
+  if (oob_send(s->peer_fd, &ok, 1) != 0) return oob_fail("client", "read done");
+  return ok ? 0 : -1;
+}
+
+/* Round trips: send from buf, the echo comes back into `echo`. */
+static int client_pingpong(p2p_side *s, size_t size, long iters) {
+  for (long i = -PINGPONG_WARMUP; i <= iters; i++) {
+    if (i == iters) memset(s->echo, BENCH_POISON, size); /* the checked one */
+    double t0 = bench_now();
+    size_t got = 0;
+    if (p2p_send(s->ep, s->conn, s->mr, s->buf, size) != P2P_OK ||
+        p2p_recv(s->ep, s->conn, s->echo_mr, s->echo, size, &got) != P2P_OK)
+      return fail("client", "ping-pong");
+    if (i >= 0 && i < iters) s->lat_us[i] = (bench_now() - t0) * 1e6;
+    if (got != size) {
+      fprintf(stderr, "bench p2p: echo of %zu bytes came back as %zu\n", size, got);
+      return -1;
+    }
+  }
+  return bench_check(s->echo, size, P2P_SEED, "bench p2p: checked echo") ? 0 : -1;
+}
+
+static int client_step(p2p_side *s, bench_op op, int size_idx) {
+  size_t size = s->plan->sizes[size_idx];
+  long iters = iters_for(s->plan, op, size);
+  double secs = 0;
+  int rc;
+  set_blocks(s, size, op == OP_PINGPONG ? 1 : (size_t)s->plan->kv_blocks);
+  if ((op == OP_WRITE || op == OP_READ) &&
+      bench_oob_wait(s->peer_fd, s->descs, s->nblocks * P2P_DESC_SIZE) != 0)
+    return oob_fail("client", "descriptors");
+  switch (op) {
+    case OP_SEND: rc = client_send(s, size, iters, &secs); break;
+    case OP_WRITE: rc = client_write(s, size, iters, &secs); break;
+    case OP_READ: rc = client_read(s, size, iters, &secs); break;
+    default: rc = client_pingpong(s, size, iters); break;
+  }
+  if (rc != 0) return rc;
+  if (op == OP_PINGPONG) report_pingpong(s, size_idx, iters);
+  else report_bandwidth(s, op, size, iters, secs);
+  return 0;
+}
+
+/* ---- server steps ------------------------------------------------------------------ */
+
+static int server_recv(p2p_side *s, size_t size, long iters) {
+  char ready = 1;
+  if (transfers(s, P2P_OP_RECV, 1 + iters, NULL, NULL) != 0)
+    return fail("server", "recv");
+  memset(s->buf, BENCH_POISON, size);
+  if (oob_send(s->peer_fd, &ready, 1) != 0) return oob_fail("server", "ready");
+  if (transfers(s, P2P_OP_RECV, 1, NULL, NULL) != 0) return fail("server", "checked recv");
+  char ok = (char)bench_check(s->buf, size, P2P_SEED, "bench p2p: checked send");
+  if (oob_send(s->peer_fd, &ok, 1) != 0) return oob_fail("server", "verdict");
+  return ok ? 0 : -1;
+}
+
+/* Advertise every block; the client gets the descriptors. */
+static int server_advertise(p2p_side *s) {
+  uint8_t *descs = malloc(s->nblocks * P2P_DESC_SIZE);
+  if (!descs) return fail("server", "descriptors");
+  int rc = 0;
+  for (size_t i = 0; i < s->nblocks && rc == 0; i++)
+    if (p2p_advertise(s->ep, s->conn, s->mr, s->iov[i].ptr, s->iov[i].size,
+                      descs + i * P2P_DESC_SIZE) != P2P_OK)
+      rc = fail("server", "advertise");
+  if (rc == 0 && oob_send(s->peer_fd, descs, s->nblocks * P2P_DESC_SIZE) != 0)
+    rc = oob_fail("server", "descriptors");
+  free(descs);
+  return rc;
+}
+
+/* The client writes; on its word poison the region, then check its write. */
+static int server_written(p2p_side *s, size_t size) {
+  char msg;
+  if (bench_oob_wait(s->peer_fd, &msg, 1) != 0) return oob_fail("server", "write check");
+  memset(s->buf, BENCH_POISON, size);
+  if (oob_send(s->peer_fd, &msg, 1) != 0 || bench_oob_wait(s->peer_fd, &msg, 1) != 0)
+    return oob_fail("server", "written");
+  char ok = (char)bench_check(s->buf, size, P2P_SEED, "bench p2p: checked write");
+  if (oob_send(s->peer_fd, &ok, 1) != 0) return oob_fail("server", "verdict");
+  return ok ? 0 : -1;
+}
+
+static int server_echo(p2p_side *s, size_t size, long iters) {
+  for (long i = -PINGPONG_WARMUP; i <= iters; i++) {
+    size_t got = 0;
+    if (p2p_recv(s->ep, s->conn, s->mr, s->buf, size, &got) != P2P_OK ||
+        p2p_send(s->ep, s->conn, s->mr, s->buf, got) != P2P_OK)
+      return fail("server", "ping-pong");
+  }
+  return 0;
+}
+
+static int server_step(p2p_side *s, bench_op op, size_t size) {
+  long iters = iters_for(s->plan, op, size);
+  char ok;
+  set_blocks(s, size, op == OP_PINGPONG ? 1 : (size_t)s->plan->kv_blocks);
+  if ((op == OP_WRITE || op == OP_READ) && server_advertise(s) != 0) return -1;
+  switch (op) {
+    case OP_SEND: return server_recv(s, size, iters);
+    case OP_WRITE: return server_written(s, size);
+    case OP_READ: /* served by the progress thread; the client checks */
+      if (bench_oob_wait(s->peer_fd, &ok, 1) != 0) return oob_fail("server", "read done");
+      return ok ? 0 : -1;
+    default: return server_echo(s, size, iters);
+  }
+}
+
+/* ---- endpoint set-up ----------------------------------------------------------------- */
+
+static int open_side(const p2p_plan *plan, int peer_fd, int is_client, p2p_side *s) {
+  memset(s, 0, sizeof *s);
+  s->plan = plan;
+  s->peer_fd = peer_fd;
+  p2p_options opts;
+  p2p_options_init(&opts);
+  opts.plugin = plan->plugin;
+  size_t max = largest(plan);
+  long most = 0;
+  for (int o = 0; o < plan->nops; o++)
+    for (int i = 0; i < plan->nsizes; i++)
+      if (iters_for(plan, plan->ops[o], plan->sizes[i]) > most)
+        most = iters_for(plan, plan->ops[o], plan->sizes[i]);
+  s->buf = aligned_alloc(4096, (max + 4095) & ~(size_t)4095);
+  s->echo = aligned_alloc(4096, PINGPONG_MAX);
+  s->iov = calloc((size_t)plan->kv_blocks, sizeof *s->iov);
+  s->lat_us = calloc((size_t)most, sizeof *s->lat_us);
+  if (is_client) s->descs = calloc((size_t)plan->kv_blocks, P2P_DESC_SIZE);
+  if (!s->buf || !s->echo || !s->iov || !s->lat_us || (is_client && !s->descs)) {
+    fprintf(stderr, "bench p2p: out of memory for %zu-byte buffers\n", max);
+    return -1;
+  }
+  bench_fill(s->buf, max, P2P_SEED);
+  if (p2p_endpoint_create(&opts, &s->ep) != P2P_OK) return fail("side", "endpoint");
+  if (p2p_reg(s->ep, s->buf, max, &s->mr) != P2P_OK ||
+      p2p_reg(s->ep, s->echo, PINGPONG_MAX, &s->echo_mr) != P2P_OK)
+    return fail("side", "register");
+  return 0;
+}
+
+static void close_side(p2p_side *s) {
+  p2p_endpoint_destroy(s->ep);
+  free(s->buf);
+  free(s->echo);
+  free(s->iov);
+  free(s->descs);
+  free(s->lat_us);
+}
+
+static int server_connect(p2p_side *s) {
+  uint8_t md[P2P_METADATA_MAX];
+  size_t len = sizeof md;
+  char ip[64];
+  int gpu;
+  if (p2p_get_metadata(s->ep, md, &len) != P2P_OK) return fail("server", "metadata");
+  uint32_t n = (uint32_t)len;
+  if (oob_send(s->peer_fd, &n, sizeof n) != 0 || oob_send(s->peer_fd, md, len) != 0)
+    return oob_fail("server", "metadata");
+  if (p2p_accept(s->ep, ip, sizeof ip, &gpu, &s->conn) != P2P_OK)
+    return fail("server", "accept");
+  return 0;
+}
+
+static int client_connect(p2p_side *s) {
+  uint8_t md[P2P_METADATA_MAX];
+  uint32_t n;
+  char ip[64];
+  int port, gpu;
+  if (oob_recv(s->peer_fd, &n, sizeof n) != 0 || n > sizeof md ||
+      oob_recv(s->peer_fd, md, n) != 0)
+    return oob_fail("client", "metadata");
+  if (p2p_parse_metadata(md, n, ip, sizeof ip, &port, &gpu) != P2P_OK)
+    return fail("client", "metadata");
+  if (p2p_connect(s->ep, ip, gpu, port, &s->conn) != P2P_OK)
+    return fail("client", "connect");
+  return 0;
+}
+
+/* Sockets this process holds: shows how many comms and streams the
+ * connection really opened. */
+static int count_sockets(void) {
+  DIR *d = opendir("/proc/self/fd");
+  int n = 0;
+  for (struct dirent *e; d && (e = readdir(d));) {
+    char path[300], target[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
+    ssize_t len = readlink(path, target, sizeof target - 1);
+    if (len > 0 && (target[len] = '\0', !strncmp(target, "socket:", 7))) n++;
+  }
+  if (d) closedir(d);
+  return n;
+}
+
+static void print_layout(const p2p_plan *plan) {
+  FILE *info = plan->json ? stderr : stdout;
+  int c = plan->comms_per_lane, t = plan->tcp_streams;
+  fprintf(info, "endpoint: comms_per_lane %d x %d TCP streams = %d streams carry "
+          "an op's data (send: lane 0; write, read: lane 1), as the engine "
+          "opens them; the client process holds %d sockets (with the built-in "
+          "transport: 2 lanes x 2 directions x %d = %d data, + control, "
+          "listener, out-of-band = %d)\n",
+          c, t, c * t, count_sockets(), c * t, 4 * c * t, 4 * c * t + 3);
+  if (!plan->json)
+    fprintf(info, "%-8s %6s %6s %6s %8s %9s %9s  %-18s %s\n", "op", "size",
+            "blocks", "iters", "GB/s", "p50 us", "p99 us", "reference", "ratio");
+  fflush(info);
+}
+
+static int server(const twohost *th, int side, int peer_fd, void *arg) {
+  (void)th;
+  (void)side;
+  bench_side_start();
+  const p2p_plan *plan = arg;
+  p2p_side s;
+  int rc = open_side(plan, peer_fd, 0, &s);
+  if (rc == 0) rc = server_connect(&s);
+  for (int o = 0; o < plan->nops && rc == 0; o++)
+    for (int i = 0; i < plan->nsizes && rc == 0; i++)
+      if (plan->ops[o] != OP_PINGPONG || plan->sizes[i] <= PINGPONG_MAX)
+        rc = server_step(&s, plan->ops[o], plan->sizes[i]);
+  char bye;
+  if (rc == 0 && bench_oob_wait(peer_fd, &bye, 1) != 0) rc = oob_fail("server", "bye");
+  close_side(&s);
+  return rc;
+}
+
+static int client(const twohost *th, int side, int peer_fd, void *arg) {
+  (void)th;
+  (void)side;
+  bench_side_start();
+  const p2p_plan *plan = arg;
+  p2p_side s;
+  int rc = open_side(plan, peer_fd, 1, &s);
+  if (rc == 0) rc = client_connect(&s);
+  if (rc == 0) print_layout(plan);
+  for (int o = 0; o < plan->nops && rc == 0; o++)
+    for (int i = 0; i < plan->nsizes && rc == 0; i++)
+      if (plan->ops[o] != OP_PINGPONG || plan->sizes[i] <= PINGPONG_MAX)
+        rc = client_step(&s, plan->ops[o], i);
+  char bye = 1;
+  if (rc == 0 && oob_send(peer_fd, &bye, 1) != 0) rc = oob_fail("client", "bye");
+  close_side(&s);
+  return rc;
+}
+
+/* ---- references ------------------------------------------------------------------- */
+
+static int has_op(const p2p_plan *plan, bench_op op) {
+  for (int i = 0; i < plan->nops; i++)
+    if (plan->ops[i] == op) return 1;
+  return 0;
+}
+
+static void print_iperf3(const p2p_plan *plan, const iperf3_result *r,
+                         const char *dir) {
+  FILE *info = plan->json ? stderr : stdout;
+  if (r->available)
+    fprintf(info, "reference: iperf3 -P %d%s (%s), %d s after 1 s omitted, once "
+            "per run: %.3f GB/s\n", r->streams, r->reverse ? " -R" : "", dir,
+            r->seconds, r->gbps);
+  else
+    fprintf(info, "reference (%s): unavailable (%s): ratio null\n", dir,
+            plan->ref_seconds ? r->why : "--ref-seconds 0");
+}
+
+/* Raw ping-pong at the small sizes, same iterations as the endpoint's. */
+static int measure_raw_rtt(const twohost *th, p2p_plan *plan) {
+  size_t small[BENCH_MAX_SIZES];
+  int idx[BENCH_MAX_SIZES], n = 0;
+  for (int i = 0; i < plan->nsizes; i++)
+    if (plan->sizes[i] <= PINGPONG_MAX) {
+      idx[n] = i;
+      small[n++] = plan->sizes[i];
+    }
+  bench_stats rtt[BENCH_MAX_SIZES];
+  long iters = iters_for(plan, OP_PINGPONG, 1);
+  if (n == 0 || pingpong_measure(th, small, n, PINGPONG_WARMUP, (int)iters, rtt) != 0)
+    return n == 0 ? 0 : -1;
+  for (int k = 0; k < n; k++) plan->raw_rtt[idx[k]] = rtt[k];
+  FILE *info = plan->json ? stderr : stdout;
+  fprintf(info, "reference: raw TCP ping-pong (one socket, TCP_NODELAY, blocking "
+          "I/O), %ld round trips per size: p50", iters);
+  for (int k = 0; k < n; k++)
+    fprintf(info, " %zu B %.1f us%s", small[k], rtt[k].p50, k + 1 < n ? "," : "\n");
+  return 0;
+}
+
+static void measure_references(const twohost *th, p2p_plan *plan) {
+  int streams = plan->comms_per_lane * plan->tcp_streams;
+  if (plan->ref_seconds > 0 && (has_op(plan, OP_SEND) || has_op(plan, OP_WRITE)))
+    iperf3_measure(th, streams, plan->ref_seconds, 0, &plan->ref_fwd);
+  if (plan->ref_seconds > 0 && has_op(plan, OP_READ))
+    iperf3_measure(th, streams, plan->ref_seconds, 1, &plan->ref_rev);
+  if (has_op(plan, OP_SEND) || has_op(plan, OP_WRITE))
+    print_iperf3(plan, &plan->ref_fwd, "client -> server, as send and write");
+  if (has_op(plan, OP_READ))
+    print_iperf3(plan, &plan->ref_rev, "server -> client, as read");
+  if (has_op(plan, OP_PINGPONG) && measure_raw_rtt(th, plan) != 0)
+    fprintf(stderr, "bench p2p: raw ping-pong failed: latency ratio null\n");
+}
+
+/* ---- command line -------------------------------------------------------------------- */
+
+static int usage(FILE *out) {
+  fprintf(out,
+          "usage: tcpx-p2p bench p2p [--sizes 256,4K,64K,1M,16M,64M,256M,1G]\n"
+          "                          [--ops send,write,read,pingpong] [--async]\n"
+          "                          [--depth N] [--kv-blocks N] [--iters N]\n"
+          "                          [--ref-seconds S] [--json] [--loopback]\n"
+          "                          [--plugin P]\n"
+          "  The endpoint API between two hosts (network namespaces as root, else\n"
+          "  loopback). Per op and size: GB/s and per-transfer latency p50/p99\n"
+          "  (sync: each call; --async: up to --depth (default %d, max %d) posted\n"
+          "  and polled). --kv-blocks N splits each transfer into N blocks\n"
+          "  (sendv/recvv/writev/readv). pingpong (sizes <= 64K, sync): send then\n"
+          "  receive the echo. References in the same run: iperf3 -P (comms per\n"
+          "  lane x TCP streams) for --ref-seconds (default 3; 0 = none), and a\n"
+          "  raw TCP ping-pong. Default iterations: 512 MiB worth, %d..%d.\n",
+          P2P_DEPTH, P2P_DEPTH, P2P_MIN_ITERS, P2P_MAX_ITERS);
+  return out == stdout ? TOOL_OK : TOOL_USAGE;
+}
+
+static int parse_ops(const char *list, p2p_plan *p) {
+  char copy[256];
+  snprintf(copy, sizeof copy, "%s", list);
+  p->nops = 0;
+  for (char *save = NULL, *t = strtok_r(copy, ",", &save); t;
+       t = strtok_r(NULL, ",", &save)) {
+    int k = 0;
+    while (k < OP_COUNT && strcmp(op_names[k], t) != 0) k++;
+    if (k == OP_COUNT || p->nops == OP_COUNT) {
+      fprintf(stderr, "bench p2p: unknown op '%s' (send, write, read, pingpong)\n", t);
+      return -1;
+    }
+    p->ops[p->nops++] = (bench_op)k;
+  }
+  return p->nops > 0 ? 0 : -1;
+}
+
+static int parse_args(int argc, char **argv, p2p_plan *p, int *loopback) {
+  *p = (p2p_plan){.depth = P2P_DEPTH, .kv_blocks = 1, .ref_seconds = 3};
+  p->nsizes = bench_parse_sizes("256,4K,64K,1M,16M,64M,256M,1G", p->sizes,
+                                BENCH_MAX_SIZES);
+  parse_ops("send,write,read,pingpong", p);
+  for (int i = 1; i < argc; i++) {
+    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (!strcmp(argv[i], "--json")) p->json = 1;
+    else if (!strcmp(argv[i], "--loopback")) *loopback = 1;
+    else if (!strcmp(argv[i], "--async")) p->async = 1;
+    else if (!v) return -1;
+    else if (!strcmp(argv[i], "--sizes"))
+      p->nsizes = bench_parse_sizes(argv[++i], p->sizes, BENCH_MAX_SIZES);
+    else if (!strcmp(argv[i], "--ops")) {
+      if (parse_ops(argv[++i], p) != 0) return -1;
+    } else if (!strcmp(argv[i], "--depth")) p->depth = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--kv-blocks")) p->kv_blocks = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--iters")) p->iters = atol(argv[++i]);
+    else if (!strcmp(argv[i], "--ref-seconds")) p->ref_seconds = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--plugin")) p->plugin = argv[++i];
+    else return -1;
+  }
+  if (p->nsizes < 1 || p->depth < 1 || p->depth > P2P_DEPTH || p->kv_blocks < 1 ||
+      p->iters < 0 || p->ref_seconds < 0)
+    return -1;
+  return 0;
+}
+
+/* What the engine will open: comms per lane from the endpoint options, TCP
+ * streams per comm from the built-in transport's options. */
+static void read_layout(p2p_plan *p) {
+  p2p_options opts;
+  tcp_options tcp;
+  p2p_options_init(&opts);
+  tcp_options_default(&tcp);
+  p->comms_per_lane = opts.comms_per_lane;
+  p->tcp_streams = tcp.nstreams;
+}
+
+int bench_p2p_main(int argc, char **argv) {
+  p2p_plan plan;
+  int loopback = 0;
+  for (int i = 1; i < argc; i++)
+    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return usage(stdout);
+  if (parse_args(argc, argv, &plan, &loopback) != 0) return usage(stderr);
+  read_layout(&plan);
+  twohost th;
+  if (bench_hosts_setup(&th, loopback, &plan.mode) != 0) return TOOL_FAILED;
+  bench_catch_interrupt();
+  FILE *info = plan.json ? stderr : stdout;
+  fprintf(info, "bench p2p: client side 1 %s (%s), server side 0 %s (%s), %s; "
+          "%s, %s\n", th.addr[1], th.ifname[1], th.addr[0], th.ifname[0],
+          th.netns ? "network namespaces over veth" : "loopback",
+          plan.async ? "async" : "sync", plan.async ? "post + poll window" :
+          "each call timed");
+  measure_references(&th, &plan);
+  twohost_fn fn[2] = {server, client};
+  int rc = bench_interrupted() ? -1
+                               : twohost_run(&th, fn, &plan, P2P_RUN_TIMEOUT_S, NULL);
+  twohost_teardown(&th);
+  if (bench_interrupted()) fprintf(stderr, "bench p2p: interrupted\n");
+  return rc == 0 && !bench_interrupted() ? TOOL_OK : TOOL_FAILED;
+}

@@ -1,0 +1,462 @@
+/* References for `tcpx-p2p bench`, measured between the same two hosts as
+ * the benchmark itself: iperf3 for bandwidth, a raw TCP ping-pong for
+ * latency. Also the statistics and the test data pattern. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "bench_ref.h"
+
+/* ---- statistics --------------------------------------------------------- */
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+/* Nearest rank: the smallest value with at least p% of values <= it. */
+static double percentile(const double *sorted, size_t n, double p) {
+  size_t rank = (size_t)(p / 100.0 * (double)n + 0.999999);
+  if (rank < 1) rank = 1;
+  if (rank > n) rank = n;
+  return sorted[rank - 1];
+}
+
+void bench_stats_of(double *v, size_t n, bench_stats *out) {
+  memset(out, 0, sizeof *out);
+  if (n == 0) return;
+  qsort(v, n, sizeof *v, cmp_double);
+  double sum = 0;
+  for (size_t i = 0; i < n; i++) sum += v[i];
+  *out = (bench_stats){.p50 = percentile(v, n, 50), .p99 = percentile(v, n, 99),
+                       .mean = sum / (double)n, .min = v[0], .max = v[n - 1],
+                       .n = n};
+}
+
+/* ---- test data ---------------------------------------------------------- */
+
+/* splitmix64's finaliser: every input bit affects every output bit. */
+static uint64_t pattern_word(uint64_t seed, uint64_t k) {
+  uint64_t z = seed * 0x9E3779B97F4A7C15ull + k * 0xD1B54A32D192ED03ull + 1;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+void bench_fill(void *buf, size_t len, uint64_t seed) {
+  unsigned char *p = buf;
+  uint64_t k = 0;
+  for (; len >= 8; p += 8, len -= 8, k++) {
+    uint64_t w = pattern_word(seed, k);
+    memcpy(p, &w, 8);
+  }
+  if (len) {
+    uint64_t w = pattern_word(seed, k);
+    memcpy(p, &w, len);
+  }
+}
+
+int bench_check(const void *buf, size_t len, uint64_t seed, const char *what) {
+  const unsigned char *p = buf;
+  for (size_t off = 0; off < len; off += 8) {
+    uint64_t w = pattern_word(seed, off / 8);
+    size_t n = len - off < 8 ? len - off : 8;
+    if (memcmp(p + off, &w, n) == 0) continue;
+    const unsigned char *want = (const unsigned char *)&w;
+    size_t i = 0;
+    while (p[off + i] == want[i]) i++;
+    fprintf(stderr, "%s: data differs at byte %zu of %zu: got 0x%02x, "
+            "expected 0x%02x\n", what, off + i, len, p[off + i], want[i]);
+    return 0;
+  }
+  return 1;
+}
+
+/* ---- a minimal JSON walker (enough to read iperf3 -J) -------------------- */
+
+static const char *json_ws(const char *p) {
+  while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
+  return p;
+}
+
+/* p at '"': the character after the closing quote, or NULL. */
+static const char *json_skip_string(const char *p) {
+  for (p++; *p && *p != '"'; p++)
+    if (*p == '\\' && !*++p) return NULL;
+  return *p ? p + 1 : NULL;
+}
+
+/* Skip one value (object, array, string, number, literal). */
+static const char *json_skip(const char *p) {
+  p = json_ws(p);
+  if (*p == '"') return json_skip_string(p);
+  if (*p != '{' && *p != '[') {
+    const char *start = p;
+    while (*p && !strchr(",}] \t\r\n", *p)) p++;
+    return p > start ? p : NULL;
+  }
+  int depth = 0;
+  do {
+    if (*p == '"') {
+      if (!(p = json_skip_string(p))) return NULL;
+      continue;
+    }
+    if (*p == '{' || *p == '[') depth++;
+    if (*p == '}' || *p == ']') depth--;
+    if (!*p) return NULL;
+    p++;
+  } while (depth > 0);
+  return p;
+}
+
+/* The value of member `key` of the object at p, or NULL. */
+static const char *json_member(const char *p, const char *key) {
+  p = json_ws(p);
+  if (*p++ != '{') return NULL;
+  size_t klen = strlen(key);
+  for (;;) {
+    p = json_ws(p);
+    if (*p != '"') return NULL;  /* '}' (not found) or not JSON */
+    const char *name = p + 1, *end = json_skip_string(p);
+    if (!end) return NULL;
+    p = json_ws(end);
+    if (*p++ != ':') return NULL;
+    p = json_ws(p);
+    if ((size_t)(end - 1 - name) == klen && memcmp(name, key, klen) == 0)
+      return p;
+    if (!(p = json_skip(p))) return NULL;
+    p = json_ws(p);
+    if (*p++ != ',') return NULL;
+  }
+}
+
+static const char *json_at(const char *json, const char *const *path) {
+  const char *p = json;
+  for (; p && *path; path++) p = json_member(p, *path);
+  return p;
+}
+
+int json_number_at(const char *json, const char *const *path, double *value) {
+  const char *p = json_at(json, path);
+  if (!p) return -1;
+  char *end;
+  errno = 0;
+  *value = strtod(p, &end);
+  return end == p || errno ? -1 : 0;
+}
+
+int json_string_at(const char *json, const char *const *path, char *buf,
+                   size_t len) {
+  const char *p = json_at(json, path);
+  const char *end = p && *p == '"' ? json_skip_string(p) : NULL;
+  if (!end || len == 0) return -1;
+  size_t n = (size_t)(end - p - 2);
+  if (n >= len) n = len - 1;
+  memcpy(buf, p + 1, n);
+  buf[n] = '\0';
+  return 0;
+}
+
+/* ---- reference: iperf3 --------------------------------------------------- */
+
+#define IPERF3_OMIT_S 1          /* slow start, left out of the result */
+#define IPERF3_CONNECT_TRIES 50  /* the server needs a moment to listen */
+#define IPERF3_SERVER_GRACE_MS 3000
+
+static int find_program(const char *name, char *out, size_t cap) {
+  const char *path = getenv("PATH");
+  char dirs[4096];
+  snprintf(dirs, sizeof dirs, "%s:/usr/bin:/usr/local/bin:/bin",
+           path ? path : "");
+  for (char *save = NULL, *d = strtok_r(dirs, ":", &save); d;
+       d = strtok_r(NULL, ":", &save)) {
+    snprintf(out, cap, "%s/%s", d, name);
+    if (*d && access(out, X_OK) == 0) return 0;
+  }
+  return -1;
+}
+
+/* A TCP port free on loopback (namespaces are fresh: any port is free). */
+static int free_port(void) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET};
+  socklen_t len = sizeof sa;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  int port = -1;
+  if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+      getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
+    port = ntohs(sa.sin_port);
+  if (fd >= 0) close(fd);
+  return port;
+}
+
+/* Fork a child that enters `side` and runs argv with stdout on out_fd
+ * (-1: /dev/null) and stderr on /dev/null. Returns its pid or -1. */
+static pid_t spawn_in_side(const twohost *th, int side, char *const argv[],
+                           int out_fd) {
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid != 0) return pid;
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  int devnull = open("/dev/null", O_WRONLY);
+  dup2(out_fd >= 0 ? out_fd : devnull, STDOUT_FILENO);
+  dup2(devnull, STDERR_FILENO);
+  if (twohost_enter(th, side) == 0) execv(argv[0], argv);
+  _exit(127);
+}
+
+/* Read all of fd into a NUL-terminated heap buffer (NULL on failure). */
+static char *read_all(int fd) {
+  size_t len = 0, cap = 1 << 16;
+  char *buf = malloc(cap);
+  for (ssize_t n; buf; len += (size_t)n) {
+    if (cap - len < 4096) {
+      char *bigger = realloc(buf, cap * 2);
+      if (!bigger) break;
+      buf = bigger;
+      cap *= 2;
+    }
+    n = read(fd, buf + len, cap - len - 1);
+    if (n < 0 && errno == EINTR) n = 0;
+    else if (n <= 0) {
+      buf[len] = '\0';
+      return buf;
+    }
+  }
+  free(buf);
+  return NULL;
+}
+
+static void reap(pid_t pid, int grace_ms) {
+  int status;
+  for (int waited = 0; waited < grace_ms; waited += 10) {
+    if (waitpid(pid, &status, WNOHANG) != 0) return;
+    usleep(10000);
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, &status, 0);
+}
+
+/* One client run: its JSON output (heap), or NULL with `why` set. */
+static char *iperf3_client(const twohost *th, const char *bin, int port,
+                           const iperf3_result *r, char *why, size_t wlen) {
+  char p[16], par[16], secs[16], omit[16];
+  snprintf(p, sizeof p, "%d", port);
+  snprintf(par, sizeof par, "%d", r->streams);
+  snprintf(secs, sizeof secs, "%d", r->seconds);
+  snprintf(omit, sizeof omit, "%d", IPERF3_OMIT_S);
+  char *argv[] = {(char *)bin, "-c", (char *)th->addr[0], "-B",
+                  (char *)th->addr[1], "-p", p, "-P", par, "-t", secs, "-O",
+                  omit, "-J", r->reverse ? "-R" : NULL, NULL};
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) {
+    snprintf(why, wlen, "pipe: %s", strerror(errno));
+    return NULL;
+  }
+  pid_t pid = spawn_in_side(th, 1, argv, fds[1]);
+  close(fds[1]);
+  char *out = pid > 0 ? read_all(fds[0]) : NULL;
+  close(fds[0]);
+  if (pid > 0) reap(pid, 5000);
+  if (!out) snprintf(why, wlen, "running %.200s -c failed", bin);
+  return out;
+}
+
+/* Parse the client's JSON into r; the error text when iperf3 reported one. */
+static int iperf3_parse(const char *json, iperf3_result *r) {
+  static const char *const bps[] = {"end", "sum_received", "bits_per_second",
+                                    NULL};
+  static const char *const error[] = {"error", NULL};
+  double v;
+  if (json_string_at(json, error, r->why, sizeof r->why) == 0) return -1;
+  if (json_number_at(json, bps, &v) != 0 || v <= 0) {
+    snprintf(r->why, sizeof r->why, "iperf3 -J output has no "
+             "end.sum_received.bits_per_second");
+    return -1;
+  }
+  r->gbps = v / 8e9;
+  return 0;
+}
+
+/* Start the server, run the client (retrying while the server is not yet
+ * listening), stop the server. */
+static void iperf3_run(const twohost *th, const char *bin, iperf3_result *r) {
+  int port = free_port();
+  char p[16];
+  snprintf(p, sizeof p, "%d", port);
+  char *server_argv[] = {(char *)bin, "-s", "-1", "-B", (char *)th->addr[0],
+                         "-p", p, NULL};
+  pid_t server = spawn_in_side(th, 0, server_argv, -1);
+  if (port < 0 || server < 0) {
+    snprintf(r->why, sizeof r->why, "cannot start %.200s -s", bin);
+    if (server > 0) reap(server, 0);
+    return;
+  }
+  for (int attempt = 0; attempt < IPERF3_CONNECT_TRIES; attempt++) {
+    char *json = iperf3_client(th, bin, port, r, r->why, sizeof r->why);
+    int ok = json && iperf3_parse(json, r) == 0;
+    free(json);
+    if (ok) r->available = 1;
+    if (ok || !strstr(r->why, "connect")) break;
+    usleep(100000);  /* "unable to connect": server not listening yet */
+  }
+  reap(server, IPERF3_SERVER_GRACE_MS);
+}
+
+void iperf3_measure(const twohost *th, int streams, int seconds, int reverse,
+                    iperf3_result *out) {
+  *out = (iperf3_result){.streams = streams, .seconds = seconds,
+                         .reverse = reverse};
+  char bin[4096];
+  if (find_program("iperf3", bin, sizeof bin) != 0) {
+    snprintf(out->why, sizeof out->why, "iperf3 is not installed "
+             "(scripts/setup installs the Debian package iperf3)");
+    return;
+  }
+  iperf3_run(th, bin, out);
+}
+
+/* ---- reference: raw TCP ping-pong -------------------------------------- */
+
+typedef struct pingpong_plan {
+  const size_t *sizes;
+  int nsizes, warmup, iters;
+  size_t max_size;
+  bench_stats *shared;   /* MAP_SHARED: written by the client child */
+} pingpong_plan;
+
+static int io_full(int fd, void *buf, size_t len, int is_send) {
+  char *p = buf;
+  while (len > 0) {
+    ssize_t n = is_send ? send(fd, p, len, MSG_NOSIGNAL) : recv(fd, p, len, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      fprintf(stderr, "pingpong: %s: %s\n", is_send ? "send" : "recv",
+              n == 0 ? "peer closed" : strerror(errno));
+      return -1;
+    }
+    p += n;
+    len -= (size_t)n;
+  }
+  return 0;
+}
+
+/* TCP_NODELAY: each message leaves at once; a receive timeout so a lost
+ * peer cannot hang the benchmark. */
+static void tune_socket(int fd) {
+  int one = 1;
+  struct timeval tv = {.tv_sec = 30};
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+}
+
+static int pingpong_accept(const twohost *th, int peer_fd) {
+  int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET};
+  socklen_t len = sizeof sa;
+  inet_pton(AF_INET, th->addr[0], &sa.sin_addr);
+  if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
+      listen(lfd, 1) != 0 || getsockname(lfd, (struct sockaddr *)&sa, &len)) {
+    fprintf(stderr, "pingpong: listen on %s: %s\n", th->addr[0], strerror(errno));
+    return -1;
+  }
+  uint16_t port = sa.sin_port;
+  struct pollfd pfd = {lfd, POLLIN, 0};
+  int fd = -1;
+  if (oob_send(peer_fd, &port, sizeof port) == 0 && poll(&pfd, 1, 30000) == 1)
+    fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+  if (fd < 0) fprintf(stderr, "pingpong: no connection on %s\n", th->addr[0]);
+  close(lfd);
+  return fd;
+}
+
+static int pingpong_server(const twohost *th, int side, int peer_fd, void *arg) {
+  (void)side;
+  bench_side_start();
+  const pingpong_plan *plan = arg;
+  char *buf = malloc(plan->max_size ? plan->max_size : 1);
+  int fd = buf ? pingpong_accept(th, peer_fd) : -1;
+  int rc = fd < 0 ? -1 : 0;
+  if (fd >= 0) tune_socket(fd);
+  for (int s = 0; s < plan->nsizes && rc == 0; s++)
+    for (int i = 0; i < plan->warmup + plan->iters && rc == 0; i++)
+      rc = io_full(fd, buf, plan->sizes[s], 0) || io_full(fd, buf, plan->sizes[s], 1);
+  if (fd >= 0) close(fd);
+  free(buf);
+  return rc;
+}
+
+static int pingpong_connect(const twohost *th, int peer_fd) {
+  struct sockaddr_in sa = {.sin_family = AF_INET};
+  inet_pton(AF_INET, th->addr[0], &sa.sin_addr);
+  if (oob_recv(peer_fd, &sa.sin_port, sizeof sa.sin_port) != 0) return -1;
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+    fprintf(stderr, "pingpong: connect to %s: %s\n", th->addr[0], strerror(errno));
+    if (fd >= 0) close(fd);
+    return -1;
+  }
+  tune_socket(fd);
+  return fd;
+}
+
+/* Round trips of one size; statistics into *out. */
+static int pingpong_size(int fd, char *buf, size_t size, const pingpong_plan *plan,
+                         double *rtt, bench_stats *out) {
+  for (int i = 0; i < plan->warmup + plan->iters; i++) {
+    double t0 = bench_now();
+    if (io_full(fd, buf, size, 1) || io_full(fd, buf, size, 0)) return -1;
+    if (i >= plan->warmup) rtt[i - plan->warmup] = (bench_now() - t0) * 1e6;
+  }
+  bench_stats_of(rtt, (size_t)plan->iters, out);
+  return 0;
+}
+
+static int pingpong_client(const twohost *th, int side, int peer_fd, void *arg) {
+  (void)side;
+  bench_side_start();
+  const pingpong_plan *plan = arg;
+  char *buf = malloc(plan->max_size ? plan->max_size : 1);
+  double *rtt = malloc((size_t)plan->iters * sizeof *rtt);
+  int fd = buf && rtt ? pingpong_connect(th, peer_fd) : -1;
+  int rc = fd < 0 ? -1 : 0;
+  if (buf) memset(buf, 0x5A, plan->max_size);
+  for (int s = 0; s < plan->nsizes && rc == 0; s++)
+    rc = pingpong_size(fd, buf, plan->sizes[s], plan, rtt, &plan->shared[s]);
+  if (fd >= 0) close(fd);
+  free(buf);
+  free(rtt);
+  return rc;
+}
+
+int pingpong_measure(const twohost *th, const size_t *sizes, int nsizes,
+                     int warmup, int iters, bench_stats *rtt_us) {
+  if (nsizes <= 0) return 0;
+  size_t bytes = (size_t)nsizes * sizeof *rtt_us;
+  bench_stats *shared = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+                             MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (shared == MAP_FAILED) {
+    fprintf(stderr, "pingpong: mmap: %s\n", strerror(errno));
+    return -1;
+  }
+  pingpong_plan plan = {sizes, nsizes, warmup, iters > 0 ? iters : 1, 0, shared};
+  for (int s = 0; s < nsizes; s++)
+    if (sizes[s] > plan.max_size) plan.max_size = sizes[s];
+  twohost_fn fn[2] = {pingpong_server, pingpong_client};
+  int rc = twohost_run(th, fn, &plan, 300, NULL);
+  if (rc == 0) memcpy(rtt_us, shared, bytes);
+  munmap(shared, bytes);
+  return rc;
+}

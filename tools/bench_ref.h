@@ -1,0 +1,107 @@
+/* `tcpx-p2p bench`: what the two benchmarks (bench_net.c, bench_p2p.c)
+ * share.
+ *
+ * - The references they are compared against, measured between the same
+ *   two hosts in the same run: iperf3 (bandwidth) and a raw TCP ping-pong
+ *   of our own (latency). bench_ref.c.
+ * - Statistics and the test data pattern. bench_ref.c.
+ * - Command-line helpers (size lists, two-host set-up, output). bench.c.
+ *
+ * Units: GB/s is 1e9 bytes per second; the JSON field for it is "gbps". */
+#ifndef TCPX_P2P_BENCH_REF_H
+#define TCPX_P2P_BENCH_REF_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "twohost.h"
+
+#define BENCH_MAX_SIZES 32
+
+/* ---- subcommands (bench.c dispatches `bench net|p2p`) -------------------- */
+int bench_net_main(int argc, char **argv);
+int bench_p2p_main(int argc, char **argv);
+
+/* ---- command-line helpers (bench.c) ------------------------------------ */
+
+/* "4K,64K,1M" (suffixes K, M, G are powers of 1024; plain numbers are
+ * bytes) into sizes[]. Returns the count, or -1 with a message on stderr. */
+int bench_parse_sizes(const char *list, size_t *sizes, int max);
+/* "4K", "256M", "1G", "1000": the shortest exact spelling. */
+void bench_size_str(size_t size, char *buf, size_t len);
+/* GB/s: bytes / seconds / 1e9 (0 when seconds <= 0). */
+double bench_gbps(double bytes, double seconds);
+/* Make the two hosts (network namespaces as root, loopback otherwise or
+ * when `loopback`), and describe the mode in `mode` ("netns" or
+ * "loopback"). Returns 0 or -1 (message on stderr). */
+int bench_hosts_setup(twohost *th, int loopback, const char **mode);
+/* A JSON number, or null when value < 0 (not measured). */
+void bench_json_num(FILE *out, const char *key, double value, int last);
+/* Back off while polling: yield for a while, then nap, so two benchmark
+ * processes and the transport's threads share two cores. Reset *rounds to
+ * 0 whenever something moved. */
+void bench_idle(int *rounds);
+/* Monotonic time in seconds. */
+double bench_now(void);
+/* Ctrl-C: the parent notes it (and then removes its namespaces) while the
+ * children, which call bench_side_start() first, die of it. */
+void bench_catch_interrupt(void);
+int bench_interrupted(void);
+void bench_side_start(void);
+/* oob_recv after waiting up to an hour for the first byte: the peer may be
+ * busy with a long timed phase (oob_recv alone gives up after 30 s). */
+int bench_oob_wait(int fd, void *buf, size_t len);
+
+/* ---- statistics ------------------------------------------------------- */
+typedef struct bench_stats {
+  double p50, p99, mean, min, max;
+  size_t n;
+} bench_stats;
+/* Percentiles by nearest rank; sorts v in place. n == 0 gives all zeros. */
+void bench_stats_of(double *v, size_t n, bench_stats *out);
+
+/* ---- test data ---------------------------------------------------------- */
+/* A seekable pseudo-random pattern: the 8-byte word at offset 8k is a hash
+ * of (seed, k), so a receiver checks any range without a second copy. */
+void bench_fill(void *buf, size_t len, uint64_t seed);
+/* 1 when buf[0..len) is the pattern; else 0 and the first mismatch is
+ * printed to stderr, prefixed by `what`. */
+int bench_check(const void *buf, size_t len, uint64_t seed, const char *what);
+/* The byte a receiver writes before a checked transfer: a transfer that
+ * moves nothing cannot pass the check. */
+#define BENCH_POISON 0xA5
+
+/* ---- reference: iperf3 --------------------------------------------------- */
+typedef struct iperf3_result {
+  int available;     /* 0: not measured; `why` says why */
+  double gbps;       /* end.sum_received.bits_per_second / 8e9 */
+  int streams;       /* -P */
+  int seconds;       /* -t (after -O 1: one second of slow start omitted) */
+  int reverse;       /* -R: side 0 sends */
+  char why[256];
+} iperf3_result;
+
+/* iperf3 -s in side 0's namespace, iperf3 -c -P streams -t seconds -J from
+ * side 1 (with -R when `reverse`: data flows side 0 -> side 1). Never
+ * fails the benchmark: a missing iperf3 or a failed run leaves
+ * available = 0 and the reason. */
+void iperf3_measure(const twohost *th, int streams, int seconds, int reverse,
+                    iperf3_result *out);
+/* In a JSON document, the number at a path of object keys, e.g.
+ * {"end", "sum_received", "bits_per_second", NULL}. Returns 0 and *value,
+ * or -1 when the path is missing or the text is not JSON. */
+int json_number_at(const char *json, const char *const *path, double *value);
+/* Same for a string value (unescaped bytes copied as they are). */
+int json_string_at(const char *json, const char *const *path, char *buf,
+                   size_t len);
+
+/* ---- reference: raw TCP ping-pong -------------------------------------- */
+/* One TCP socket (TCP_NODELAY, blocking I/O) from side 1 to side 0: for
+ * each size, `warmup` untimed then `iters` timed round trips (send size
+ * bytes, receive them back). rtt_us[i] gets the round-trip statistics in
+ * microseconds. Returns 0, or -1 with a message on stderr. */
+int pingpong_measure(const twohost *th, const size_t *sizes, int nsizes,
+                     int warmup, int iters, bench_stats *rtt_us);
+
+#endif
