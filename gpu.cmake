@@ -50,6 +50,10 @@ else()
                  "receives from UNPACK plugins will be refused")
 endif()
 target_sources(p2p_core PRIVATE ${P2P_UNPACK_C})
+# src/gpu/unpack.c refers to the array weakly (a build without this file
+# still links and loads); a weak reference does not pull an archive member
+# in, so ask the linker for it wherever tcpx_p2p_static is linked.
+target_link_options(p2p_core INTERFACE "LINKER:--undefined=gpu_unpack_fatbin")
 
 if(P2P_CUDA_INCLUDE)
   set_source_files_properties(${P2P_GPU_DIR}/cudadrv_abi_check.c PROPERTIES

@@ -167,6 +167,32 @@ int p2p_poll(p2p_endpoint *ep, uint64_t xfer_id, int *done);
 int p2p_wait(p2p_endpoint *ep, uint64_t xfer_id, int timeout_ms,
              size_t *received);
 
+/* ---- same host (UCCL's *_ipc) ------------------------------------------- */
+/* On a connection from connect_local/accept_local (any connection works).
+ * GPU buffers move by CUDA IPC (the peer maps the buffer and copies device
+ * to device); host buffers through the connection. */
+#define P2P_IPC_INFO_SIZE 128
+typedef enum p2p_ipc_kind {
+  P2P_IPC_SEND, P2P_IPC_RECV, P2P_IPC_WRITE, P2P_IPC_READ
+} p2p_ipc_kind;
+
+/* Describe [ptr, ptr + size) for the peer's write_ipc/read_ipc. */
+int p2p_advertise_ipc(p2p_endpoint *ep, uint64_t conn_id, void *ptr,
+                      size_t size, uint8_t info[P2P_IPC_INFO_SIZE]);
+int p2p_write_ipc(p2p_endpoint *ep, uint64_t conn_id, const void *ptr,
+                  size_t size, const uint8_t info[P2P_IPC_INFO_SIZE]);
+int p2p_read_ipc(p2p_endpoint *ep, uint64_t conn_id, void *ptr, size_t size,
+                 const uint8_t info[P2P_IPC_INFO_SIZE]);
+/* Two-sided: the receiver lends its buffer, the sender writes into it.
+ * No registration needed. */
+int p2p_send_ipc(p2p_endpoint *ep, uint64_t conn_id, const void *ptr,
+                 size_t size);
+int p2p_recv_ipc(p2p_endpoint *ep, uint64_t conn_id, void *ptr, size_t size);
+/* Asynchronous form of the four (info: write/read only); poll or wait on
+ * the id as for p2p_post. */
+int p2p_post_ipc(p2p_endpoint *ep, uint64_t conn_id, p2p_ipc_kind kind,
+                 void *ptr, size_t size, const uint8_t *info, uint64_t *xfer_id);
+
 /* ---- counters ---------------------------------------------------------- */
 typedef struct p2p_conn_stats {
   uint64_t bytes_sent, bytes_received;

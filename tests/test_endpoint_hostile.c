@@ -22,7 +22,7 @@
 static twohost hosts;  /* made once in main for every case */
 
 /* A dropped connection must close well before the set-up timeout. */
-#define DROP_MS 2000
+#define DROP_MS (2000 * EPH_SLOWDOWN)
 #define HOSTILE_CONNECT_TIMEOUT_MS 8000
 
 enum { STEP_HOSTILE_DONE = 1, STEP_READY };

@@ -188,7 +188,7 @@ static int test_host_walk_random_unaligned(void) {
 
 static int test_host_walk_rejects_bad_descriptors(void) {
   gpu_unpack_meta *m = calloc(1, sizeof *m);
-  unsigned char bounce[8192], dst[4096];
+  unsigned char bounce[8192] = {0}, dst[4096];
   m->cnt[5] = GPU_UNPACK_MAX_FRAGS + 1;
   CHECK_EQ(gpu_unpack_host(m, 5, bounce, sizeof bounce, dst, sizeof dst, NULL),
            NET_EINVAL);

@@ -30,6 +30,7 @@
 #define PINGPONG_WARMUP 20
 #define P2P_DEPTH 8                      /* --async: transfers in flight */
 #define P2P_RUN_TIMEOUT_S 3600
+#define P2P_MAX_BLOCKS 65536             /* buffers per call the API takes */
 
 typedef enum { OP_SEND, OP_WRITE, OP_READ, OP_PINGPONG, OP_COUNT } bench_op;
 static const char *const op_names[OP_COUNT] = {"send", "write", "read",
@@ -64,8 +65,11 @@ typedef struct p2p_side {
   uint64_t mr;
   unsigned char *echo;       /* ping-pong replies land here (client) */
   uint64_t echo_mr;
-  size_t nblocks;
-  p2p_iov *iov;              /* kv_blocks entries */
+  size_t nblocks;            /* the current layout: */
+  p2p_iov *iov;              /*   for p2p_post, kv_blocks entries */
+  uint64_t *mrs;             /*   and the same for the vectored calls */
+  void **ptrs;
+  size_t *lens;
   uint8_t *descs;            /* the peer's descriptors (client) */
   double *lat_us;            /* per timed transfer (client) */
 } p2p_side;
@@ -101,10 +105,13 @@ static void set_blocks(p2p_side *s, size_t size, size_t n) {
   if (n > size) n = size;
   s->nblocks = n;
   size_t each = size / n;
-  for (size_t i = 0; i < n; i++)
-    s->iov[i] = (p2p_iov){s->mr, s->buf + i * each,
-                          i + 1 < n ? each : size - i * each,
+  for (size_t i = 0; i < n; i++) {
+    s->mrs[i] = s->mr;
+    s->ptrs[i] = s->buf + i * each;
+    s->lens[i] = i + 1 < n ? each : size - i * each;
+    s->iov[i] = (p2p_iov){s->mr, s->ptrs[i], s->lens[i],
                           s->descs ? s->descs + i * P2P_DESC_SIZE : NULL};
+  }
 }
 
 /* One blocking transfer of the current blocks. */
@@ -112,37 +119,28 @@ static int transfer_sync(p2p_side *s, p2p_op_kind kind) {
   p2p_endpoint *ep = s->ep;
   const p2p_iov *v = s->iov;
   size_t n = s->nblocks, got = 0, want = 0;
-  if (n == 1) {
-    switch (kind) {
-      case P2P_OP_SEND: return p2p_send(ep, s->conn, v->mr_id, v->ptr, v->size);
-      case P2P_OP_WRITE: return p2p_write(ep, s->conn, v->mr_id, v->ptr, v->size, v->desc);
-      case P2P_OP_READ: return p2p_read(ep, s->conn, v->mr_id, v->ptr, v->size, v->desc);
-      case P2P_OP_RECV: break;
-    }
-  }
-  uint64_t mrs[n];
-  void *ptrs[n];
-  size_t sizes[n];
-  for (size_t i = 0; i < n; i++) {
-    mrs[i] = v[i].mr_id;
-    ptrs[i] = v[i].ptr;
-    want += sizes[i] = v[i].size;
-  }
-  int rc;
+  int rc = P2P_EINVAL;
   switch (kind) {
-    case P2P_OP_SEND: return p2p_sendv(ep, s->conn, mrs, ptrs, sizes, n);
-    case P2P_OP_WRITE: return p2p_writev(ep, s->conn, mrs, ptrs, sizes, s->descs, n);
-    case P2P_OP_READ: return p2p_readv(ep, s->conn, mrs, ptrs, sizes, s->descs, n);
+    case P2P_OP_SEND:
+      return n == 1 ? p2p_send(ep, s->conn, v->mr_id, v->ptr, v->size)
+                    : p2p_sendv(ep, s->conn, s->mrs, s->ptrs, s->lens, n);
+    case P2P_OP_WRITE:
+      return n == 1 ? p2p_write(ep, s->conn, v->mr_id, v->ptr, v->size, v->desc)
+                    : p2p_writev(ep, s->conn, s->mrs, s->ptrs, s->lens, s->descs, n);
+    case P2P_OP_READ:
+      return n == 1 ? p2p_read(ep, s->conn, v->mr_id, v->ptr, v->size, v->desc)
+                    : p2p_readv(ep, s->conn, s->mrs, s->ptrs, s->lens, s->descs, n);
     case P2P_OP_RECV:
-      rc = n == 1 ? p2p_recv(ep, s->conn, mrs[0], ptrs[0], sizes[0], &got)
-                  : p2p_recvv(ep, s->conn, mrs, ptrs, sizes, n, &got);
-      if (rc == P2P_OK && got != want) {
-        fprintf(stderr, "bench p2p: received %zu bytes, expected %zu\n", got, want);
-        return P2P_EPEER;
-      }
-      return rc;
+      rc = n == 1 ? p2p_recv(ep, s->conn, v->mr_id, v->ptr, v->size, &got)
+                  : p2p_recvv(ep, s->conn, s->mrs, s->ptrs, s->lens, n, &got);
+      break;
   }
-  return P2P_EINVAL;
+  for (size_t i = 0; i < n; i++) want += s->lens[i];
+  if (rc == P2P_OK && got != want) {
+    fprintf(stderr, "bench p2p: received %zu bytes, expected %zu\n", got, want);
+    return P2P_EPEER;
+  }
+  return rc;
 }
 
 typedef struct window_slot {
@@ -275,18 +273,17 @@ static int peer_verdict(p2p_side *s, const char *what) {
   return ok ? 0 : -1;
 }
 
-static int client_send(p2p_side *s, size_t size, long iters, double *secs) {
+static int client_send(p2p_side *s, long iters, double *secs) {
   char ready;
   if (transfers(s, P2P_OP_SEND, 1, NULL, NULL) != 0 ||
       transfers(s, P2P_OP_SEND, iters, s->lat_us, secs) != 0)
     return fail("client", "send");
   if (bench_oob_wait(s->peer_fd, &ready, 1) != 0) return oob_fail("client", "ready");
   if (transfers(s, P2P_OP_SEND, 1, NULL, NULL) != 0) return fail("client", "checked send");
-  (void)size;
   return peer_verdict(s, "send");
 }
 
-static int client_write(p2p_side *s, size_t size, long iters, double *secs) {
+static int client_write(p2p_side *s, long iters, double *secs) {
   char msg = 1;
   if (transfers(s, P2P_OP_WRITE, 1, NULL, NULL) != 0 ||
       transfers(s, P2P_OP_WRITE, iters, s->lat_us, secs) != 0)
@@ -296,7 +293,6 @@ static int client_write(p2p_side *s, size_t size, long iters, double *secs) {
     return oob_fail("client", "write check");
   if (transfers(s, P2P_OP_WRITE, 1, NULL, NULL) != 0) return fail("client", "checked write");
   if (oob_send(s->peer_fd, &msg, 1) != 0) return oob_fail("client", "written");
-  (void)size;
   return peer_verdict(s, "write");
 }
 
@@ -339,8 +335,8 @@ static int client_step(p2p_side *s, bench_op op, int size_idx) {
       bench_oob_wait(s->peer_fd, s->descs, s->nblocks * P2P_DESC_SIZE) != 0)
     return oob_fail("client", "descriptors");
   switch (op) {
-    case OP_SEND: rc = client_send(s, size, iters, &secs); break;
-    case OP_WRITE: rc = client_write(s, size, iters, &secs); break;
+    case OP_SEND: rc = client_send(s, iters, &secs); break;
+    case OP_WRITE: rc = client_write(s, iters, &secs); break;
     case OP_READ: rc = client_read(s, size, iters, &secs); break;
     default: rc = client_pingpong(s, size, iters); break;
   }
@@ -433,10 +429,15 @@ static int open_side(const p2p_plan *plan, int peer_fd, int is_client, p2p_side 
         most = iters_for(plan, plan->ops[o], plan->sizes[i]);
   s->buf = aligned_alloc(4096, (max + 4095) & ~(size_t)4095);
   s->echo = aligned_alloc(4096, PINGPONG_MAX);
-  s->iov = calloc((size_t)plan->kv_blocks, sizeof *s->iov);
+  size_t nb = (size_t)plan->kv_blocks;
+  s->iov = calloc(nb, sizeof *s->iov);
+  s->mrs = calloc(nb, sizeof *s->mrs);
+  s->ptrs = calloc(nb, sizeof *s->ptrs);
+  s->lens = calloc(nb, sizeof *s->lens);
   s->lat_us = calloc((size_t)most, sizeof *s->lat_us);
   if (is_client) s->descs = calloc((size_t)plan->kv_blocks, P2P_DESC_SIZE);
-  if (!s->buf || !s->echo || !s->iov || !s->lat_us || (is_client && !s->descs)) {
+  if (!s->buf || !s->echo || !s->iov || !s->mrs || !s->ptrs || !s->lens ||
+      !s->lat_us || (is_client && !s->descs)) {
     fprintf(stderr, "bench p2p: out of memory for %zu-byte buffers\n", max);
     return -1;
   }
@@ -453,6 +454,9 @@ static void close_side(p2p_side *s) {
   free(s->buf);
   free(s->echo);
   free(s->iov);
+  free(s->mrs);
+  free(s->ptrs);
+  free(s->lens);
   free(s->descs);
   free(s->lat_us);
 }
@@ -670,6 +674,7 @@ static int parse_args(int argc, char **argv, p2p_plan *p, int *loopback) {
     else return -1;
   }
   if (p->nsizes < 1 || p->depth < 1 || p->depth > P2P_DEPTH || p->kv_blocks < 1 ||
+      p->kv_blocks > P2P_MAX_BLOCKS ||
       p->iters < 0 || p->ref_seconds < 0)
     return -1;
   return 0;

@@ -221,16 +221,17 @@ static pid_t spawn_in_side(const twohost *th, int side, char *const argv[],
 static char *read_all(int fd) {
   size_t len = 0, cap = 1 << 16;
   char *buf = malloc(cap);
-  for (ssize_t n; buf; len += (size_t)n) {
+  while (buf) {
     if (cap - len < 4096) {
       char *bigger = realloc(buf, cap * 2);
       if (!bigger) break;
       buf = bigger;
       cap *= 2;
     }
-    n = read(fd, buf + len, cap - len - 1);
-    if (n < 0 && errno == EINTR) n = 0;
-    else if (n <= 0) {
+    ssize_t n = read(fd, buf + len, cap - len - 1);
+    if (n > 0) {
+      len += (size_t)n;
+    } else if (n == 0 || errno != EINTR) { /* EOF, or the reader is gone */
       buf[len] = '\0';
       return buf;
     }

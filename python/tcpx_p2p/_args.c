@@ -99,12 +99,21 @@ int arg_str(PyObject *obj, const char *fn, const char *name, int optional,
   return 0;
 }
 
-int arg_bytes(PyObject *obj, const char *fn, const char *name, uint8_t *out,
-              size_t cap, size_t *len) {
+/* A C-contiguous view of a bytes-like `obj`; TypeError for anything else
+ * (including non-contiguous memoryviews). */
+static int get_bytes_view(PyObject *obj, const char *fn, const char *name,
+                          Py_buffer *view) {
   if (PyUnicode_Check(obj) || !PyObject_CheckBuffer(obj))
     return type_error(fn, name, "bytes", obj);
+  if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS) == 0) return 0;
+  PyErr_Clear();
+  return type_error(fn, name, "contiguous bytes", obj);
+}
+
+int arg_bytes(PyObject *obj, const char *fn, const char *name, uint8_t *out,
+              size_t cap, size_t *len) {
   Py_buffer view;
-  if (PyObject_GetBuffer(obj, &view, PyBUF_C_CONTIGUOUS) < 0) return -1;
+  if (get_bytes_view(obj, fn, name, &view) < 0) return -1;
   int rc = 0;
   if ((size_t)view.len > cap) {
     PyErr_Format(ext_argument_error,
@@ -121,10 +130,8 @@ int arg_bytes(PyObject *obj, const char *fn, const char *name, uint8_t *out,
 
 int arg_blob(PyObject *obj, const char *fn, const char *name, uint8_t *out,
              size_t len) {
-  if (PyUnicode_Check(obj) || !PyObject_CheckBuffer(obj))
-    return type_error(fn, name, "bytes", obj);
   Py_buffer view;
-  if (PyObject_GetBuffer(obj, &view, PyBUF_C_CONTIGUOUS) < 0) return -1;
+  if (get_bytes_view(obj, fn, name, &view) < 0) return -1;
   size_t got = (size_t)view.len;
   if (got == len) memcpy(out, view.buf, len);
   PyBuffer_Release(&view);
@@ -137,6 +144,10 @@ int arg_blob(PyObject *obj, const char *fn, const char *name, uint8_t *out,
   return 0;
 }
 
+/* Far above what the library takes in one call (CTRL_MAX_SEGS); checked
+ * before a lazy sequence such as range() is turned into a list. */
+#define MAX_LIST_LEN (1 << 24)
+
 /* Fast sequence of `obj` for list arguments, rejecting text and bytes
  * (which are sequences of characters, never lists of values). */
 static PyObject *as_sequence(PyObject *obj, const char *fn,
@@ -144,6 +155,17 @@ static PyObject *as_sequence(PyObject *obj, const char *fn,
   if (PyUnicode_Check(obj) || PyBytes_Check(obj) || PyByteArray_Check(obj) ||
       !PySequence_Check(obj)) {
     type_error(fn, name, "a list", obj);
+    return NULL;
+  }
+  Py_ssize_t len = PySequence_Size(obj);
+  if (len < 0) {
+    PyErr_Clear();
+    type_error(fn, name, "a list", obj);
+    return NULL;
+  }
+  if (len > MAX_LIST_LEN) {
+    PyErr_Format(ext_argument_error, "%s(): '%s' has %zd entries (at most %d)",
+                 fn, name, len, MAX_LIST_LEN);
     return NULL;
   }
   return PySequence_Fast(obj, "expected a list");

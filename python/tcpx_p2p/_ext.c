@@ -108,7 +108,13 @@ static PyObject *ext_buffer_address(PyObject *mod, PyObject *args,
   }
   Py_buffer view;
   int flags = PyBUF_C_CONTIGUOUS | (writable ? PyBUF_WRITABLE : 0);
-  if (PyObject_GetBuffer(obj, &view, flags) < 0) return NULL;
+  if (PyObject_GetBuffer(obj, &view, flags) < 0) {
+    PyErr_Clear();
+    PyErr_Format(PyExc_ValueError, "buffer_ptr(): %.100s is not a %s",
+                 Py_TYPE(obj)->tp_name,
+                 writable ? "writable, contiguous buffer" : "contiguous buffer");
+    return NULL;
+  }
   PyObject *r = Py_BuildValue("(Kn)", (unsigned long long)(uintptr_t)view.buf,
                               view.len);
   PyBuffer_Release(&view);

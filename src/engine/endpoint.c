@@ -349,6 +349,8 @@ static void ep_init_locks(p2p_endpoint *ep) {
   pthread_mutex_init(&ep->regions_lock, NULL);
   pthread_cond_init(&ep->regions_cond, NULL);
   pthread_mutex_init(&ep->ops_lock, NULL);
+  pthread_mutex_init(&ep->ipc_lock, NULL);
+  pthread_cond_init(&ep->ipc_cond, NULL);
 }
 
 /* Keep copies of the caller's strings: opts points into the endpoint. */
@@ -437,6 +439,8 @@ void p2p_endpoint_destroy(p2p_endpoint *ep) {
   pthread_cond_broadcast(&ep->accept_cond); /* wake p2p_accept callers */
   pthread_mutex_unlock(&ep->accept_lock);
   progress_stop(ep);  /* fails every op with P2P_ECANCELED */
+  ipc_wait_workers(ep);
+  ipc_close(ep);
   if (ep->listen_fd >= 0) close(ep->listen_fd);
   close_local(ep);
   free_conns(ep);
@@ -450,6 +454,8 @@ void p2p_endpoint_destroy(p2p_endpoint *ep) {
   pthread_mutex_destroy(&ep->regions_lock);
   pthread_cond_destroy(&ep->regions_cond);
   pthread_mutex_destroy(&ep->ops_lock);
+  pthread_mutex_destroy(&ep->ipc_lock);
+  pthread_cond_destroy(&ep->ipc_cond);
   free(ep);
 }
 

@@ -249,6 +249,11 @@ struct p2p_endpoint {
   idmap exposures;            /* id -> exposure */
   uint64_t next_mr_id, next_exposure_id;
 
+  pthread_mutex_t ipc_lock;   /* the IPC copy engine and async workers */
+  pthread_cond_t ipc_cond;
+  void *ipc_cache;            /* gpu_ipc_cache, made on first CUDA IPC use */
+  int ipc_workers;            /* threads running async *_ipc calls */
+
   pthread_mutex_t ops_lock;
   idmap ops;                  /* unfinished or not yet reported */
   uint64_t next_op_id;
@@ -289,6 +294,10 @@ int op_submit(op *o);
 void op_discard(op *o);
 void op_put_regions(op *o);
 void conn_abort(conn *c, int code);
+
+/* ipc.c */
+void ipc_wait_workers(p2p_endpoint *ep);
+void ipc_close(p2p_endpoint *ep);
 
 /* region.c */
 /* Look up a region for a local op and take a reference. */

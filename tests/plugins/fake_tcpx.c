@@ -56,7 +56,7 @@ typedef struct { /* the 128-byte handle; connect keeps its progress here */
   struct sockaddr_in addr;
 } ft_handle;
 
-typedef struct { int fd, calls, accepted; } ft_listen;
+typedef struct { int fd, calls, accepted; } ft_listener;
 typedef struct { int type; char *base; size_t size; } ft_mr;
 
 struct ft_comm;
@@ -176,7 +176,7 @@ static ncclResult_t ft_listen(int dev, void *handle, void **listen_comm) {
     if (fd >= 0) close(fd);
     return warn(NCCL_SYSTEM_ERROR, "FakeTCPX: listen: %s", strerror(errno));
   }
-  ft_listen *l = calloc(1, sizeof *l);
+  ft_listener *l = calloc(1, sizeof *l);
   l->fd = fd;
   *listen_comm = l;
   return NCCL_OK;
@@ -258,7 +258,7 @@ static ncclResult_t ft_close_recv(void *comm);
  * listen comm; `&p` with p == NULL is refused (TCPX crashes on it). */
 static ncclResult_t ft_accept(void *listen_comm, void **recv_comm,
                               devhandle_t **recv_dev) {
-  ft_listen *l = listen_comm;
+  ft_listener *l = listen_comm;
   *recv_comm = NULL;
   if (l->accepted)
     return warn(NCCL_INTERNAL_ERROR, "FakeTCPX: second accept on one listen "
@@ -537,7 +537,7 @@ static ncclResult_t ft_close_send(void *comm) { return close_comm(comm); }
 static ncclResult_t ft_close_recv(void *comm) { return close_comm(comm); }
 
 static ncclResult_t ft_close_listen(void *comm) {
-  ft_listen *l = comm;
+  ft_listener *l = comm;
   close(l->fd);
   free(l);
   return NCCL_OK;

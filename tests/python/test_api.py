@@ -224,6 +224,8 @@ def test_meta_of_wrong_type_raises_type_error(ep, region):
     buf, mr = region
     with pytest.raises(TypeError):
         ep.read(1, mr, buf.ctypes.data, 16, "x" * 64)
+    with pytest.raises(TypeError):  # 64 bytes, but not contiguous
+        ep.read(1, mr, buf.ctypes.data, 16, memoryview(bytes(128))[::2])
     with pytest.raises(TypeError):
         ep.readv(1, [mr], [buf.ctypes.data], [16], ["x" * 64], 1)
 
@@ -245,6 +247,8 @@ def test_vector_lists_must_match_num_iovs(ep, region):
         ep.sendv(1, "abc", [p], [16], 1)
     with pytest.raises(TypeError):
         ep.sendv(1, [mr], [p], [16.5], 1)
+    with pytest.raises(ValueError):  # refused before building a huge list
+        ep.sendv(1, range(2**40), [p], [16], 1)
 
 
 def test_vectors_accept_tuples_and_numpy_arrays(ep, region):
@@ -364,6 +368,10 @@ def test_buffer_ptr_refuses_what_it_cannot_describe():
     ro.flags.writeable = False
     with pytest.raises(ValueError):
         tcpx_p2p.buffer_ptr(ro, writable=True)
+    with pytest.raises(ValueError):
+        tcpx_p2p.buffer_ptr(memoryview(bytes(8))[::2])
+    with pytest.raises(ValueError):
+        tcpx_p2p.buffer_ptr(b"read-only", writable=True)
     with pytest.raises(TypeError):
         tcpx_p2p.buffer_ptr("text")
     with pytest.raises(TypeError):

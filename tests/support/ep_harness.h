@@ -18,6 +18,17 @@
 #define EPH_GUARD_BYTE 0x5A
 #define EPH_GUARD 4096
 
+/* How much slower than a plain build this build runs: time limits that
+ * tests assert are multiplied by it (ThreadSanitizer slows syscalls and
+ * memory-heavy loops by an order of magnitude). */
+#if defined(__SANITIZE_THREAD__)
+#define EPH_SLOWDOWN 10
+#elif defined(__SANITIZE_ADDRESS__)
+#define EPH_SLOWDOWN 3
+#else
+#define EPH_SLOWDOWN 1
+#endif
+
 /* Liveness timeout the fault tests use (TCPX_P2P_TIMEOUT_MS in spirit). */
 #define EPH_TIMEOUT_MS 2000
 
