@@ -39,6 +39,7 @@ if(P2P_NVCC)
     DEPENDS ${P2P_UNPACK_FATBIN} ${P2P_GPU_DIR}/embed_fatbin.cmake
     COMMENT "embedding the unpack kernel"
     VERBATIM)
+  set_property(TARGET p2p_core PROPERTY P2P_UNPACK_KERNEL ON) # for the tests
   message(STATUS "GPU unpack kernel: built with ${P2P_NVCC}")
 else()
   add_custom_command(

@@ -27,6 +27,8 @@
 #define ENGINE_MAX_COMMS 16   /* per lane and direction */
 #define ENGINE_MAX_WINDOW 32
 #define ENGINE_MAX_THREADS 64
+#define GPATH_MAX_SLOTS 64      /* pinned staging slots per direction */
+enum { GPATH_HOST = 0, GPATH_DIRECT = 1, GPATH_STAGED = 2 };
 
 /* ---- small growable byte buffer (control I/O) ---------------------------- */
 typedef struct bytebuf {
@@ -44,6 +46,7 @@ typedef struct mem_region {
   uintptr_t base;
   size_t size;
   int ptr_type;               /* NCCL_PTR_HOST / NCCL_PTR_CUDA */
+  int device;                 /* CUDA device of GPU memory, else -1 */
   int refs;                   /* the table's + one per op or serve using it */
   int serving;                /* peer accesses in progress (dereg waits) */
   int revoked;                /* deregistered: no new use */
@@ -116,6 +119,10 @@ typedef struct chunk {
   mem_region *mr;
   void *request;
   int is_recv;
+  int mode;                   /* GPATH_HOST, _DIRECT or _STAGED */
+  int slot;                   /* staging slot, or -1 */
+  int copying;                /* staged send: its copy to the slot started */
+  uint64_t unpack_k;          /* receive number on an unpack comm */
 } chunk;
 
 typedef struct chunk_fifo {
@@ -130,6 +137,8 @@ typedef struct lane {
   void *comm[ENGINE_MAX_COMMS];
   chunk_fifo waiting[ENGINE_MAX_COMMS];
   chunk_fifo inflight[ENGINE_MAX_COMMS];
+  chunk_fifo finishing[ENGINE_MAX_COMMS]; /* received, copy to GPU pending */
+  struct gpu_unpack *unpack[ENGINE_MAX_COMMS]; /* UNPACK device handle's */
   uint64_t next_chunk;        /* chunk n goes to comm n % ncomms */
 } lane;
 
@@ -183,6 +192,11 @@ struct conn {
   serve *serving;
   uint8_t *scratch;           /* drain buffer, chunk_size bytes */
   mem_region scratch_mr;
+  int ptr_support;            /* the transport's NCCL_PTR_* bits */
+  struct gpu_staging *stage[2];          /* [0] sends, [1] receives */
+  int stage_free[2];
+  int stage_stack[2][GPATH_MAX_SLOTS];  /* free slot indices */
+  mem_region stage_mr[2][GPATH_MAX_SLOTS];
   uint64_t next_send_seq, next_recv_seq, next_access_id;
   uint64_t last_rx_ns, last_tx_ns;
   atomic_int dead;            /* failed or closed: no new ops */
@@ -294,6 +308,18 @@ int op_submit(op *o);
 void op_discard(op *o);
 void op_put_regions(op *o);
 void conn_abort(conn *c, int code);
+
+/* gpu_path.c: GPU memory per chunk (see there). */
+int gpath_chunk_mode(const conn *c, const chunk *ch);
+int gpath_stage_ahead(conn *c, chunk *ch);
+int gpath_ready_to_post(conn *c, chunk *ch, int *ready);
+uint8_t *gpath_post_buffer(conn *c, chunk *ch, mem_region **mr);
+int gpath_open_unpack(conn *c, lane *l, int k, const net_dev_handle *dh);
+int gpath_posted_recv(conn *c, lane *l, int k, chunk *ch);
+int gpath_after_test(conn *c, lane *l, int k, chunk *ch);
+int gpath_finished(conn *c, lane *l, int k, chunk *ch, int *done);
+void gpath_release(conn *c, chunk *ch);
+void gpath_close(conn *c);
 
 /* ipc.c */
 void ipc_wait_workers(p2p_endpoint *ep);

@@ -197,6 +197,9 @@ static int connect_all(hs *h, comm_plan *p) {
         if (net_call(t, accept, p->listen[j], r, &dh) != NET_OK)
           return ep_err(P2P_ETRANSPORT, "%s accept from %s: %s", t->name,
                         c->peer_ip, err_get());
+        int per = c->recv_lanes[0].ncomms;
+        if (*r && gpath_open_unpack(c, &c->recv_lanes[j / per], j % per, dh) != P2P_OK)
+          return P2P_ENOTSUP;
         moved += *r != NULL;
       }
       up += (*s != NULL) + (*r != NULL);
@@ -219,6 +222,16 @@ static int setup_comms(hs *h, const ctrl_hello *mine, const ctrl_hello *theirs) 
   comm_plan *p = calloc(1, sizeof *p);
   if (!p) return ep_err(P2P_ENOMEM, "out of memory");
   p->total = per * ENGINE_LANES;
+  /* The caller fills the device handle's type and version (ABI rule). */
+  net_props props;
+  if (net_call(c->net, get_properties, c->devs[0], &props) != NET_OK) {
+    free(p);
+    return ep_err(P2P_ETRANSPORT, "%s properties: %s", c->net->name, err_get());
+  }
+  c->ptr_support = props.ptr_support;
+  for (int j = 0; j < p->total; j++)
+    p->devh[j] = (net_dev_handle){.netDeviceType = props.dev_type,
+                                  .netDeviceVersion = props.dev_version};
   int rc = listen_all(h, p);
   if (rc == P2P_OK) rc = connect_all(h, p);
   for (int j = 0; j < p->total; j++)
@@ -293,6 +306,7 @@ static int handshake(p2p_endpoint *ep, int fd, const char *peer_ip, int role,
     char saved[P2P_ERR_MAX];
     snprintf(saved, sizeof saved, "%s", err_get());
     c->fd = -1; /* the caller owns and closes fd on failure */
+    gpath_close(c);
     for (int li = 0; li < ENGINE_LANES; li++) {
       for (int k = 0; k < c->send_lanes[li].ncomms; k++)
         if (c->send_lanes[li].comm[k]) net_call(c->net, close_send, c->send_lanes[li].comm[k]);

@@ -108,6 +108,7 @@ void conn_fail(conn *c, int code, const char *why) {
           c->dead_err);
   regions_forget_comms(c->ep, c);
   close_comms(c);
+  gpath_close(c); /* waits for copies still writing into GPU buffers */
   xfer_fail_all(c, code, c->dead_err);
   while (queued) {
     op *o = queued;

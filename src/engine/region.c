@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "auth.h"
+#include "cudadrv.h"
 #include "engine.h"
 
 /* ---- descriptors ------------------------------------------------------------------ */
@@ -58,9 +59,15 @@ int p2p_reg(p2p_endpoint *ep, void *ptr, size_t size, uint64_t *mr_id) {
     return ep_err(P2P_EINVAL, "reg: range wraps around");
   mem_region *mr = calloc(1, sizeof *mr);
   if (!mr) return ep_err(P2P_ENOMEM, "out of memory");
+  int kind = GPU_MEM_HOST, device = -1;
+  if (ptr && gpu_ptr_classify(ptr, &kind, &device) != NET_OK) {
+    free(mr);
+    return ep_err(P2P_ENOTSUP, "reg: %s", err_get());
+  }
   mr->base = (uintptr_t)ptr;
   mr->size = size;
-  mr->ptr_type = NCCL_PTR_HOST;
+  mr->ptr_type = kind == GPU_MEM_DEVICE ? NCCL_PTR_CUDA : NCCL_PTR_HOST;
+  mr->device = kind == GPU_MEM_DEVICE ? device : -1;
   mr->refs = 1;
   pthread_mutex_lock(&ep->regions_lock);
   mr->id = ++ep->next_mr_id;
@@ -164,9 +171,16 @@ void *region_mh(p2p_endpoint *ep, net_transport *net, mem_region *mr, void *comm
   for (mr_handle *h = mr->handles; h && !mh; h = h->next)
     if (h->comm == comm) mh = h->mh;
   if (!mh) {
+    /* GPU memory registers as whole 4 KiB pages (TCPX's rule): the page
+     * range around the region; pointers inside it are offsets into it. */
+    uintptr_t base = mr->base, end = mr->base + mr->size;
+    if (mr->ptr_type == NCCL_PTR_CUDA) {
+      base &= ~(uintptr_t)4095;
+      end = (end + 4095) & ~(uintptr_t)4095;
+    }
     mr_handle *h = calloc(1, sizeof *h);
-    if (h && net_call(net, reg_mr, comm, (void *)mr->base, mr->size,
-                      mr->ptr_type, &h->mh) == NET_OK) {
+    if (h && net_call(net, reg_mr, comm, (void *)base, end - base, mr->ptr_type,
+                      &h->mh) == NET_OK) {
       h->net = net;
       h->comm = comm;
       h->next = mr->handles;
@@ -206,6 +220,8 @@ void regions_forget_comms(p2p_endpoint *ep, conn *c) {
   for (size_t i = 0; i < ep->regions.cap; i++)
     if (idmap_live(&ep->regions, i)) forget_in(ep->regions.slots[i].value, c);
   forget_in(&c->scratch_mr, c);
+  for (int dir = 0; dir < 2; dir++)
+    for (int i = 0; i < GPATH_MAX_SLOTS; i++) forget_in(&c->stage_mr[dir][i], c);
   pthread_mutex_unlock(&ep->regions_lock);
 }
 

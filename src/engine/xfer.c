@@ -62,6 +62,8 @@ static int lane_add(conn *c, lane *l, uint8_t *ptr, size_t size, int is_recv,
     ch->size = size - off < c->chunk_size ? size - off : c->chunk_size;
     ch->mr = mr;
     ch->is_recv = is_recv;
+    ch->slot = -1;
+    ch->mode = gpath_chunk_mode(c, ch);
     fifo_push(&l->waiting[l->next_chunk++ % (uint64_t)l->ncomms], ch);
   }
   return n;
@@ -416,8 +418,9 @@ int xfer_on_ctrl(conn *c, const ctrl_msg *m) {
 
 static int post_chunk(conn *c, void *comm, chunk *ch, void **req) {
   net_transport *t = c->net;
-  void *mh = region_mh(c->ep, c->net, ch->mr, comm);
-  uint8_t *ptr = ch->ptr ? ch->ptr : c->scratch;
+  mem_region *mr;
+  uint8_t *ptr = gpath_post_buffer(c, ch, &mr);
+  void *mh = region_mh(c->ep, c->net, mr, comm);
   *req = NULL;
   if (!ch->is_recv) return net_call(t, isend, comm, ptr, ch->size, 0, mh, req);
   void *data = ptr;
@@ -426,40 +429,81 @@ static int post_chunk(conn *c, void *comm, chunk *ch, void **req) {
   return net_call(t, irecv, comm, 1, &data, &size, &tag, &mh, req);
 }
 
-/* Test the oldest requests of one comm, then post what the window allows.
- * Returns the number of state changes, or -1 when the connection failed. */
-static int pump_comm(conn *c, void *comm, chunk_fifo *waiting,
-                     chunk_fifo *inflight) {
+static int transport_error(conn *c) {
+  conn_fail(c, P2P_ETRANSPORT, err_get());
+  return -1;
+}
+
+/* Receives are consumed in posting order, after their copy finished. */
+static int consume(conn *c, void *comm, chunk *ch) {
   net_transport *t = c->net;
+  if (ch->is_recv && t->ops->irecv_consumed &&
+      net_call(t, irecv_consumed, comm, 1, ch->request) != NET_OK)
+    return transport_error(c);
+  chunk_done(c, ch);
+  return 0;
+}
+
+/* Finished copies to GPU memory, oldest first. */
+static int pump_finishing(conn *c, lane *l, int k) {
   int moved = 0;
-  while (inflight->head) {
-    chunk *ch = inflight->head;
+  while (l->finishing[k].head) {
+    chunk *ch = l->finishing[k].head;
     int done = 0;
-    if (net_call(t, test, ch->request, &done, NULL) != NET_OK) {
-      conn_fail(c, P2P_ETRANSPORT, err_get());
-      return -1;
-    }
+    if (gpath_finished(c, l, k, ch, &done) != 0) return -1;
     if (!done) break;
-    if (ch->is_recv && t->ops->irecv_consumed &&
-        net_call(t, irecv_consumed, comm, 1, ch->request) != NET_OK) {
-      conn_fail(c, P2P_ETRANSPORT, err_get());
-      return -1;
-    }
-    fifo_pop(inflight);
-    chunk_done(c, ch);
-    moved++;
-  }
-  while (waiting->head && inflight->count < c->window) {
-    chunk *ch = waiting->head;
-    if (post_chunk(c, comm, ch, &ch->request) != NET_OK) {
-      conn_fail(c, P2P_ETRANSPORT, err_get());
-      return -1;
-    }
-    if (!ch->request) break; /* transport busy: later */
-    fifo_push(inflight, fifo_pop(waiting));
+    fifo_pop(&l->finishing[k]);
+    if (consume(c, l->comm[k], ch) != 0) return -1;
     moved++;
   }
   return moved;
+}
+
+/* Test the oldest requests (TCPX allows no other order). */
+static int pump_inflight(conn *c, lane *l, int k) {
+  int moved = 0;
+  while (l->inflight[k].head) {
+    chunk *ch = l->inflight[k].head;
+    int done = 0;
+    if (net_call(c->net, test, ch->request, &done, NULL) != NET_OK)
+      return transport_error(c);
+    if (!done) break;
+    fifo_pop(&l->inflight[k]);
+    moved++;
+    int wait = gpath_after_test(c, l, k, ch);
+    if (wait < 0) return -1;
+    if (wait) fifo_push(&l->finishing[k], ch);
+    else if (l->finishing[k].head) fifo_push(&l->finishing[k], ch); /* keep order */
+    else if (consume(c, l->comm[k], ch) != 0) return -1;
+  }
+  return moved;
+}
+
+/* Post what the window allows; receives count until consumed. */
+static int pump_waiting(conn *c, lane *l, int k) {
+  int moved = 0, room = c->window - l->inflight[k].count - l->finishing[k].count;
+  for (chunk *ch = l->waiting[k].head; ch && room > 0; ch = ch->next, room--)
+    if (gpath_stage_ahead(c, ch) != 0) return -1; /* overlap copies */
+  while (l->waiting[k].head &&
+         l->inflight[k].count + l->finishing[k].count < c->window) {
+    chunk *ch = l->waiting[k].head;
+    int ready;
+    if (gpath_ready_to_post(c, ch, &ready) != 0) return -1;
+    if (!ready) break;
+    if (post_chunk(c, l->comm[k], ch, &ch->request) != NET_OK) return transport_error(c);
+    if (!ch->request) break; /* transport busy: later */
+    if (ch->is_recv && gpath_posted_recv(c, l, k, ch) != 0) return -1;
+    fifo_push(&l->inflight[k], fifo_pop(&l->waiting[k]));
+    moved++;
+  }
+  return moved;
+}
+
+static int pump_comm(conn *c, lane *l, int k) {
+  int a = pump_finishing(c, l, k);
+  int b = a < 0 ? -1 : pump_inflight(c, l, k);
+  int d = b < 0 ? -1 : pump_waiting(c, l, k);
+  return d < 0 ? -1 : a + b + d;
 }
 
 int xfer_pump(conn *c) {
@@ -468,7 +512,7 @@ int xfer_pump(conn *c) {
     for (int li = 0; li < ENGINE_LANES; li++) {
       lane *l = dir ? &c->recv_lanes[li] : &c->send_lanes[li];
       for (int k = 0; k < l->ncomms; k++) {
-        int n = pump_comm(c, l->comm[k], &l->waiting[k], &l->inflight[k]);
+        int n = pump_comm(c, l, k);
         if (n < 0) return -1;
         moved += n;
       }
@@ -481,7 +525,8 @@ int xfer_busy(const conn *c) {
     for (int li = 0; li < ENGINE_LANES; li++) {
       const lane *l = dir ? &c->recv_lanes[li] : &c->send_lanes[li];
       for (int k = 0; k < l->ncomms; k++)
-        if (l->inflight[k].count || l->waiting[k].count) return 1;
+        if (l->inflight[k].count || l->waiting[k].count || l->finishing[k].count)
+          return 1;
     }
   return 0;
 }
@@ -506,6 +551,7 @@ void xfer_fail_all(conn *c, int code, const char *why) {
         chunk *ch;
         while ((ch = fifo_pop(&l->waiting[k]))) free(ch);
         while ((ch = fifo_pop(&l->inflight[k]))) free(ch);
+        while ((ch = fifo_pop(&l->finishing[k]))) free(ch);
       }
     }
   while (c->serving) {
