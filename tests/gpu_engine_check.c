@@ -1,0 +1,260 @@
+/* GPU-to-GPU transfers through the endpoint, between two processes: run
+ * by scripts/gpu-check on the GPU machine (needs CUDA; exits 77 without).
+ *
+ *   gpu_engine_check staged|unpack|ipc [--max BYTES]
+ *
+ * staged: the built-in TCP transport (host memory only): pinned staging.
+ * unpack: the TCPX-like test plugin (TCPX_P2P_NET_PLUGIN names it): GPU
+ *         receives land in bounce pages and the engine's kernel unpacks.
+ * ipc:    connect_local + send_ipc/recv_ipc/write_ipc (CUDA IPC).
+ * Sizes 1 B ... max at unaligned offsets, random data, poisoned
+ * destinations with guard bytes, byte-exact; then throughput of 256 MiB
+ * transfers GPU->GPU against host->host (or cuMemcpyDtoD for ipc) in the
+ * same run, printed as a ratio. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cudadrv.h"
+#include "prng.h"
+#include "sock.h"
+#include "tcpx_p2p.h"
+#include "twohost.h"
+
+#define OFFSET 3    /* unaligned user pointers */
+#define GUARD 64
+#define BENCH_SIZE (256u << 20)
+#define BENCH_ITERS 4
+
+typedef struct cfg {
+  const char *mode;
+  size_t max;
+  int ndev;
+} cfg;
+
+static gpu_cuda *cuda;
+
+#define DIE(...) do { fprintf(stderr, __VA_ARGS__); fprintf(stderr, " (%s)\n", p2p_last_error()); return 1; } while (0)
+
+static void *gpu_alloc(size_t n) {
+  gcu_dptr p = 0;
+  return cuda->cuMemAlloc(&p, n) == 0 ? (void *)(uintptr_t)p : NULL;
+}
+
+static int sizes_upto(size_t max, size_t *out) {
+  static const size_t all[] = {1, 4095, 4096, (1u << 20) + 7, 64u << 20, 1u << 30};
+  int n = 0;
+  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+    if (all[i] <= max) out[n++] = all[i];
+  return n;
+}
+
+static p2p_endpoint *make_ep(int gpu) {
+  p2p_options o;
+  p2p_options_init(&o);
+  o.gpu_index = gpu;
+  p2p_endpoint *ep = NULL;
+  if (p2p_endpoint_create(&o, &ep) != P2P_OK)
+    fprintf(stderr, "endpoint: %s\n", p2p_last_error());
+  return ep;
+}
+
+/* ---- remote (staged / unpack) ------------------------------------------------ */
+
+static double timed_sends(p2p_endpoint *ep, uint64_t conn, void *buf, uint64_t mr,
+                          int is_recv) {
+  uint64_t t0 = clock_ns();
+  for (int i = 0; i < BENCH_ITERS; i++) {
+    size_t got;
+    int rc = is_recv ? p2p_recv(ep, conn, mr, buf, BENCH_SIZE, &got)
+                     : p2p_send(ep, conn, mr, buf, BENCH_SIZE);
+    if (rc != P2P_OK) return -1;
+  }
+  return (double)BENCH_SIZE * BENCH_ITERS / ((double)(clock_ns() - t0) / 1e9) / 1e9;
+}
+
+static int recv_side(const twohost *th, int side, int fd, void *arg) {
+  (void)th, (void)side;
+  cfg *c = arg;
+  if (gpu_cuda_use_device(cuda, 0, NULL) != 0) DIE("cuda device 0");
+  p2p_endpoint *ep = make_ep(0);
+  if (!ep) return 1;
+  uint8_t md[P2P_METADATA_MAX];
+  size_t len = sizeof md;
+  p2p_get_metadata(ep, md, &len);
+  oob_send(fd, &len, sizeof len);
+  oob_send(fd, md, len);
+  char ip[64];
+  int gpu;
+  uint64_t conn;
+  if (p2p_accept(ep, ip, sizeof ip, &gpu, &conn) != P2P_OK) DIE("accept");
+  size_t sizes[8];
+  int n = sizes_upto(c->max, sizes), fails = 0;
+  size_t cap = sizes[n - 1] + OFFSET + GUARD;
+  uint8_t *dev = gpu_alloc(cap), *host = malloc(cap), *want = malloc(cap);
+  if (!dev || !host || !want) DIE("alloc");
+  for (int i = 0; i < n; i++) {
+    size_t sz = sizes[i];
+    cuda->cuMemsetD8(gpu_dptr(dev), 0xA5, cap);
+    uint64_t mr;
+    size_t got = 0;
+    p2p_reg(ep, dev + OFFSET, sz, &mr);
+    int rc = p2p_recv(ep, conn, mr, dev + OFFSET, sz, &got);
+    cuda->cuMemcpyDtoH(host, gpu_dptr(dev), sz + OFFSET + GUARD);
+    prng_fill(want, sz, sz);
+    int ok = rc == P2P_OK && got == sz && memcmp(host + OFFSET, want, sz) == 0;
+    for (int g = 0; g < GUARD; g++) ok &= host[OFFSET + sz + g] == 0xA5;
+    for (int g = 0; g < OFFSET; g++) ok &= host[g] == 0xA5;
+    printf("%-7s GPU->GPU %11zu B at +%d: %s\n", c->mode, sz, OFFSET,
+           ok ? "byte-exact" : "MISMATCH");
+    if (!ok) fprintf(stderr, "  rc %d: %s\n", rc, p2p_last_error());
+    fails += !ok;
+    p2p_dereg(ep, mr);
+  }
+  /* Throughput: GPU->GPU, then host->host through the same transport. */
+  uint8_t *big = gpu_alloc(BENCH_SIZE), *hbig = malloc(BENCH_SIZE);
+  uint64_t mg, mh;
+  p2p_reg(ep, big, BENCH_SIZE, &mg);
+  p2p_reg(ep, hbig, BENCH_SIZE, &mh);
+  double g = timed_sends(ep, conn, big, mg, 1), h = timed_sends(ep, conn, hbig, mh, 1);
+  printf("%-7s bench 256 MiB x %d: GPU->GPU %.2f GB/s, host->host %.2f GB/s, "
+         "ratio %.2f\n", c->mode, BENCH_ITERS, g, h, h > 0 ? g / h : 0);
+  oob_send(fd, "k", 1);
+  p2p_endpoint_destroy(ep);
+  return fails ? 1 : 0;
+}
+
+static int send_side(const twohost *th, int side, int fd, void *arg) {
+  (void)th, (void)side;
+  cfg *c = arg;
+  int dev_id = c->ndev > 1 ? 1 : 0;
+  if (gpu_cuda_use_device(cuda, dev_id, NULL) != 0) DIE("cuda device");
+  p2p_endpoint *ep = make_ep(dev_id);
+  if (!ep) return 1;
+  size_t len;
+  uint8_t md[P2P_METADATA_MAX];
+  oob_recv(fd, &len, sizeof len);
+  oob_recv(fd, md, len);
+  char ip[64];
+  int port, gpu;
+  uint64_t conn;
+  p2p_parse_metadata(md, len, ip, sizeof ip, &port, &gpu);
+  if (p2p_connect(ep, ip, gpu, port, &conn) != P2P_OK) DIE("connect");
+  size_t sizes[8];
+  int n = sizes_upto(c->max, sizes);
+  size_t cap = sizes[n - 1] + OFFSET;
+  uint8_t *dev = gpu_alloc(cap), *host = malloc(cap);
+  for (int i = 0; i < n; i++) {
+    size_t sz = sizes[i];
+    uint64_t mr;
+    prng_fill(host, sz, sz);
+    cuda->cuMemcpyHtoD(gpu_dptr(dev + OFFSET), host, sz);
+    p2p_reg(ep, dev + OFFSET, sz, &mr);
+    if (p2p_send(ep, conn, mr, dev + OFFSET, sz) != P2P_OK) DIE("send %zu", sz);
+    p2p_dereg(ep, mr);
+  }
+  uint8_t *big = gpu_alloc(BENCH_SIZE), *hbig = malloc(BENCH_SIZE);
+  memset(hbig, 1, BENCH_SIZE);
+  uint64_t mg, mh;
+  p2p_reg(ep, big, BENCH_SIZE, &mg);
+  p2p_reg(ep, hbig, BENCH_SIZE, &mh);
+  timed_sends(ep, conn, big, mg, 0);
+  timed_sends(ep, conn, hbig, mh, 0);
+  char ack;
+  oob_recv(fd, &ack, 1);
+  p2p_endpoint_destroy(ep);
+  return 0;
+}
+
+/* ---- ipc ----------------------------------------------------------------------------- */
+
+static int ipc_recv_side(const twohost *th, int side, int fd, void *arg) {
+  (void)th, (void)side;
+  cfg *c = arg;
+  if (gpu_cuda_use_device(cuda, 0, NULL) != 0) DIE("cuda device 0");
+  p2p_endpoint *ep = make_ep(0);
+  oob_send(fd, "r", 1); /* listening on the local socket */
+  int gpu;
+  uint64_t conn;
+  if (!ep || p2p_accept_local(ep, &gpu, &conn) != P2P_OK) DIE("accept_local");
+  size_t sizes[8];
+  int n = sizes_upto(c->max, sizes), fails = 0;
+  size_t cap = sizes[n - 1] + OFFSET + GUARD;
+  uint8_t *dev = gpu_alloc(cap), *host = malloc(cap), *want = malloc(cap);
+  for (int i = 0; i < n; i++) {
+    size_t sz = sizes[i];
+    cuda->cuMemsetD8(gpu_dptr(dev), 0xA5, cap);
+    int rc = p2p_recv_ipc(ep, conn, dev + OFFSET, sz);
+    cuda->cuMemcpyDtoH(host, gpu_dptr(dev), sz + OFFSET + GUARD);
+    prng_fill(want, sz, sz);
+    int ok = rc == P2P_OK && memcmp(host + OFFSET, want, sz) == 0;
+    for (int g = 0; g < GUARD; g++) ok &= host[OFFSET + sz + g] == 0xA5;
+    printf("ipc     recv_ipc %11zu B at +%d: %s\n", sz, OFFSET, ok ? "byte-exact" : "MISMATCH");
+    fails += !ok;
+  }
+  /* write_ipc bandwidth target. */
+  uint8_t *big = gpu_alloc(BENCH_SIZE), info[P2P_IPC_INFO_SIZE];
+  p2p_advertise_ipc(ep, conn, big, BENCH_SIZE, info);
+  oob_send(fd, info, sizeof info);
+  char ack;
+  oob_recv(fd, &ack, 1);
+  p2p_endpoint_destroy(ep);
+  return fails ? 1 : 0;
+}
+
+static int ipc_send_side(const twohost *th, int side, int fd, void *arg) {
+  (void)th, (void)side;
+  cfg *c = arg;
+  int dev_id = c->ndev > 1 ? 1 : 0;
+  if (gpu_cuda_use_device(cuda, dev_id, NULL) != 0) DIE("cuda device");
+  p2p_endpoint *ep = make_ep(dev_id);
+  char r;
+  oob_recv(fd, &r, 1);
+  uint64_t conn;
+  if (!ep || p2p_connect_local(ep, 0, &conn) != P2P_OK) DIE("connect_local");
+  size_t sizes[8];
+  int n = sizes_upto(c->max, sizes);
+  uint8_t *dev = gpu_alloc(sizes[n - 1] + OFFSET), *host = malloc(sizes[n - 1]);
+  for (int i = 0; i < n; i++) {
+    prng_fill(host, sizes[i], sizes[i]);
+    cuda->cuMemcpyHtoD(gpu_dptr(dev + OFFSET), host, sizes[i]);
+    if (p2p_send_ipc(ep, conn, dev + OFFSET, sizes[i]) != P2P_OK) DIE("send_ipc");
+  }
+  uint8_t info[P2P_IPC_INFO_SIZE], *big = gpu_alloc(BENCH_SIZE), *peer = gpu_alloc(BENCH_SIZE);
+  oob_recv(fd, info, sizeof info);
+  uint64_t t0 = clock_ns();
+  for (int i = 0; i < BENCH_ITERS; i++)
+    if (p2p_write_ipc(ep, conn, big, BENCH_SIZE, info) != P2P_OK) DIE("write_ipc");
+  double ipc = (double)BENCH_SIZE * BENCH_ITERS / ((double)(clock_ns() - t0) / 1e9) / 1e9;
+  t0 = clock_ns();
+  for (int i = 0; i < BENCH_ITERS; i++)
+    cuda->cuMemcpyDtoDAsync(gpu_dptr(peer), gpu_dptr(big), BENCH_SIZE, NULL);
+  cuda->cuStreamSynchronize(NULL);
+  double ref = (double)BENCH_SIZE * BENCH_ITERS / ((double)(clock_ns() - t0) / 1e9) / 1e9;
+  printf("ipc     bench write_ipc 256 MiB x %d: %.1f GB/s, cuMemcpyDtoD %.1f GB/s, "
+         "ratio %.2f\n", BENCH_ITERS, ipc, ref, ipc / ref);
+  oob_send(fd, "k", 1);
+  p2p_endpoint_destroy(ep);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  cfg c = {.mode = argc > 1 ? argv[1] : "staged", .max = 1u << 30};
+  for (int i = 2; i + 1 < argc; i += 2)
+    if (!strcmp(argv[i], "--max")) c.max = strtoull(argv[i + 1], NULL, 0);
+  if (gpu_cuda_load(&cuda) != 0) {
+    printf("no CUDA here: %s\n", p2p_last_error());
+    return 77;
+  }
+  c.ndev = cuda->ndevices;
+  int is_ipc = !strcmp(c.mode, "ipc");
+  if (is_ipc) setenv("TCPX_P2P_NO_NETNS", "1", 1); /* one host, one network */
+  twohost th;
+  if (twohost_setup(&th) != 0) return 1;
+  twohost_fn fns[2] = {is_ipc ? ipc_recv_side : recv_side,
+                       is_ipc ? ipc_send_side : send_side};
+  int rc = twohost_run(&th, fns, &c, 600, NULL);
+  twohost_teardown(&th);
+  printf("%s: %s\n", c.mode, rc == 0 ? "PASS" : "FAIL");
+  return rc == 0 ? 0 : 1;
+}
