@@ -12,9 +12,12 @@ add_test(NAME endpoint_faults COMMAND test_endpoint_faults)
 add_test(NAME endpoint_hostile COMMAND test_endpoint_hostile)
 add_test(NAME endpoint_stress COMMAND test_endpoint_stress)
 
-set_tests_properties(endpoint_ops endpoint_ops_strict endpoint_refusal
-                     endpoint_hostile PROPERTIES TIMEOUT 600)
-set_tests_properties(endpoint_faults endpoint_stress PROPERTIES
-                     TIMEOUT 600 LABELS threaded)
+# endpoint_ops is left out of the TSan stage: its one-sided targets learn
+# of a finished write only through the out-of-band socket, an order that
+# ThreadSanitizer cannot see (the threaded tests deregister first, which
+# orders them after the serving thread).
+set_tests_properties(endpoint_ops endpoint_ops_strict PROPERTIES TIMEOUT 600)
+set_tests_properties(endpoint_refusal endpoint_faults endpoint_hostile
+                     endpoint_stress PROPERTIES TIMEOUT 600 LABELS threaded)
 # 1 GiB buffers on each side: run alone, not beside other large tests.
 set_tests_properties(endpoint_1gib PROPERTIES TIMEOUT 900 RUN_SERIAL TRUE)

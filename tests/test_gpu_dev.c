@@ -24,6 +24,14 @@ static gpu_cuda *cu;
 
 #define CU(call) CHECK_EQ(gpu_cuda_check(cu, (call), "%s", #call), NET_OK)
 
+/* A synchronous copy from pageable memory may return before its DMA has
+ * landed, and nothing orders it with our non-blocking streams: wait. */
+#define UPLOAD(dst, src, n)                        \
+  do {                                             \
+    CU(cu->cuMemcpyHtoD((dst), (src), (n)));       \
+    CU(cu->cuCtxSynchronize());                    \
+  } while (0)
+
 static int test_classify_host_pinned_device_managed(void) {
   int kind, dev;
   void *heap = malloc(4096), *pinned = NULL;
@@ -65,8 +73,8 @@ static int test_staging_round_trip(void) {
   gcu_dptr src, dst;
   CU(cu->cuMemAlloc(&src, total));
   CU(cu->cuMemAlloc(&dst, total));
-  CU(cu->cuMemcpyHtoD(src, want, total));
   CU(cu->cuMemsetD8(dst, 0, total));
+  UPLOAD(src, want, total);
   gpu_staging *s;
   CHECK_EQ(gpu_staging_open(cu, 0, slot, SLOTS, &s), NET_OK);
   CHECK_EQ(gpu_staging_d2h(s, 0, gpu_vptr(src), slot + 1), NET_EINVAL);
@@ -128,7 +136,7 @@ static int ipc_child(void) {
   fill_random(want, IPC_LEN, 555);
   CHECK(bytes_equal(got, want, IPC_LEN, "child reads parent"));
   fill_random(want, IPC_LEN, 666);
-  CU(cu->cuMemcpyHtoD(mine, want, IPC_LEN));
+  UPLOAD(mine, want, IPC_LEN);
   CHECK(copy_and_wait(k, gpu_dptr(peer), mine) == 0);
   gpu_ipc_cache_close(k);
   cu->cuMemFree(mine);
@@ -156,7 +164,7 @@ static int test_ipc_two_processes(void) {
   unsigned char *pattern = malloc(IPC_LEN), *got = malloc(IPC_LEN);
   CU(cu->cuMemAlloc(&buf, IPC_OFFSET + IPC_LEN));
   fill_random(pattern, IPC_LEN, 555);
-  CU(cu->cuMemcpyHtoD(buf + IPC_OFFSET, pattern, IPC_LEN));
+  UPLOAD(buf + IPC_OFFSET, pattern, IPC_LEN);
   gpu_ipc_blob blob;
   CHECK_EQ(gpu_ipc_export(cu, gpu_vptr(buf + IPC_OFFSET), &blob), NET_OK);
   CHECK_EQ(blob.offset, IPC_OFFSET);

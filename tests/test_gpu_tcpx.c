@@ -98,9 +98,11 @@ static int setup(xfer *x) {
   CU(cu->cuMemAlloc(&x->gpu_alloc, x->region + 4096));
   x->gpu_dst = gpu_vptr((x->gpu_alloc + 4095) & ~(gcu_dptr)4095);
   CU(cu->cuMemsetD8(gpu_dptr(x->gpu_dst), 0x5a, x->region));
+  CU(cu->cuCtxSynchronize()); /* before the unpack stream writes there */
   /* GPU memory registers only from a 4 KiB boundary (TCPX checks it). */
   CHECK(net_call(x->t, reg_mr, x->rc, x->gpu_dst + 1, 4096, NCCL_PTR_CUDA,
                  &x->gmh) != NET_OK);
+  CHECK_STR_CONTAINS(err_get(), "not 4 KiB aligned");
   CHECK_EQ(net_call(x->t, reg_mr, x->rc, x->gpu_dst, x->region, NCCL_PTR_CUDA,
                     &x->gmh), NET_OK);
   CHECK_EQ(net_call(x->t, reg_mr, x->rc, x->host_dst, x->region,
@@ -135,6 +137,7 @@ static int seventeenth_refused(xfer *x, int k) {
   int tag = 0;
   CHECK(net_call(x->t, irecv, x->rc, 1, &data, &size, &tag, &mh, &req) ==
         NET_EINTERNAL);
+  CHECK_STR_CONTAINS(err_get(), "16 requests already in flight");
   return 0;
 }
 

@@ -25,6 +25,14 @@ static gpu_cuda *cu;
 
 #define CU(call) CHECK_EQ(gpu_cuda_check(cu, (call), "%s", #call), NET_OK)
 
+/* A synchronous copy from pageable memory may return before its DMA has
+ * landed, and nothing orders it with our non-blocking streams: wait. */
+#define UPLOAD(dst, src, n)                        \
+  do {                                             \
+    CU(cu->cuMemcpyHtoD((dst), (src), (n)));       \
+    CU(cu->cuCtxSynchronize());                    \
+  } while (0)
+
 /* A stand-in for what an UNPACK plugin's accept returns: meta in mapped
  * pinned memory, a GPU bounce buffer, the 24-byte target in GPU memory. */
 typedef struct fake_comm {
@@ -47,13 +55,14 @@ static int fake_open(fake_comm *f, size_t bounce_bytes) {
   CU(cu->cuMemAlloc(&f->bounce, bounce_bytes));
   CU(cu->cuMemAlloc(&f->target, sizeof(gpu_unpack_handle)));
   gpu_unpack_handle t = {gpu_vptr(meta_dev), gpu_vptr(f->bounce), UINT64_MAX};
-  CU(cu->cuMemcpyHtoD(f->target, &t, sizeof t));
+  UPLOAD(f->target, &t, sizeof t);
   f->image = malloc(bounce_bytes);
   CHECK(f->image != NULL);
   f->dh = (net_dev_handle){NCCL_NET_DEVICE_UNPACK, 7, gpu_vptr(f->target),
                            sizeof t, 1};
   CHECK_EQ(gpu_unpack_open(cu, &f->dh, &f->u), NET_OK);
   CHECK(gpu_unpack_target(f->u)->bounce_buf == gpu_vptr(f->bounce));
+  CHECK(gpu_unpack_cnt_on_host(f->u)); /* meta is cuMemHostAlloc'ed */
   return 0;
 }
 
@@ -90,7 +99,7 @@ static int bench_setup(bench *b) {
     CHECK_EQ(b->f.meta->cnt[s], PAGES_PER_SLOT);
   }
   free(pages);
-  CU(cu->cuMemcpyHtoD(b->f.bounce, b->f.image, BOUNCE_BYTES));
+  UPLOAD(b->f.bounce, b->f.image, BOUNCE_BYTES);
   CU(cu->cuMemAlloc(&b->dst, RECEIVES * RECV_BYTES));
   CU(cu->cuMemAlloc(&b->src, RECEIVES * RECV_BYTES));
   CU(cu->cuEventCreate(&b->t0, GCU_EVENT_DEFAULT));
@@ -162,11 +171,22 @@ static int test_unpack_64x4MiB_vs_memcpy(void) {
   bench b;
   CHECK(bench_setup(&b) == 0);
   CHECK(bench_reference(&b) == 0);
-  double batched, single, memcpy_gbps;
+  double batched = 0, single, memcpy_gbps, gbps;
+  /* {descriptors per warp, kernel reads cnt}; the last is the default. */
+  static const unsigned sweep[][2] = {
+      {0, 1}, {1, 0}, {2, 0}, {4, 0}, {8, 0}, {0, 0}};
+  for (size_t i = 0; i < sizeof sweep / sizeof sweep[0]; i++) {
+    CHECK_EQ(gpu_unpack_tune(b.f.u, sweep[i][0], (int)sweep[i][1]), NET_OK);
+    CU(cu->cuMemsetD8(b.dst, 0, RECEIVES * RECV_BYTES));
+    CU(cu->cuCtxSynchronize());
+    CHECK(time_variant(&b, 16, &gbps) == 0);
+    CHECK(verify_dst(&b, "16 receives per launch") == 0);
+    printf("RESULT unpack_16_per_launch_%u_per_warp_cnt_on_%s %.0f GB/s\n",
+           sweep[i][0], sweep[i][1] ? "gpu" : "host", gbps);
+    batched = gbps;
+  }
   CU(cu->cuMemsetD8(b.dst, 0, RECEIVES * RECV_BYTES));
-  CHECK(time_variant(&b, 16, &batched) == 0);
-  CHECK(verify_dst(&b, "16 receives per launch") == 0);
-  CU(cu->cuMemsetD8(b.dst, 0, RECEIVES * RECV_BYTES));
+  CU(cu->cuCtxSynchronize());
   CHECK(time_variant(&b, 1, &single) == 0);
   CHECK(verify_dst(&b, "1 receive per launch") == 0);
   CHECK(time_variant(&b, 0, &memcpy_gbps) == 0);
@@ -188,16 +208,16 @@ static int test_unpack_64x4MiB_vs_memcpy(void) {
 
 /* ---- every alignment, through post/submit/done ----------------------------- */
 
-#define UA_PAGES 4096 /* 16 MiB bounce */
+#define UA_PAGES 16384 /* 64 MiB bounce: 1024 pages per slot */
 #define UA_DST (8 * MIB)
 #define UA_GUARD 64
 
 /* Receives of many lengths into destinations at every offset mod 16,
  * fragments of random length at random page offsets; the whole buffer,
  * guards included, must equal the host reference's result. */
-static int test_unpack_unaligned_fragments(void) {
+static int unaligned_fragments(int device_cnt) {
   static const size_t lens[] = {1, 3, 15, 16, 17, 31, 4095, 4096, 4097,
-                                65535, 100003, 1048573, 2 * 1048576 + 9};
+                                65535, 100003, 1048573, 1572869};
   enum { N = sizeof lens / sizeof lens[0] };
   fake_comm f;
   CHECK(fake_open(&f, (size_t)UA_PAGES * GPU_UNPACK_PAGE) == 0);
@@ -207,7 +227,7 @@ static int test_unpack_unaligned_fragments(void) {
   fill_random(want, UA_DST, 4242); /* the destination's prior contents */
   gcu_dptr dst;
   CU(cu->cuMemAlloc(&dst, UA_DST));
-  CU(cu->cuMemcpyHtoD(dst, want, UA_DST));
+  UPLOAD(dst, want, UA_DST);
   size_t pos = 0, per_slot = UA_PAGES / GPU_UNPACK_SLOTS;
   void *dsts[N];
   for (int k = 0; k < N; k++) {
@@ -230,7 +250,8 @@ static int test_unpack_unaligned_fragments(void) {
     pos += lens[k];
     free(data);
   }
-  CU(cu->cuMemcpyHtoD(f.bounce, f.image, (size_t)UA_PAGES * GPU_UNPACK_PAGE));
+  UPLOAD(f.bounce, f.image, (size_t)UA_PAGES * GPU_UNPACK_PAGE);
+  CHECK_EQ(gpu_unpack_tune(f.u, 0, device_cnt), NET_OK);
   CHECK_EQ(gpu_unpack_submit(f.u, 0, dsts[0]), NET_OK);   /* one alone */
   CHECK_EQ(gpu_unpack_submit(f.u, 2, dsts[2]), NET_EUSAGE); /* out of order */
   CHECK_EQ(gpu_unpack_submit_batch(f.u, 1, N - 1, dsts + 1), NET_OK);
@@ -242,8 +263,8 @@ static int test_unpack_unaligned_fragments(void) {
   CHECK(done); /* in order: the last done means all done */
   CU(cu->cuMemcpyDtoH(got, dst, UA_DST));
   CHECK(bytes_equal(got, want, UA_DST, "unaligned receives and guards"));
-  printf("RESULT unaligned_receives %d receives, %zu bytes byte-exact\n", N,
-         pos);
+  printf("RESULT unaligned_receives_cnt_on_%s %d receives, %zu bytes "
+         "byte-exact\n", device_cnt ? "gpu" : "host", N, pos);
   cu->cuMemFree(dst);
   free(pages);
   free(want);
@@ -252,8 +273,17 @@ static int test_unpack_unaligned_fragments(void) {
   return 0;
 }
 
+static int test_unpack_unaligned_fragments(void) {
+  return unaligned_fragments(0);
+}
+
+static int test_unpack_unaligned_fragments_cnt_on_gpu(void) {
+  return unaligned_fragments(1);
+}
+
 static const check_case cases[] = {
     CHECK_CASE(test_unpack_unaligned_fragments),
+    CHECK_CASE(test_unpack_unaligned_fragments_cnt_on_gpu),
     CHECK_CASE(test_unpack_64x4MiB_vs_memcpy),
 };
 

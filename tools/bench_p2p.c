@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "bench_ref.h"
@@ -490,16 +491,20 @@ static int client_connect(p2p_side *s) {
   return 0;
 }
 
-/* Sockets this process holds: shows how many comms and streams the
+/* TCP sockets this process holds: shows how many comms and streams the
  * connection really opened. */
-static int count_sockets(void) {
+static int count_tcp_sockets(void) {
   DIR *d = opendir("/proc/self/fd");
   int n = 0;
   for (struct dirent *e; d && (e = readdir(d));) {
-    char path[300], target[64];
-    snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
-    ssize_t len = readlink(path, target, sizeof target - 1);
-    if (len > 0 && (target[len] = '\0', !strncmp(target, "socket:", 7))) n++;
+    int fd = atoi(e->d_name), type = 0;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss, tlen = sizeof type;
+    if (fd == dirfd(d) || getsockname(fd, (struct sockaddr *)&ss, &len) != 0 ||
+        getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) != 0)
+      continue;
+    n += (ss.ss_family == AF_INET || ss.ss_family == AF_INET6) &&
+         type == SOCK_STREAM;
   }
   if (d) closedir(d);
   return n;
@@ -510,10 +515,10 @@ static void print_layout(const p2p_plan *plan) {
   int c = plan->comms_per_lane, t = plan->tcp_streams;
   fprintf(info, "endpoint: comms_per_lane %d x %d TCP streams = %d streams carry "
           "an op's data (send: lane 0; write, read: lane 1), as the engine "
-          "opens them; the client process holds %d sockets (with the built-in "
-          "transport: 2 lanes x 2 directions x %d = %d data, + control, "
-          "listener, out-of-band = %d)\n",
-          c, t, c * t, count_sockets(), c * t, 4 * c * t, 4 * c * t + 3);
+          "opens them; the client process holds %d TCP sockets (with the "
+          "built-in transport: 2 lanes x 2 directions x %d = %d data, + "
+          "control and listener = %d)\n",
+          c, t, c * t, count_tcp_sockets(), c * t, 4 * c * t, 4 * c * t + 2);
   if (!plan->json)
     fprintf(info, "%-8s %6s %6s %6s %8s %9s %9s  %-18s %s\n", "op", "size",
             "blocks", "iters", "GB/s", "p50 us", "p99 us", "reference", "ratio");

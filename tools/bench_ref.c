@@ -68,17 +68,26 @@ void bench_fill(void *buf, size_t len, uint64_t seed) {
   }
 }
 
+/* The first offset in [off, off + n) where buf differs from the pattern
+ * word `w`, or n when it does not. */
+static size_t word_mismatch(const unsigned char *p, uint64_t w, size_t n) {
+  const unsigned char *want = (const unsigned char *)&w;
+  size_t i = 0;
+  while (i < n && p[i] == want[i]) i++;
+  return i;
+}
+
 int bench_check(const void *buf, size_t len, uint64_t seed, const char *what) {
   const unsigned char *p = buf;
   for (size_t off = 0; off < len; off += 8) {
-    uint64_t w = pattern_word(seed, off / 8);
+    uint64_t w = pattern_word(seed, off / 8), got = 0;
     size_t n = len - off < 8 ? len - off : 8;
-    if (memcmp(p + off, &w, n) == 0) continue;
-    const unsigned char *want = (const unsigned char *)&w;
-    size_t i = 0;
-    while (p[off + i] == want[i]) i++;
+    memcpy(&got, p + off, n);
+    if (n == 8 ? got == w : word_mismatch(p + off, w, n) == n) continue;
+    size_t i = word_mismatch(p + off, w, n);
     fprintf(stderr, "%s: data differs at byte %zu of %zu: got 0x%02x, "
-            "expected 0x%02x\n", what, off + i, len, p[off + i], want[i]);
+            "expected 0x%02x\n", what, off + i, len, p[off + i],
+            ((const unsigned char *)&w)[i]);
     return 0;
   }
   return 1;

@@ -47,8 +47,9 @@ if _level is not None:
     _logging.getLogger("tcpx_p2p").setLevel(_level)
 
 from ._ext import (  # noqa: E402  (the logger is set up first)
-    ArgumentError, DESC_SIZE, Endpoint, METADATA_MAX, NO_CONN, get_oob_ip)
+    ArgumentError, DESC_SIZE, Endpoint, IPC_INFO_SIZE, METADATA_MAX, NO_CONN,
+    get_oob_ip)
 from .buffers import buffer_ptr  # noqa: E402
 
 __all__ = ["Endpoint", "get_oob_ip", "buffer_ptr", "ArgumentError",
-           "DESC_SIZE", "METADATA_MAX", "NO_CONN"]
+           "DESC_SIZE", "IPC_INFO_SIZE", "METADATA_MAX", "NO_CONN"]

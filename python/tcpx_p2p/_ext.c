@@ -169,6 +169,8 @@ static int add_constants(PyObject *m) {
   if (PyModule_AddIntConstant(m, "DESC_SIZE", P2P_DESC_SIZE) < 0) return -1;
   if (PyModule_AddIntConstant(m, "METADATA_MAX", P2P_METADATA_MAX) < 0)
     return -1;
+  if (PyModule_AddIntConstant(m, "IPC_INFO_SIZE", P2P_IPC_INFO_SIZE) < 0)
+    return -1;
   return PyModule_AddObject(m, "NO_CONN",
                             PyLong_FromUnsignedLongLong(UINT64_MAX));
 }

@@ -14,7 +14,7 @@ void auth_sha256(const void *data, size_t len, uint8_t out[32]);
 void auth_hmac_sha256(const void *key, size_t key_len, const void *msg,
                       size_t msg_len, uint8_t out[32]);
 
-/* The proof a side sends: HMAC(token, "tcpx-p2p auth v1" || role ||
+/* The proof a side sends: HMAC(token, "tcpx-p2p auth v1" || role (1 byte) ||
  * own_nonce || peer_nonce); role 0 = connector, 1 = acceptor, so a proof
  * cannot be reflected back. */
 void auth_proof(const char *token, int role, const uint8_t own_nonce[32],

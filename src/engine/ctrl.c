@@ -95,6 +95,47 @@ static size_t payload_len(const ctrl_msg *m) {
 
 size_t ctrl_encoded_len(const ctrl_msg *m) { return CTRL_HDR_SIZE + payload_len(m); }
 
+/* ---- validation (shared by parse and encode) ------------------------------ */
+
+/* Range checks on a decoded message: what the parser refuses from a peer,
+ * the encoder refuses from us. Returns 0 or -1 with err_get() set. */
+static int validate(const ctrl_msg *m) {
+  switch (m->type) {
+  case CTRL_HELLO: {
+    const ctrl_hello *h = &m->u.hello;
+    if (h->comms_per_lane < 1 || h->comms_per_lane > CTRL_MAX_HANDLES / 2)
+      return err_set(-1, "control: HELLO asks for %u comms per lane",
+                     h->comms_per_lane);
+    if (h->chunk_size < 4096 || h->chunk_size > (1ull << 30))
+      return err_set(-1, "control: HELLO chunk size %llu out of range",
+                     (unsigned long long)h->chunk_size);
+    return 0;
+  }
+  case CTRL_HANDLES:
+    if (m->u.handles.count > CTRL_MAX_HANDLES)
+      return err_set(-1, "control: %u handles (at most %d)", m->u.handles.count,
+                     CTRL_MAX_HANDLES);
+    return 0;
+  case CTRL_SEND:
+    if (m->u.send.nseg < 1 || m->u.send.nseg > CTRL_MAX_SEGS)
+      return err_set(-1, "control: SEND with %u segments", m->u.send.nseg);
+    return 0;
+  case CTRL_SEND_DONE:
+  case CTRL_WRITE_DONE:
+  case CTRL_READ_DONE:
+    if (m->u.status.status > 0 || m->u.status.status < P2P_ELIMIT)
+      return err_set(-1, "control: unknown status %d", m->u.status.status);
+    return 0;
+  case CTRL_WRITE:
+  case CTRL_READ:
+    if (m->u.access.offset + m->u.access.size < m->u.access.offset)
+      return err_set(-1, "control: access range wraps around");
+    return 0;
+  default:
+    return 0;
+  }
+}
+
 /* ---- parse ----------------------------------------------------------------- */
 
 static int parse_payload(ctrl_msg *m, cursor *c) {
@@ -113,12 +154,6 @@ static int parse_payload(ctrl_msg *m, cursor *c) {
     if (!c->bad && h->version != CTRL_VERSION)
       return err_set(-1, "control: peer speaks protocol %u, we speak %u",
                      h->version, CTRL_VERSION);
-    if (!c->bad && (h->comms_per_lane < 1 || h->comms_per_lane > CTRL_MAX_HANDLES / 2))
-      return err_set(-1, "control: HELLO asks for %u comms per lane",
-                     h->comms_per_lane);
-    if (!c->bad && (h->chunk_size < 4096 || h->chunk_size > (1ull << 30)))
-      return err_set(-1, "control: HELLO chunk size %llu out of range",
-                     (unsigned long long)h->chunk_size);
     return 0;
   }
   case CTRL_AUTH:
@@ -126,17 +161,14 @@ static int parse_payload(ctrl_msg *m, cursor *c) {
     return 0;
   case CTRL_HANDLES:
     m->u.handles.count = (uint32_t)get_le(c, 4);
-    if (!c->bad && m->u.handles.count > CTRL_MAX_HANDLES)
-      return err_set(-1, "control: %u handles (at most %d)",
-                     m->u.handles.count, CTRL_MAX_HANDLES);
+    if (!c->bad && validate(m) != 0) return -1; /* before sizing the array */
     m->u.handles.handles =
         get_bytes(c, (size_t)m->u.handles.count * CTRL_HANDLE_SIZE);
     return 0;
   case CTRL_SEND:
     m->u.send.seq = get_le(c, 8);
     m->u.send.nseg = (uint32_t)get_le(c, 4);
-    if (!c->bad && (m->u.send.nseg < 1 || m->u.send.nseg > CTRL_MAX_SEGS))
-      return err_set(-1, "control: SEND with %u segments", m->u.send.nseg);
+    if (!c->bad && validate(m) != 0) return -1; /* before sizing the array */
     m->u.send.sizes = get_bytes(c, (size_t)m->u.send.nseg * 8);
     return 0;
   case CTRL_SEND_DONE:
@@ -145,8 +177,6 @@ static int parse_payload(ctrl_msg *m, cursor *c) {
     m->u.status.id = get_le(c, 8);
     m->u.status.status = (int32_t)get_le(c, 4);
     m->u.status.size = get_le(c, 8);
-    if (!c->bad && (m->u.status.status > 0 || m->u.status.status < P2P_ELIMIT))
-      return err_set(-1, "control: unknown status %d", m->u.status.status);
     return 0;
   case CTRL_WRITE:
   case CTRL_READ:
@@ -155,8 +185,6 @@ static int parse_payload(ctrl_msg *m, cursor *c) {
     get_copy(c, m->u.access.key, CTRL_KEY_SIZE);
     m->u.access.offset = get_le(c, 8);
     m->u.access.size = get_le(c, 8);
-    if (!c->bad && m->u.access.offset + m->u.access.size < m->u.access.offset)
-      return err_set(-1, "control: access range wraps around");
     return 0;
   case CTRL_READ_DATA:
     m->u.read_data.id = get_le(c, 8);
@@ -188,6 +216,7 @@ long ctrl_parse(const uint8_t *buf, size_t len, ctrl_msg *m) {
   m->type = (ctrl_type)type;
   cursor c = {buf + CTRL_HDR_SIZE, plen, 0};
   if (parse_payload(m, &c) != 0) return -1;
+  if (!c.bad && validate(m) != 0) return -1;
   if (c.bad)
     return err_set(-1, "control: message type %u truncated (%u payload bytes)",
                    type, plen);
@@ -257,11 +286,9 @@ static void encode_payload(const ctrl_msg *m, const uint64_t *sizes64,
 
 size_t ctrl_encode(const ctrl_msg *m, const uint64_t *sizes64, uint8_t *buf,
                    size_t cap) {
-  if (m->type < CTRL_HELLO || m->type > CTRL_TYPE_MAX) return 0;
-  if (m->type == CTRL_HANDLES && m->u.handles.count > CTRL_MAX_HANDLES) return 0;
-  if (m->type == CTRL_SEND &&
-      (m->u.send.nseg < 1 || m->u.send.nseg > CTRL_MAX_SEGS || !sizes64))
-    return 0;
+  if (m->type < CTRL_HELLO || m->type > CTRL_TYPE_MAX || validate(m) != 0) return 0;
+  if (m->type == CTRL_HANDLES && m->u.handles.count && !m->u.handles.handles) return 0;
+  if (m->type == CTRL_SEND && !sizes64) return 0;
   size_t plen = payload_len(m);
   writer w = {buf, cap, 0};
   put_le(&w, (uint64_t)m->type, 2);

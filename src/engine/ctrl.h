@@ -40,7 +40,8 @@ typedef enum ctrl_type {
 typedef struct ctrl_hello {
   uint32_t magic;
   uint16_t version;
-  uint16_t flags;         /* bit 0: sender requires authentication */
+  uint16_t flags;         /* bit 0: sender requires authentication;
+                             other bits: reserved, ignored */
   int32_t gpu_index;
   uint32_t comms_per_lane;
   uint64_t chunk_size;
@@ -99,11 +100,11 @@ typedef struct ctrl_msg {
  * why). Pointers in *msg point into buf. */
 long ctrl_parse(const uint8_t *buf, size_t len, ctrl_msg *msg);
 
-/* Segment i of a parsed SEND. */
+/* Segment i (< nseg) of a parsed SEND. */
 uint64_t ctrl_send_size(const ctrl_send *s, uint32_t i);
 
 /* Encode into buf (capacity cap). Returns the length, or 0 when it does
- * not fit or the message is invalid. For HANDLES and SEND, the arrays come
+ * not fit or the message is invalid (anything ctrl_parse would refuse). For HANDLES and SEND, the arrays come
  * from the pointers in *msg (SEND sizes as host u64 array in `sizes64`). */
 size_t ctrl_encode(const ctrl_msg *msg, const uint64_t *sizes64, uint8_t *buf,
                    size_t cap);

@@ -189,6 +189,7 @@ struct conn {
   op *recvs_active;           /* matched RECV ops receiving chunks */
   op *remote_ops;             /* WRITE/READ ops waiting on the peer */
   incoming_send *incoming_head, *incoming_tail;
+  int nincoming;
   serve *serving;
   uint8_t *scratch;           /* drain buffer, chunk_size bytes */
   mem_region scratch_mr;

@@ -15,6 +15,9 @@
 #include "engine.h"
 #include "log.h"
 
+/* Messages the peer may have announced before this side posts receives. */
+#define XFER_MAX_UNMATCHED 65536
+
 /* ---- lists ------------------------------------------------------------------- */
 
 static void op_append(op **head, op *o) {
@@ -223,8 +226,6 @@ static const char *recv_misfit(const op *o, const incoming_send *in,
 
 /* Drain a refused message and tell the sender. */
 static int refuse_incoming(conn *c, const incoming_send *in, int status) {
-  size_t total = 0;
-  for (uint32_t i = 0; i < in->nseg; i++) total += in->sizes[i];
   serve *sv = serve_new(c, CTRL_SEND_DONE, in->seq, status, 0, NULL);
   if (!sv) return -1;
   for (uint32_t i = 0; i < in->nseg; i++) {
@@ -233,7 +234,6 @@ static int refuse_incoming(conn *c, const incoming_send *in, int status) {
     sv->chunks_left += n;
   }
   if (sv->chunks_left == 0) serve_done(c, sv);
-  (void)total;
   return 0;
 }
 
@@ -255,6 +255,7 @@ static int match_recvs(conn *c) {
   while (c->recvs_waiting && c->incoming_head) {
     op *o = c->recvs_waiting;
     incoming_send *in = c->incoming_head;
+    c->nincoming--;
     op_remove(&c->recvs_waiting, o);
     c->incoming_head = in->next;
     if (!c->incoming_head) c->incoming_tail = NULL;
@@ -287,7 +288,10 @@ static int protocol_error(conn *c, const char *what, uint64_t id) {
 static int on_send(conn *c, const ctrl_send *s) {
   if (s->seq != c->next_recv_seq)
     return protocol_error(c, "SEND out of sequence", s->seq);
+  if (c->nincoming >= XFER_MAX_UNMATCHED)
+    return protocol_error(c, "too many messages waiting for a receive", s->seq);
   c->next_recv_seq++;
+  c->nincoming++;
   incoming_send *in = malloc(sizeof *in + s->nseg * sizeof(uint64_t));
   if (!in) return conn_fail(c, P2P_ENOMEM, "out of memory"), -1;
   in->next = NULL;
@@ -566,6 +570,7 @@ void xfer_fail_all(conn *c, int code, const char *why) {
     free(in);
   }
   c->incoming_tail = NULL;
+  c->nincoming = 0;
   fail_list(&c->sends_active, code, why);
   fail_list(&c->recvs_waiting, code, why);
   fail_list(&c->recvs_active, code, why);

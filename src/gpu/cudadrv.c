@@ -35,6 +35,7 @@ static const cuda_sym cuda_syms[] = {
     SYM(cuDevicePrimaryCtxRelease, "cuDevicePrimaryCtxRelease_v2"),
     SYM(cuCtxSetCurrent, "cuCtxSetCurrent"),
     SYM(cuCtxGetCurrent, "cuCtxGetCurrent"),
+    SYM(cuCtxSynchronize, "cuCtxSynchronize"),
     SYM(cuPointerGetAttribute, "cuPointerGetAttribute"),
     SYM(cuPointerGetAttributes, "cuPointerGetAttributes"),
     SYM(cuMemAlloc, "cuMemAlloc_v2"),

@@ -42,6 +42,7 @@ enum {
 enum { /* CUpointer_attribute */
   GCU_POINTER_ATTRIBUTE_CONTEXT = 1,
   GCU_POINTER_ATTRIBUTE_MEMORY_TYPE = 2,
+  GCU_POINTER_ATTRIBUTE_HOST_POINTER = 4,
   GCU_POINTER_ATTRIBUTE_IS_MANAGED = 8,
   GCU_POINTER_ATTRIBUTE_DEVICE_ORDINAL = 9,
 };
@@ -99,6 +100,7 @@ typedef struct gpu_cuda {
   gcu_result (*cuDevicePrimaryCtxRelease)(gcu_device dev);
   gcu_result (*cuCtxSetCurrent)(gcu_ctx ctx);
   gcu_result (*cuCtxGetCurrent)(gcu_ctx *ctx);
+  gcu_result (*cuCtxSynchronize)(void);
   gcu_result (*cuPointerGetAttribute)(void *data, int attribute, gcu_dptr ptr);
   gcu_result (*cuPointerGetAttributes)(unsigned int n, int *attributes,
                                        void **data, gcu_dptr ptr);

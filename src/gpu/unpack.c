@@ -20,7 +20,10 @@ struct gpu_unpack {
   gcu_stream stream;
   gcu_event ev[GPU_UNPACK_SLOTS];
   gcu_function fn;
-  gpu_unpack_handle target; /* host copy of what the device handle points at */
+  unsigned per_warp;         /* descriptors per warp; 0 = by batch size */
+  int device_cnt;            /* the kernel reads cnt (no host view of meta) */
+  gpu_unpack_handle target;  /* host copy of what the device handle points at */
+  const volatile gpu_unpack_meta *meta_host; /* meta as the host sees it */
   gpu_unpack_seq seq;
 };
 
@@ -76,6 +79,16 @@ static int read_target(gpu_unpack *u, const net_dev_handle *dh) {
   return NET_OK;
 }
 
+/* meta is pinned host memory: find the host's address for it, so cnt is
+ * read on the host. Where CUDA cannot say, the kernel reads it. */
+static void find_meta_on_host(gpu_unpack *u) {
+  void *host = NULL;
+  gcu_result r = u->cuda->cuPointerGetAttribute(
+      &host, GCU_POINTER_ATTRIBUTE_HOST_POINTER, gpu_dptr(u->target.meta));
+  u->meta_host = r == GCU_SUCCESS ? host : NULL;
+  u->device_cnt = u->meta_host == NULL;
+}
+
 static int make_stream_and_events(gpu_unpack *u) {
   gpu_cuda *c = u->cuda;
   int rc = gpu_cuda_check(c, c->cuStreamCreate(&u->stream,
@@ -103,6 +116,7 @@ static int open_on_device(gpu_unpack *u, const net_dev_handle *dh) {
   int rc = handle_device(dh, &u->device);
   if (rc == NET_OK) rc = gpu_cuda_use_device(u->cuda, u->device, &u->ctx);
   if (rc == NET_OK) rc = read_target(u, dh);
+  if (rc == NET_OK) find_meta_on_host(u);
   if (rc == NET_OK) rc = find_kernel(u);
   if (rc == NET_OK) rc = make_stream_and_events(u);
   return rc;
@@ -139,25 +153,50 @@ void gpu_unpack_close(gpu_unpack *u) {
 
 /* ---- launches ------------------------------------------------------------- */
 
+/* Few receives: a warp per descriptor, for enough blocks to fill the GPU;
+ * a full batch: 4 per warp, so fewer blocks each wait for PCIe once. */
+static uint32_t per_warp(const gpu_unpack *u, int n) {
+  if (u->per_warp) return u->per_warp;
+  return n >= 8 ? 4 : n >= 2 ? 2 : 1;
+}
+
+/* Fill the launch's items; `*most` = the largest fragment count, or
+ * GPU_UNPACK_MAX_FRAGS when the kernel reads the counts itself. */
+static void fill_items(gpu_unpack *u, gpu_unpack_args *a, const int *slots,
+                       void *const *dst, int n, uint32_t *most) {
+  memset(a, 0, sizeof *a);
+  a->meta = (uint64_t)(uintptr_t)u->target.meta;
+  a->bounce = (uint64_t)(uintptr_t)u->target.bounce_buf;
+  a->n = (uint32_t)n;
+  a->per_block = GPU_UNPACK_WARPS * per_warp(u, n);
+  *most = u->device_cnt ? GPU_UNPACK_MAX_FRAGS : 0;
+  for (int i = 0; i < n; i++) {
+    uint32_t cnt = GPU_UNPACK_CNT_ON_DEVICE;
+    if (!u->device_cnt) {
+      uint64_t c = u->meta_host->cnt[slots[i]];
+      cnt = c < GPU_UNPACK_MAX_FRAGS ? (uint32_t)c : GPU_UNPACK_MAX_FRAGS;
+      if (cnt > *most) *most = cnt;
+    }
+    a->item[i] = (gpu_unpack_item){(uint64_t)(uintptr_t)dst[i],
+                                   (uint32_t)slots[i], cnt};
+  }
+}
+
 int gpu_unpack_launch(gpu_unpack *u, const int *slots, void *const *dst,
                       int n) {
   if (n < 1 || n > GPU_UNPACK_MAX_BATCH)
     return err_set(NET_EINVAL, "unpack: launch of %d receives (1..%d)", n,
                    GPU_UNPACK_MAX_BATCH);
   gpu_unpack_args a;
-  memset(&a, 0, sizeof a);
-  a.meta = (uint64_t)(uintptr_t)u->target.meta;
-  a.bounce = (uint64_t)(uintptr_t)u->target.bounce_buf;
-  a.n = (uint32_t)n;
-  for (int i = 0; i < n; i++)
-    a.item[i] = (gpu_unpack_item){(uint64_t)(uintptr_t)dst[i],
-                                  (uint32_t)slots[i], 0};
+  uint32_t most;
+  fill_items(u, &a, slots, dst, n, &most);
+  if (most == 0) return NET_OK; /* only empty receives */
+  unsigned blocks = (most + a.per_block - 1) / a.per_block;
   int rc = gpu_cuda_enter(u->cuda, u->ctx);
   if (rc != NET_OK) return rc;
   void *params[] = {&a};
   return gpu_cuda_check(u->cuda,
-                        u->cuda->cuLaunchKernel(u->fn, GPU_UNPACK_BLOCKS_PER_RECV,
-                                                (unsigned)n, 1,
+                        u->cuda->cuLaunchKernel(u->fn, blocks, (unsigned)n, 1,
                                                 GPU_UNPACK_THREADS, 1, 1, 0,
                                                 u->stream, params, NULL),
                         "unpack: cuLaunchKernel(%d receives, GPU %d)", n,
@@ -219,6 +258,20 @@ int gpu_unpack_done(gpu_unpack *u, uint64_t k, int *done) {
 }
 
 gcu_stream gpu_unpack_stream(const gpu_unpack *u) { return u->stream; }
+
+int gpu_unpack_tune(gpu_unpack *u, unsigned per_warp, int device_cnt) {
+  if (per_warp > GPU_UNPACK_MAX_PER_WARP)
+    return err_set(NET_EINVAL, "unpack: %u descriptors per warp (0..%d)",
+                   per_warp, GPU_UNPACK_MAX_PER_WARP);
+  if (!device_cnt && !u->meta_host)
+    return err_set(NET_EINVAL, "unpack: meta %p has no host address: the "
+                   "kernel must read cnt", (void *)u->target.meta);
+  u->per_warp = per_warp;
+  u->device_cnt = device_cnt;
+  return NET_OK;
+}
+
+int gpu_unpack_cnt_on_host(const gpu_unpack *u) { return !u->device_cnt; }
 
 const gpu_unpack_handle *gpu_unpack_target(const gpu_unpack *u) {
   return &u->target;

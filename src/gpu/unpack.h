@@ -9,6 +9,8 @@
  *   irecv -> gpu_unpack_post (gives k) -> test done -> gpu_unpack_submit
  *   (or a batch of consecutive ready receives) -> gpu_unpack_done -> the
  *   engine calls irecvConsumed(k) in posting order.
+ * Submit reads meta->cnt[slot] on the host (test has just written it) and
+ * sizes the launch from it; empty receives cost no launch.
  * At most 16 receives may be posted and not yet known done.
  *
  * A gpu_unpack belongs to the one thread that drives its comm. */
@@ -101,6 +103,12 @@ void gpu_unpack_close(gpu_unpack *u);
 int gpu_unpack_launch(gpu_unpack *u, const int *slots, void *const *dst,
                       int n);
 gcu_stream gpu_unpack_stream(const gpu_unpack *u);
+/* `per_warp` descriptors per warp (1..8; 0 = chosen by batch size);
+ * `device_cnt` makes the kernel read cnt[slot] itself (the default only
+ * where meta has no host address). For benchmarks. */
+int gpu_unpack_tune(gpu_unpack *u, unsigned per_warp, int device_cnt);
+/* 1 when cnt[slot] is read on the host at submit time. */
+int gpu_unpack_cnt_on_host(const gpu_unpack *u);
 /* The 24 bytes read at open. */
 const gpu_unpack_handle *gpu_unpack_target(const gpu_unpack *u);
 

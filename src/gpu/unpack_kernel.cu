@@ -2,7 +2,8 @@
 // a receive done, its bytes sit in the plugin's GPU bounce pages as
 // fragments; meta->mem[slot][0 .. cnt[slot]) says where each one goes. This
 // kernel copies them into the receive's buffer, for up to 16 receives of
-// one comm per launch (grid.y = receive, grid.x = 128 blocks of 8 warps).
+// one comm per launch (grid.y = receive, grid.x = blocks of 8 warps, each
+// for a run of per_block descriptors, loaded into shared memory at once).
 //
 // One warp copies one fragment (TCPX's are at most a 4 KiB page): a byte
 // head up to the destination's 16-byte boundary, then 16-byte stores fed by
@@ -11,12 +12,13 @@
 //
 // meta lives in pinned host memory mapped into the GPU, written by the
 // plugin before test reported done: read it with cache-volatile loads so no
-// stale line from an earlier use of the slot is ever seen.
+// stale line from an earlier use of the slot is ever seen. The host passes
+// each receive's cnt (it reads host memory for free); reading it here
+// instead costs one PCIe round trip per block, one block at a time.
 #include <stdint.h>
 
 #include "unpack_meta.h"
 
-#define FULL_MASK 0xffffffffu
 #define UNROLL 8
 
 // n 16-byte words, both sides 16-byte aligned; 8 loads in flight per lane.
@@ -90,34 +92,42 @@ __device__ __forceinline__ uint4 load_descriptor(const gpu_unpack_meta *meta,
   return __ldcv((const uint4 *)&meta->mem[slot][i]);
 }
 
+// The count of receive `item`: from the host when it read it, else from
+// meta (one read per block; the block must agree, hence the barrier).
+__device__ __forceinline__ uint32_t fragment_count(const gpu_unpack_meta *meta,
+                                                   gpu_unpack_item item) {
+  uint32_t n = item.cnt;
+  if (n == GPU_UNPACK_CNT_ON_DEVICE) {  // uniform across the block
+    __shared__ unsigned long long cnt;
+    if (threadIdx.x == 0)
+      cnt = __ldcv((const unsigned long long *)&meta->cnt[item.slot]);
+    __syncthreads();
+    n = cnt < GPU_UNPACK_MAX_FRAGS ? (uint32_t)cnt : GPU_UNPACK_MAX_FRAGS;
+  }
+  return n < GPU_UNPACK_MAX_FRAGS ? n : GPU_UNPACK_MAX_FRAGS;
+}
+
 extern "C" __global__ void __launch_bounds__(GPU_UNPACK_THREADS)
     tcpx_p2p_unpack(gpu_unpack_args a) {
-  __shared__ unsigned long long cnt;
+  __shared__ uint4 desc[GPU_UNPACK_MAX_PER_BLOCK];
   const gpu_unpack_item item = a.item[blockIdx.y];
   const gpu_unpack_meta *meta = (const gpu_unpack_meta *)a.meta;
-  const int lane = threadIdx.x & 31;
-  const uint32_t warps = blockDim.x / 32;
-  const uint32_t first = blockIdx.x * warps + threadIdx.x / 32;
-  const uint32_t stride = gridDim.x * warps;
+  const uint32_t n = fragment_count(meta, item);
+  const uint32_t base = blockIdx.x * a.per_block;
+  if (base >= n) return;  // the whole block: nothing of this receive left
+  const uint32_t here = min(a.per_block, n - base);
 
-  // The first descriptor and the count travel over PCIe together.
-  uint4 d = make_uint4(0, 0, 0, 0);
-  if (lane == 0 && first < GPU_UNPACK_MAX_FRAGS)
-    d = load_descriptor(meta, item.slot, first);
-  if (threadIdx.x == 0)
-    cnt = __ldcv((const unsigned long long *)&meta->cnt[item.slot]);
+  // This block's descriptors: consecutive 16-byte loads, one per thread,
+  // which the GPU merges into a few large PCIe reads.
+  if (threadIdx.x < here)
+    desc[threadIdx.x] = load_descriptor(meta, item.slot, base + threadIdx.x);
   __syncthreads();
-  const uint32_t n = cnt < GPU_UNPACK_MAX_FRAGS ? (uint32_t)cnt
-                                                 : GPU_UNPACK_MAX_FRAGS;
 
-  for (uint32_t i = first; i < n; i += stride) {  // warp-uniform loop
-    if (i != first && lane == 0) d = load_descriptor(meta, item.slot, i);
-    d.x = __shfl_sync(FULL_MASK, d.x, 0);
-    d.y = __shfl_sync(FULL_MASK, d.y, 0);
-    d.z = __shfl_sync(FULL_MASK, d.z, 0);
-    d.w = __shfl_sync(FULL_MASK, d.w, 0);
-    const uint64_t dst_off = (uint64_t)d.z | ((uint64_t)d.w << 32);
-    copy_fragment((char *)item.dst + dst_off, (const char *)a.bounce + d.x,
-                  d.y, lane);
+  const int lane = threadIdx.x & 31;
+  for (uint32_t i = threadIdx.x / 32; i < here; i += blockDim.x / 32) {
+    const uint4 c = desc[i];
+    const uint64_t dst_off = (uint64_t)c.z | ((uint64_t)c.w << 32);
+    copy_fragment((char *)item.dst + dst_off, (const char *)a.bounce + c.x,
+                  c.y, lane);
   }
 }

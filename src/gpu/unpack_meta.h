@@ -51,22 +51,31 @@ GPU_UNPACK_ASSERT(sizeof(gpu_unpack_handle) == GPU_UNPACK_HANDLE_SIZE,
  * the kernel's only parameter. */
 #define GPU_UNPACK_MAX_BATCH 16
 
+/* cnt: meta->cnt[slot] as the host read it after test said done, or
+ * GPU_UNPACK_CNT_ON_DEVICE to have every block read it over PCIe (slow:
+ * concurrent reads of one host address are served one at a time). */
+#define GPU_UNPACK_CNT_ON_DEVICE 0xffffffffu
+
 typedef struct gpu_unpack_item {
   uint64_t dst;  /* device address of the receive's data pointer */
   uint32_t slot;
-  uint32_t pad;
+  uint32_t cnt;
 } gpu_unpack_item;
 
 typedef struct gpu_unpack_args {
-  uint64_t meta;    /* device address of the gpu_unpack_meta */
-  uint64_t bounce;  /* device address of the bounce buffer */
-  uint32_t n;       /* items in use */
-  uint32_t pad;
+  uint64_t meta;       /* device address of the gpu_unpack_meta */
+  uint64_t bounce;     /* device address of the bounce buffer */
+  uint32_t n;          /* items in use */
+  uint32_t per_block;  /* descriptors per block: blockIdx.x * per_block .. */
   gpu_unpack_item item[GPU_UNPACK_MAX_BATCH];
 } gpu_unpack_args;
 
 #define GPU_UNPACK_KERNEL "tcpx_p2p_unpack"
-#define GPU_UNPACK_THREADS 256          /* 8 warps: one descriptor each */
-#define GPU_UNPACK_BLOCKS_PER_RECV 128  /* grid.x; grid.y = items */
+/* A block of 8 warps loads per_block descriptors with one coalesced read
+ * (not one PCIe round trip per warp), then each warp copies every 8th. */
+#define GPU_UNPACK_THREADS 256
+#define GPU_UNPACK_WARPS (GPU_UNPACK_THREADS / 32)
+#define GPU_UNPACK_MAX_PER_WARP 8
+#define GPU_UNPACK_MAX_PER_BLOCK (GPU_UNPACK_WARPS * GPU_UNPACK_MAX_PER_WARP)
 
 #endif

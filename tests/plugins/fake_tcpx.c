@@ -243,6 +243,7 @@ static ncclResult_t setup_unpack(ft_comm *c, devhandle_t *dh) {
   t = (ft_target){(void *)(uintptr_t)meta_dev, (void *)(uintptr_t)c->bounce,
                   UINT64_MAX};
   if (r == CUDA_SUCCESS) r = cuMemcpyHtoD(c->target, &t, sizeof t);
+  if (r == CUDA_SUCCESS) r = cuCtxSynchronize();
   leave();
   if (r != CUDA_SUCCESS)
     return warn(NCCL_UNHANDLED_CUDA_ERROR, "FakeTCPX: accept: CUDA error %d", r);
@@ -437,6 +438,9 @@ static ncclResult_t land_in_bounce(ft_comm *c, ft_req *r) {
   if (n > 0 && enter(c)) {
     e = cuMemcpyHtoD(c->bounce + (size_t)slot * FT_REGION_BYTES, c->image,
                      FT_REGION_BYTES);
+    /* From pageable memory the copy may return before its DMA lands; the
+     * NIC's would have landed before test says done. */
+    if (e == CUDA_SUCCESS) e = cuCtxSynchronize();
     leave();
   }
   if (e != CUDA_SUCCESS)

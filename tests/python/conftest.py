@@ -49,6 +49,7 @@ class TwoHost:
 
     def env(self, side, extra=None):
         env = dict(os.environ)
+        env.pop("TMPDIR", None)
         # The endpoint discovers exactly this side's interface.
         env["TCPX_P2P_SOCKET_IFNAME"] = self.ifname[side]
         env["PYTHONDONTWRITEBYTECODE"] = "1"
@@ -131,8 +132,11 @@ def run_pair(twohost):
                 argv = [PYTHON, os.path.join(HERE, "peer.py"), scenario,
                         str(side), oob, twohost.addr[side],
                         twohost.addr[1 - side]]
+                # TMPDIR: connect_local's unix sockets stay in this pair
+                side_env = dict(env or {}, TMPDIR=oob)
                 procs.append(subprocess.Popen(
-                    twohost.command(side, argv), env=twohost.env(side, env),
+                    twohost.command(side, argv),
+                    env=twohost.env(side, side_env),
                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                     text=True))
             outs = []
@@ -142,8 +146,11 @@ def run_pair(twohost):
                 except subprocess.TimeoutExpired:
                     for q in procs:
                         q.kill()
-                    raise AssertionError(f"{scenario}: timed out after "
-                                         f"{timeout} s")
+                    seen = [q.communicate() for q in procs]
+                    raise AssertionError(
+                        f"{scenario}: timed out after {timeout} s\n" +
+                        "\n".join(f"--- side {i}\n{o}\n{e[-3000:]}"
+                                   for i, (o, e) in enumerate(seen)))
             return tuple(_result(p, o, e, side)
                          for side, (p, (o, e)) in enumerate(zip(procs, outs)))
         finally:

@@ -8,7 +8,9 @@ real registered buffer, so valid-looking calls really move data. Pointers
 and memory-region ids are drawn so that memory is only touched through
 regions that really exist: a region registered by the fuzzer itself over
 random addresses is never used afterwards (ids are never reused), so any
-crash is a bug of the binding or the library, not of the fuzzer.
+crash is a bug of the binding or the library, not of the fuzzer. The *_ipc
+calls take no region (the library trusts ptr and size, as UCCL's), so they
+only get the start of a real buffer (or NULL) and sizes that fit it.
 
 Allowed outcomes of a call: a result, TypeError, or ValueError /
 RuntimeError (tcpx_p2p.ArgumentError). Anything else exits 1. Prints
@@ -48,6 +50,7 @@ class World:
         _, blob_a = self.a.advertise(self.conn_a, self.mr_a,
                                      self.buf_a.ctypes.data, BUF)
         self.blobs = [blob_a, blob_b]
+        self.infos = []
 
     def connect(self):
         """A fresh connection a -> b (a blocking call that times out fails
@@ -84,6 +87,20 @@ class World:
                                 self.rng.randrange(1 << 20), 2**63,
                                 2**64 - 1, -1, 2**64])
 
+    def ipc_ptr(self):
+        return self.rng.choice([self.buf_a.ctypes.data,
+                                self.buf_b.ctypes.data, 0])
+
+    def ipc_size(self):
+        return self.rng.choice([0, 1, 100, BUF, -1, 2**64])
+
+    def info(self):
+        blob = self.rng.choice(self.infos) if self.infos else bytes(128)
+        flipped = bytearray(blob)
+        flipped[self.rng.randrange(128)] ^= 1 << self.rng.randrange(8)
+        return self.rng.choice([blob, bytes(flipped), bytes(128), b"",
+                                bytes(88), "x"])
+
     def meta(self):
         blob = self.rng.choice(self.blobs)
         flipped = bytearray(blob)
@@ -98,13 +115,17 @@ class World:
     def gpu(self):
         return self.rng.choice([0, 1, -1, 2**31, 2**31 - 1, -2**31 - 1])
 
-    def lst(self, pick):
+    def lst(self, pick, random_values=True):
+        """A list of values from `pick`, or something list-like that is
+        wrong; `random_values` adds arrays of arbitrary integers."""
         n = self.rng.choice([0, 1, 2, 3, 32, 1000])
-        return self.rng.choice([
-            [pick() for _ in range(n)], tuple(pick() for _ in range(n)),
-            "abc", None, [None] * n, [1.5] * n, 7,
-            np.array([abs(hash(str(i))) % 2**63 for i in range(n)],
-                     dtype=np.uint64)])
+        choices = [[pick() for _ in range(n)],
+                   tuple(pick() for _ in range(n)),
+                   "abc", None, [None] * n, [1.5] * n, 7]
+        if random_values:
+            choices.append(np.array([self.rng.randrange(2**63)
+                                     for _ in range(n)], dtype=np.uint64))
+        return self.rng.choice(choices)
 
     def any(self, pick):
         """A value from the pool, or (30%) one of the wrong types."""
@@ -121,8 +142,8 @@ def signatures(w):
            ("size_v", lambda: w.lst(w.size)), ("num_iovs", w.small)]
     onev = [("conn_id", w.conn), ("mr_id_v", lambda: w.lst(w.mr)),
             ("ptr_v", lambda: w.lst(w.ptr)), ("size_v", lambda: w.lst(w.size))]
-    ipc = [("conn_id", w.conn), ("ptr", w.ptr), ("size", w.size)]
-    info = ipc + [("info", lambda: w.rng.choice([bytes(88), b"", "x"]))]
+    ipc = [("conn_id", w.conn), ("ptr", w.ipc_ptr), ("size", w.ipc_size)]
+    info = ipc + [("info", w.info)]
     return {
         "connect": [("remote_ip_addr", lambda: w.rng.choice(
             ["127.0.0.1", "::1", "999.1.1.1", "", "x" * 300,
@@ -155,8 +176,8 @@ def signatures(w):
         "write_ipc": info, "read_ipc": info, "write_ipc_async": info,
         "read_ipc_async": info,
         "advertisev_ipc": [("conn_id", w.conn),
-                           ("ptr_v", lambda: w.lst(w.ptr)),
-                           ("size_v", lambda: w.lst(w.size))],
+                           ("ptr_v", lambda: w.lst(w.ipc_ptr, False)),
+                           ("size_v", lambda: w.lst(w.ipc_size, False))],
         "conn_id_of_rank": [("rank", w.small)],
         "get_metadata": [], "accept": [],
         "parse_metadata": [("metadata", w.meta)],
@@ -182,10 +203,13 @@ def draw_call(w, sig):
 
 
 def note_blob(w, result):
-    """Keep descriptors the fuzzer's own advertise calls produced."""
+    """Keep descriptors and IPC infos the fuzzer's own advertise calls made."""
     if isinstance(result, tuple) and len(result) == 2 and result[0] is True \
-            and isinstance(result[1], bytes) and len(result[1]) == 64:
-        w.blobs.append(result[1])
+            and isinstance(result[1], bytes):
+        if len(result[1]) == 64:
+            w.blobs.append(result[1])
+        elif len(result[1]) == tcpx_p2p.IPC_INFO_SIZE:
+            w.infos.append(result[1])
 
 
 def main():

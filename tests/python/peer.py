@@ -376,6 +376,42 @@ def sc_peer_loss(side, oob, res):
     res["elapsed"] = time.monotonic() - t0
 
 
+IPC_SIZE = 2 << 20
+
+
+def sc_ipc(side, oob, res):
+    """connect_local/accept_local and the *_ipc calls on host buffers."""
+    if side == SERVER:
+        ep = p2p.Endpoint(0, 2)
+        oob.put("ready")
+        ok, gpu, conn = ep.accept_local()
+        res["accept_local"], res["peer_gpu"] = ok, gpu
+        buf = np.zeros(IPC_SIZE, dtype=np.uint8)
+        res["recv_ipc"] = ep.recv_ipc(conn, buf.ctypes.data, IPC_SIZE)
+        res["recv_match"] = same(buf, pattern(700, IPC_SIZE))
+        target = np.zeros(IPC_SIZE, dtype=np.uint8)
+        ok, info = ep.advertise_ipc(conn, target.ctypes.data, IPC_SIZE)
+        res["advertise_ipc"], res["info_len"] = ok, len(info)
+        oob.put("info", info)
+        oob.get("client_done", timeout=90)  # no call of ours meanwhile
+        res["write_match"] = same(target, pattern(701, IPC_SIZE))
+        return
+    oob.get("ready")
+    ep = p2p.Endpoint(1, 2)
+    ok, conn = ep.connect_local(remote_gpu_idx=0)
+    res["connect_local"] = ok
+    data = pattern(700, IPC_SIZE)
+    res["send_ipc"] = ep.send_ipc(conn, data.ctypes.data, IPC_SIZE)
+    info = oob.get("info")
+    src = pattern(701, IPC_SIZE)
+    res["write_ipc"] = ep.write_ipc(conn, src.ctypes.data, IPC_SIZE, info)
+    back = np.zeros(IPC_SIZE, dtype=np.uint8)
+    ok, tid = ep.read_ipc_async(conn, back.ctypes.data, IPC_SIZE, info)
+    res["read_ipc_async"] = ok and poll_until_done(ep, tid)
+    res["read_match"] = same(back, src)
+    oob.put("client_done")
+
+
 SCENARIOS = {name[3:]: fn for name, fn in globals().items()
              if name.startswith("sc_")}
 

@@ -299,34 +299,129 @@ def test_connect_argument_checks(ep):
     assert ep.connect("not-an-ip", 0, 1) == (False, 0)
 
 
-# ---- same-host (IPC) calls: not implemented yet --------------------------
+# ---- same-host calls (connect_local, *_ipc) -------------------------------
 
 
-def test_ipc_calls_exist_and_fail_cleanly(ep, caplog):
-    p = 4096
-    expected = [
-        (lambda: ep.connect_local(remote_gpu_idx=1), (False, 0)),
-        (lambda: ep.accept_local(), (False, -1, 0)),
-        (lambda: ep.send_ipc(conn_id=1, ptr=p, size=16), False),
-        (lambda: ep.recv_ipc(1, p, 16), False),
-        (lambda: ep.send_ipc_async(1, p, 16), (False, 0)),
-        (lambda: ep.recv_ipc_async(1, p, 16), (False, 0)),
-        (lambda: ep.write_ipc(1, p, 16, info=b"\0" * 88), False),
-        (lambda: ep.read_ipc(1, p, 16, b"\0" * 88), False),
-        (lambda: ep.write_ipc_async(1, p, 16, b"\0" * 88), (False, 0)),
-        (lambda: ep.read_ipc_async(1, p, 16, b"\0" * 88), (False, 0)),
-        (lambda: ep.advertise_ipc(conn_id=1, ptr=p, size=16), (False, b"")),
-        (lambda: ep.advertisev_ipc(conn_id=1, ptr_v=[p], size_v=[16]),
-         (False, [])),
-    ]
+@pytest.fixture
+def local_pair(tmp_path, monkeypatch):
+    """Two endpoints joined by connect_local; their unix sockets live in a
+    private TMPDIR so that parallel tests cannot reach them."""
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    a, b = Endpoint(0, 2), Endpoint(7, 2)
+    ok, conn_a = a.connect_local(remote_gpu_idx=7)  # before accept_local
+    assert ok and conn_a != 0
+    ok, gpu, conn_b = b.accept_local()
+    assert ok and gpu == 0 and conn_b != 0
+    return a, conn_a, b, conn_b
+
+
+def in_thread(fn, *args):
+    import threading
+    out = {}
+    t = threading.Thread(target=lambda: out.update(r=fn(*args)))
+    t.start()
+    return t, out
+
+
+def test_send_ipc_recv_ipc_host_buffers(local_pair):
+    a, conn_a, b, conn_b = local_pair
+    src = np.random.default_rng(1).integers(0, 256, 3 << 20, dtype=np.uint8)
+    dst = np.zeros(4 << 20, dtype=np.uint8)  # a capacity, as for recv
+    t, out = in_thread(b.recv_ipc, conn_b, dst.ctypes.data, dst.nbytes)
+    assert a.send_ipc(conn_id=conn_a, ptr=src.ctypes.data, size=src.nbytes)
+    t.join(30)
+    assert out["r"] is True
+    assert np.array_equal(dst[:src.nbytes], src) and not dst[src.nbytes:].any()
+
+
+def test_send_ipc_async_and_recv_ipc_async(local_pair):
+    a, conn_a, b, conn_b = local_pair
+    src = np.arange(1 << 20, dtype=np.uint8)
+    dst = np.zeros(1 << 20, dtype=np.uint8)
+    ok1, rid = b.recv_ipc_async(conn_b, dst.ctypes.data, dst.nbytes)
+    ok2, sid = a.send_ipc_async(conn_a, src.ctypes.data, src.nbytes)
+    assert ok1 and ok2
+    for ep, tid in ((a, sid), (b, rid)):
+        done = False
+        while not done:
+            ok, done = ep.poll_async(tid)
+        assert ok
+    assert np.array_equal(dst, src)
+
+
+def test_advertise_ipc_write_ipc_read_ipc(local_pair):
+    a, conn_a, b, conn_b = local_pair
+    target = np.zeros(1 << 20, dtype=np.uint8)
+    ok, info = b.advertise_ipc(conn_id=conn_b, ptr=target.ctypes.data,
+                               size=target.nbytes)
+    assert ok and len(info) == tcpx_p2p.IPC_INFO_SIZE
+    src = np.random.default_rng(2).integers(0, 256, 1 << 20, dtype=np.uint8)
+    assert a.write_ipc(conn_a, src.ctypes.data, src.nbytes, info=info)
+    assert np.array_equal(target, src)  # b made no call
+    back = np.zeros_like(src)
+    ok, tid = a.read_ipc_async(conn_a, back.ctypes.data, back.nbytes, info)
+    done = False
+    while ok and not done:
+        ok, done = a.poll_async(tid)
+    assert ok and np.array_equal(back, src)
+    src2 = src[::-1].copy()
+    ok, tid = a.write_ipc_async(conn_a, src2.ctypes.data, src2.nbytes, info)
+    done = False
+    while ok and not done:
+        ok, done = a.poll_async(tid)
+    assert ok and np.array_equal(target, src2)
+    assert a.read_ipc(conn_a, back.ctypes.data, 4096, info)
+    assert np.array_equal(back[:4096], src2[:4096])
+    # more than was advertised, and a blob that is not one, are refused
+    big = np.zeros(2 << 20, dtype=np.uint8)
+    assert a.write_ipc(conn_a, big.ctypes.data, big.nbytes, info) is False
+    assert a.write_ipc(conn_a, src.ctypes.data, 16, bytes(128)) is False
+
+
+def test_advertisev_ipc(local_pair):
+    a, conn_a, b, conn_b = local_pair
+    bufs = [np.zeros(4096 * (i + 1), dtype=np.uint8) for i in range(4)]
+    ok, infos = b.advertisev_ipc(conn_b, [x.ctypes.data for x in bufs],
+                                 [x.nbytes for x in bufs])
+    assert ok and [len(i) for i in infos] == [tcpx_p2p.IPC_INFO_SIZE] * 4
+    for x, info in zip(bufs, infos):
+        src = np.full(x.nbytes, x.nbytes // 4096, dtype=np.uint8)
+        assert a.write_ipc(conn_a, src.ctypes.data, src.nbytes, info)
+    assert all((x == x.nbytes // 4096).all() for x in bufs)
+
+
+def test_ipc_argument_checks(ep):
+    with pytest.raises(RuntimeError):  # info must be IPC_INFO_SIZE bytes
+        ep.write_ipc(1, 4096, 16, b"\0" * 88)
+    with pytest.raises(TypeError):
+        ep.send_ipc("1", 4096, 16)
+    with pytest.raises(TypeError):
+        ep.write_ipc(1, 4096, 16, "info")
+    with pytest.raises(ValueError):
+        ep.recv_ipc(1, 4096, -1)
+    with pytest.raises(RuntimeError):
+        ep.advertisev_ipc(1, [4096, 8192], [16])
+    # unknown connection: a failure, not an exception
+    assert ep.send_ipc(987654, 4096, 16) is False
+    assert ep.send_ipc_async(987654, 4096, 16) == (False, 0)
+
+
+def test_connect_local_to_nobody_fails(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    e = Endpoint(0, 1, op_timeout_ms=200)
     with caplog.at_level(logging.ERROR, logger="tcpx_p2p"):
-        for call, result in expected:
-            assert call() == result
-    assert caplog.text.count("not implemented yet") == len(expected)
-    with pytest.raises(TypeError):
-        ep.send_ipc("1", p, 16)
-    with pytest.raises(TypeError):
-        ep.write_ipc(1, p, 16, "info")
+        assert e.connect_local(remote_gpu_idx=5) == (False, 0)
+        assert e.accept_local() == (False, -1, 0)
+    assert "connect_local failed" in caplog.text
+
+
+def test_newest_endpoint_of_a_gpu_index_wins(tmp_path, monkeypatch):
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    old, new, client = Endpoint(3, 1), Endpoint(3, 1), Endpoint(0, 1)
+    ok, _ = client.connect_local(3)
+    assert ok
+    ok, gpu, _ = new.accept_local()
+    assert ok and gpu == 0
 
 
 # ---- rank map -----------------------------------------------------------

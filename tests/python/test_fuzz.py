@@ -12,12 +12,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_random_arguments_never_crash(seed):
+def test_random_arguments_never_crash(seed, tmp_path):
+    # TMPDIR: connect_local's unix sockets stay among the fuzzer's endpoints
     proc = subprocess.run(
         [sys.executable, os.path.join(HERE, "fuzz_worker.py"), str(seed),
          "1500"],
         capture_output=True, text=True, timeout=300,
-        env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"))
+        env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1",
+                 TMPDIR=str(tmp_path)))
     assert proc.returncode == 0, \
         f"fuzzer died ({proc.returncode})\n{proc.stdout}\n{proc.stderr[-4000:]}"
     line = [l for l in proc.stdout.splitlines() if l.startswith("FUZZ-OK ")]

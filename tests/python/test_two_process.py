@@ -88,3 +88,13 @@ def test_peer_loss_fails_within_timeout(run_pair):
     assert server["async_ok"] is False
     assert server["send"] is False
     assert server["elapsed"] < 15.0
+
+
+def test_connect_local_and_ipc_calls(run_pair):
+    server, client = run_pair("ipc")
+    assert client["connect_local"] and server["accept_local"]
+    assert server["peer_gpu"] == 1
+    assert client["send_ipc"] and server["recv_ipc"] and server["recv_match"]
+    assert server["advertise_ipc"] and server["info_len"] == 128
+    assert client["write_ipc"] and server["write_match"]
+    assert client["read_ipc_async"] and client["read_match"]
