@@ -107,7 +107,7 @@ __device__ __forceinline__ uint32_t fragment_count(const gpu_unpack_meta *meta,
   return n < GPU_UNPACK_MAX_FRAGS ? n : GPU_UNPACK_MAX_FRAGS;
 }
 
-extern "C" __global__ void __launch_bounds__(GPU_UNPACK_THREADS)
+extern "C" __global__ void __launch_bounds__(GPU_UNPACK_THREADS, 4)
     tcpx_p2p_unpack(gpu_unpack_args a) {
   __shared__ uint4 desc[GPU_UNPACK_MAX_PER_BLOCK];
   const gpu_unpack_item item = a.item[blockIdx.y];
