@@ -172,7 +172,8 @@ static int test_unpack_64x4MiB_vs_memcpy(void) {
   CHECK(bench_setup(&b) == 0);
   CHECK(bench_reference(&b) == 0);
   double batched = 0, single, memcpy_gbps, gbps;
-  /* {descriptors per warp, kernel reads cnt}; the last is the default. */
+  /* {descriptors per warp (0 = default), kernel reads cnt}; the last is
+   * the default configuration. */
   static const unsigned sweep[][2] = {
       {0, 1}, {1, 0}, {2, 0}, {4, 0}, {8, 0}, {0, 0}};
   for (size_t i = 0; i < sizeof sweep / sizeof sweep[0]; i++) {

@@ -103,7 +103,7 @@ void gpu_unpack_close(gpu_unpack *u);
 int gpu_unpack_launch(gpu_unpack *u, const int *slots, void *const *dst,
                       int n);
 gcu_stream gpu_unpack_stream(const gpu_unpack *u);
-/* `per_warp` descriptors per warp (1..8; 0 = chosen by batch size);
+/* `per_warp` descriptors per warp (1..8; 0 = the default, 1);
  * `device_cnt` makes the kernel read cnt[slot] itself (the default only
  * where meta has no host address). For benchmarks. */
 int gpu_unpack_tune(gpu_unpack *u, unsigned per_warp, int device_cnt);

@@ -122,9 +122,13 @@ def _result(proc, out, err, side):
 
 @pytest.fixture
 def run_pair(twohost):
-    """run_pair(scenario, env=None, timeout=120) -> (server, client)."""
+    """run_pair(scenario, env=None, timeout=120, same_host=False) ->
+    (server, client). same_host runs both sides in the first host (for
+    connect_local, whose unix socket and loopback data path are per
+    host). Blocking calls are bounded by a 60 s op timeout, so a lost peer
+    fails a scenario instead of hanging it."""
 
-    def run(scenario, env=None, timeout=120):
+    def run(scenario, env=None, timeout=120, same_host=False):
         oob = tempfile.mkdtemp(prefix="tcpx_p2p_py_")
         procs = []
         try:
@@ -133,10 +137,14 @@ def run_pair(twohost):
                         str(side), oob, twohost.addr[side],
                         twohost.addr[1 - side]]
                 # TMPDIR: connect_local's unix sockets stay in this pair
-                side_env = dict(env or {}, TMPDIR=oob)
+                side_env = dict({"TCPX_P2P_OP_TIMEOUT_MS": "60000"},
+                                **(env or {}), TMPDIR=oob)
+                host = 0 if same_host else side
+                if same_host:
+                    argv[5:7] = [twohost.addr[0], twohost.addr[0]]
                 procs.append(subprocess.Popen(
-                    twohost.command(side, argv),
-                    env=twohost.env(side, side_env),
+                    twohost.command(host, argv),
+                    env=twohost.env(host, side_env),
                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                     text=True))
             outs = []

@@ -399,6 +399,7 @@ def sc_ipc(side, oob, res):
     oob.get("ready")
     ep = p2p.Endpoint(1, 2)
     ok, conn = ep.connect_local(remote_gpu_idx=0)
+    assert ok, "connect_local failed"
     res["connect_local"] = ok
     data = pattern(700, IPC_SIZE)
     res["send_ipc"] = ep.send_ipc(conn, data.ctypes.data, IPC_SIZE)

@@ -91,7 +91,7 @@ def test_peer_loss_fails_within_timeout(run_pair):
 
 
 def test_connect_local_and_ipc_calls(run_pair):
-    server, client = run_pair("ipc")
+    server, client = run_pair("ipc", same_host=True)
     assert client["connect_local"] and server["accept_local"]
     assert server["peer_gpu"] == 1
     assert client["send_ipc"] and server["recv_ipc"] and server["recv_match"]
