@@ -1,7 +1,7 @@
 /* GPU-to-GPU transfers through the endpoint, between two processes: run
  * by scripts/gpu-check on the GPU machine (needs CUDA; exits 77 without).
  *
- *   gpu_engine_check staged|unpack|ipc [--max BYTES]
+ *   gpu_engine_check staged|unpack|ipc [--max BYTES] [--plugin PATH]
  *
  * staged: the built-in TCP transport (host memory only): pinned staging.
  * unpack: the TCPX-like test plugin (TCPX_P2P_NET_PLUGIN names it): GPU
@@ -74,8 +74,8 @@ static double timed_sends(p2p_endpoint *ep, uint64_t conn, void *buf, uint64_t m
 }
 
 static int recv_side(const twohost *th, int side, int fd, void *arg) {
-  (void)th, (void)side;
   cfg *c = arg;
+  setenv("FAKE_TCPX_ADDR", th->addr[side], 1); /* the test plugin's address */
   if (gpu_cuda_use_device(cuda, 0, NULL) != 0) DIE("cuda device 0");
   p2p_endpoint *ep = make_ep(0);
   if (!ep) return 1;
@@ -96,6 +96,7 @@ static int recv_side(const twohost *th, int side, int fd, void *arg) {
   for (int i = 0; i < n; i++) {
     size_t sz = sizes[i];
     cuda->cuMemsetD8(gpu_dptr(dev), 0xA5, cap);
+    cuda->cuCtxSynchronize(); /* ordered before the engine's own streams */
     uint64_t mr;
     size_t got = 0;
     p2p_reg(ep, dev + OFFSET, sz, &mr);
@@ -125,8 +126,8 @@ static int recv_side(const twohost *th, int side, int fd, void *arg) {
 }
 
 static int send_side(const twohost *th, int side, int fd, void *arg) {
-  (void)th, (void)side;
   cfg *c = arg;
+  setenv("FAKE_TCPX_ADDR", th->addr[side], 1);
   int dev_id = c->ndev > 1 ? 1 : 0;
   if (gpu_cuda_use_device(cuda, dev_id, NULL) != 0) DIE("cuda device");
   p2p_endpoint *ep = make_ep(dev_id);
@@ -149,6 +150,7 @@ static int send_side(const twohost *th, int side, int fd, void *arg) {
     uint64_t mr;
     prng_fill(host, sz, sz);
     cuda->cuMemcpyHtoD(gpu_dptr(dev + OFFSET), host, sz);
+    cuda->cuCtxSynchronize();
     p2p_reg(ep, dev + OFFSET, sz, &mr);
     if (p2p_send(ep, conn, mr, dev + OFFSET, sz) != P2P_OK) DIE("send %zu", sz);
     p2p_dereg(ep, mr);
@@ -184,6 +186,7 @@ static int ipc_recv_side(const twohost *th, int side, int fd, void *arg) {
   for (int i = 0; i < n; i++) {
     size_t sz = sizes[i];
     cuda->cuMemsetD8(gpu_dptr(dev), 0xA5, cap);
+    cuda->cuCtxSynchronize();
     int rc = p2p_recv_ipc(ep, conn, dev + OFFSET, sz);
     cuda->cuMemcpyDtoH(host, gpu_dptr(dev), sz + OFFSET + GUARD);
     prng_fill(want, sz, sz);
@@ -218,6 +221,7 @@ static int ipc_send_side(const twohost *th, int side, int fd, void *arg) {
   for (int i = 0; i < n; i++) {
     prng_fill(host, sizes[i], sizes[i]);
     cuda->cuMemcpyHtoD(gpu_dptr(dev + OFFSET), host, sizes[i]);
+    cuda->cuCtxSynchronize();
     if (p2p_send_ipc(ep, conn, dev + OFFSET, sizes[i]) != P2P_OK) DIE("send_ipc");
   }
   uint8_t info[P2P_IPC_INFO_SIZE], *big = gpu_alloc(BENCH_SIZE), *peer = gpu_alloc(BENCH_SIZE);
@@ -240,8 +244,12 @@ static int ipc_send_side(const twohost *th, int side, int fd, void *arg) {
 
 int main(int argc, char **argv) {
   cfg c = {.mode = argc > 1 ? argv[1] : "staged", .max = 1u << 30};
-  for (int i = 2; i + 1 < argc; i += 2)
+  const char *plugin = "builtin";
+  for (int i = 2; i + 1 < argc; i += 2) {
     if (!strcmp(argv[i], "--max")) c.max = strtoull(argv[i + 1], NULL, 0);
+    if (!strcmp(argv[i], "--plugin")) plugin = argv[i + 1];
+  }
+  setenv("TCPX_P2P_NET_PLUGIN", plugin, 1);
   if (gpu_cuda_load(&cuda) != 0) {
     printf("no CUDA here: %s\n", p2p_last_error());
     return 77;

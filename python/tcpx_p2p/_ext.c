@@ -2,6 +2,7 @@
  * logging, and the module-level functions (get_oob_ip, _buffer_address). */
 #include "_ext.h"
 
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 
@@ -56,10 +57,16 @@ PyObject *ext_pair(int ok, PyObject *value) {
 /* The address a new endpoint would advertise: that of a short-lived
  * endpoint on the built-in transport (no plugin is loaded for it), with
  * the same interface selection (UCCL_SOCKET_IFNAME, NCCL_SOCKET_IFNAME,
- * TCPX_P2P_* overrides). */
+ * TCPX_P2P_* overrides). Every endpoint also takes over the same-host
+ * (connect_local) socket path of its GPU index, and removes it when it
+ * goes: the probe uses an index no real endpoint has, so that it never
+ * takes a real endpoint's path away. */
+#define PROBE_GPU_INDEX INT_MIN
+
 static int probe_local_ip(char *ip, size_t ip_len, char *err, size_t err_len) {
   p2p_options opts;
   p2p_options_init(&opts);
+  opts.gpu_index = PROBE_GPU_INDEX;
   opts.plugin = "builtin";
   opts.num_threads = 1;
   opts.listen_port = 0;

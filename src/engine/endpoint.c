@@ -13,7 +13,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "affinity.h"
 #include "auth.h"
+#include "cudadrv.h"
 #include "engine.h"
 #include "log.h"
 #include "plugin.h"
@@ -123,6 +125,33 @@ static int check_options(p2p_options *o) {
 
 /* ---- transport and listener ------------------------------------------------------ */
 
+/* The devices nearest the endpoint's GPU (TCPX_P2P_GPU_NICS, else sysfs
+ * PCI distance); every device when there is no GPU to be near. */
+static int pick_devices(p2p_endpoint *ep, int n) {
+  net_props *props = calloc((size_t)n, sizeof *props);
+  if (!props) return ep_err(P2P_ENOMEM, "out of memory");
+  int rc = NET_OK;
+  for (int i = 0; i < n && rc == NET_OK; i++)
+    rc = net_call(ep->net, get_properties, i, &props[i]);
+  gpu_cuda *cuda = NULL;
+  int found = 0;
+  ep->ndevs = 0;
+  if (rc == NET_OK && gpu_cuda_load(&cuda) == NET_OK &&
+      ep->opts.gpu_index >= 0 && ep->opts.gpu_index < cuda->ndevices)
+    rc = gpu_nics_for_gpu(cuda, ep->opts.gpu_index, props, n, ep->devs,
+                          ENGINE_MAX_COMMS, &ep->ndevs);
+  else if (rc == NET_OK && getenv(GPU_NICS_ENV))
+    rc = gpu_affinity_from_spec(getenv(GPU_NICS_ENV), ep->opts.gpu_index, props,
+                                n, ep->devs, ENGINE_MAX_COMMS, &ep->ndevs, &found);
+  free(props);
+  if (rc != NET_OK) return ep_err(P2P_ETRANSPORT, "devices: %s", err_get());
+  if (ep->ndevs == 0) { /* no GPU, no spec for it: all of them */
+    ep->ndevs = n < ENGINE_MAX_COMMS ? n : ENGINE_MAX_COMMS;
+    for (int i = 0; i < ep->ndevs; i++) ep->devs[i] = i;
+  }
+  return P2P_OK;
+}
+
 static int open_transport(p2p_endpoint *ep) {
   tcp_options tcp;
   tcp_options_default(&tcp);
@@ -134,9 +163,7 @@ static int open_transport(p2p_endpoint *ep) {
   if (net_call(ep->net, devices, &n) != NET_OK || n < 1)
     return ep_err(P2P_ETRANSPORT, "transport %s has no devices%s%s", ep->net->name,
                   n < 1 ? "" : ": ", n < 1 ? "" : err_get());
-  ep->ndevs = n < ENGINE_MAX_COMMS ? n : ENGINE_MAX_COMMS;
-  for (int i = 0; i < ep->ndevs; i++) ep->devs[i] = i;
-  return P2P_OK;
+  return pick_devices(ep, n);
 }
 
 static int open_listener(p2p_endpoint *ep) {

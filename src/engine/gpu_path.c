@@ -128,12 +128,8 @@ int gpath_open_unpack(conn *c, lane *l, int k, const net_dev_handle *dh) {
 /* Number the receive on an unpack comm (every irecv counts). */
 int gpath_posted_recv(conn *c, lane *l, int k, chunk *ch) {
   if (!l->unpack[k]) return 0;
-  if (ch->mode == GPATH_HOST) {
-    conn_fail(c, P2P_ENOTSUP, "a host-memory receive on a GPUDirect-TCPX comm "
-              "(its receives land in GPU bounce pages): register GPU memory "
-              "for transfers through TCPX");
-    return -1;
-  }
+  /* Host destinations too: every receive has a slot, and the kernel writes
+   * host memory through the GPU's view of it (HMM). */
   if (gpu_unpack_post(l->unpack[k], &ch->unpack_k) != NET_OK)
     return gpu_fail(c, "unpack bookkeeping");
   return 0;
@@ -162,7 +158,7 @@ int gpath_after_test(conn *c, lane *l, int k, chunk *ch) {
 /* Is a finishing chunk's copy done? */
 int gpath_finished(conn *c, lane *l, int k, chunk *ch, int *done) {
   *done = 1;
-  if (ch->mode == GPATH_HOST) return 0; /* only waiting for its turn */
+  if (!l->unpack[k] && ch->mode == GPATH_HOST) return 0; /* waiting for its turn */
   int rc = l->unpack[k] ? gpu_unpack_done(l->unpack[k], ch->unpack_k, done)
                         : gpu_staging_ready(c->stage[1], ch->slot, done);
   if (rc != NET_OK) return gpu_fail(c, "copy to GPU memory");

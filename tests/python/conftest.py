@@ -10,6 +10,7 @@
 The package under test is the one on PYTHONPATH (ctest points it at
 <build>/python); the import check below says how to fix a missing build.
 """
+import atexit
 import json
 import os
 import shutil
@@ -30,6 +31,13 @@ except ImportError as e:  # pragma: no cover - set-up problem, not a test
         "set PYTHONPATH=<build>/python, or run python/install.sh")
 
 SUBNET = "10.212.0"
+
+# Endpoints put their connect_local unix socket (one per GPU index, the
+# newest replacing older ones) under $TMPDIR: a private one keeps this
+# session's endpoints from taking over those of other programs and tests.
+_PRIVATE_TMP = tempfile.mkdtemp(prefix="tcpx_p2p_pytest_")
+os.environ["TMPDIR"] = _PRIVATE_TMP
+atexit.register(shutil.rmtree, _PRIVATE_TMP, True)
 
 
 class TwoHost:

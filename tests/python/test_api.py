@@ -415,6 +415,14 @@ def test_connect_local_to_nobody_fails(tmp_path, monkeypatch, caplog):
     assert "connect_local failed" in caplog.text
 
 
+def test_get_oob_ip_leaves_connect_local_working(tmp_path, monkeypatch):
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    target, client = Endpoint(0, 1), Endpoint(1, 1)
+    tcpx_p2p.get_oob_ip()  # its probe endpoint must not take GPU 0's path
+    assert client.connect_local(0)[0] is True
+    assert target.accept_local()[0] is True
+
+
 def test_newest_endpoint_of_a_gpu_index_wins(tmp_path, monkeypatch):
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     old, new, client = Endpoint(3, 1), Endpoint(3, 1), Endpoint(0, 1)
