@@ -11,11 +11,13 @@
  * destinations with guard bytes, byte-exact; then throughput of 256 MiB
  * transfers GPU->GPU against host->host (or cuMemcpyDtoD for ipc) in the
  * same run, printed as a ratio. */
+#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cudadrv.h"
+#include "staging.h"
 #include "prng.h"
 #include "sock.h"
 #include "tcpx_p2p.h"
@@ -29,7 +31,6 @@
 typedef struct cfg {
   const char *mode;
   size_t max;
-  int ndev;
 } cfg;
 
 static gpu_cuda *cuda;
@@ -39,6 +40,14 @@ static gpu_cuda *cuda;
 static void *gpu_alloc(size_t n) {
   gcu_dptr p = 0;
   return cuda->cuMemAlloc(&p, n) == 0 ? (void *)(uintptr_t)p : NULL;
+}
+
+/* Host memory for the host->host reference; pinned with
+ * GPU_CHECK_PINNED=1 (to see what sockets do with pinned pages). */
+static uint8_t *host_alloc(size_t n) {
+  void *p = NULL;
+  if (getenv("GPU_CHECK_PINNED") && cuda->cuMemHostAlloc(&p, n, 1) == 0) return p;
+  return malloc(n);
 }
 
 static int sizes_upto(size_t max, size_t *out) {
@@ -76,7 +85,8 @@ static double timed_sends(p2p_endpoint *ep, uint64_t conn, void *buf, uint64_t m
 static int recv_side(const twohost *th, int side, int fd, void *arg) {
   cfg *c = arg;
   setenv("FAKE_TCPX_ADDR", th->addr[side], 1); /* the test plugin's address */
-  if (gpu_cuda_use_device(cuda, 0, NULL) != 0) DIE("cuda device 0");
+  if (gpu_cuda_load(&cuda) != 0 || gpu_cuda_use_device(cuda, 0, NULL) != 0)
+    DIE("cuda device 0");
   p2p_endpoint *ep = make_ep(0);
   if (!ep) return 1;
   uint8_t md[P2P_METADATA_MAX];
@@ -112,11 +122,18 @@ static int recv_side(const twohost *th, int side, int fd, void *arg) {
     fails += !ok;
     p2p_dereg(ep, mr);
   }
-  /* Throughput: GPU->GPU, then host->host through the same transport. */
-  uint8_t *big = gpu_alloc(BENCH_SIZE), *hbig = malloc(BENCH_SIZE);
+  /* Throughput: GPU->GPU, then host->host through the same transport.
+   * GPU_CHECK_HOST_SIDE=recv|send makes that side's "GPU" buffer host
+   * memory, to tell which side limits the GPU path. */
+  const char *hs = getenv("GPU_CHECK_HOST_SIDE");
+  int host_here = hs && !strcmp(hs, "recv");
+  uint8_t *big = host_here ? malloc(BENCH_SIZE) : gpu_alloc(BENCH_SIZE), *hbig = host_alloc(BENCH_SIZE);
   uint64_t mg, mh;
   p2p_reg(ep, big, BENCH_SIZE, &mg);
   p2p_reg(ep, hbig, BENCH_SIZE, &mh);
+  memset(hbig, 0, BENCH_SIZE); /* no page faults inside the timing */
+  char go;
+  oob_recv(fd, &go, 1); /* the sender's buffers are ready too */
   double g = timed_sends(ep, conn, big, mg, 1), h = timed_sends(ep, conn, hbig, mh, 1);
   printf("%-7s bench 256 MiB x %d: GPU->GPU %.2f GB/s, host->host %.2f GB/s, "
          "ratio %.2f\n", c->mode, BENCH_ITERS, g, h, h > 0 ? g / h : 0);
@@ -128,7 +145,8 @@ static int recv_side(const twohost *th, int side, int fd, void *arg) {
 static int send_side(const twohost *th, int side, int fd, void *arg) {
   cfg *c = arg;
   setenv("FAKE_TCPX_ADDR", th->addr[side], 1);
-  int dev_id = c->ndev > 1 ? 1 : 0;
+  if (gpu_cuda_load(&cuda) != 0) DIE("cuda");
+  int dev_id = cuda->ndevices > 1 ? 1 : 0;
   if (gpu_cuda_use_device(cuda, dev_id, NULL) != 0) DIE("cuda device");
   p2p_endpoint *ep = make_ep(dev_id);
   if (!ep) return 1;
@@ -155,11 +173,14 @@ static int send_side(const twohost *th, int side, int fd, void *arg) {
     if (p2p_send(ep, conn, mr, dev + OFFSET, sz) != P2P_OK) DIE("send %zu", sz);
     p2p_dereg(ep, mr);
   }
-  uint8_t *big = gpu_alloc(BENCH_SIZE), *hbig = malloc(BENCH_SIZE);
+  const char *hs = getenv("GPU_CHECK_HOST_SIDE");
+  int host_here = hs && !strcmp(hs, "send");
+  uint8_t *big = host_here ? malloc(BENCH_SIZE) : gpu_alloc(BENCH_SIZE), *hbig = host_alloc(BENCH_SIZE);
   memset(hbig, 1, BENCH_SIZE);
   uint64_t mg, mh;
   p2p_reg(ep, big, BENCH_SIZE, &mg);
   p2p_reg(ep, hbig, BENCH_SIZE, &mh);
+  oob_send(fd, "g", 1);
   timed_sends(ep, conn, big, mg, 0);
   timed_sends(ep, conn, hbig, mh, 0);
   char ack;
@@ -173,7 +194,8 @@ static int send_side(const twohost *th, int side, int fd, void *arg) {
 static int ipc_recv_side(const twohost *th, int side, int fd, void *arg) {
   (void)th, (void)side;
   cfg *c = arg;
-  if (gpu_cuda_use_device(cuda, 0, NULL) != 0) DIE("cuda device 0");
+  if (gpu_cuda_load(&cuda) != 0 || gpu_cuda_use_device(cuda, 0, NULL) != 0)
+    DIE("cuda device 0");
   p2p_endpoint *ep = make_ep(0);
   oob_send(fd, "r", 1); /* listening on the local socket */
   int gpu;
@@ -208,9 +230,12 @@ static int ipc_recv_side(const twohost *th, int side, int fd, void *arg) {
 static int ipc_send_side(const twohost *th, int side, int fd, void *arg) {
   (void)th, (void)side;
   cfg *c = arg;
-  int dev_id = c->ndev > 1 ? 1 : 0;
+  if (gpu_cuda_load(&cuda) != 0) DIE("cuda");
+  /* GPU_IPC_SAME=1: both processes on GPU 0 (the DtoD reference is then
+   * the same copy); else GPU 1 -> GPU 0 when there are two. */
+  int dev_id = cuda->ndevices > 1 && !getenv("GPU_IPC_SAME") ? 1 : 0;
   if (gpu_cuda_use_device(cuda, dev_id, NULL) != 0) DIE("cuda device");
-  p2p_endpoint *ep = make_ep(dev_id);
+  p2p_endpoint *ep = make_ep(1); /* index 1: connect_local(0) must not reach itself */
   char r;
   oob_recv(fd, &r, 1);
   uint64_t conn;
@@ -224,25 +249,77 @@ static int ipc_send_side(const twohost *th, int side, int fd, void *arg) {
     cuda->cuCtxSynchronize();
     if (p2p_send_ipc(ep, conn, dev + OFFSET, sizes[i]) != P2P_OK) DIE("send_ipc");
   }
-  uint8_t info[P2P_IPC_INFO_SIZE], *big = gpu_alloc(BENCH_SIZE), *peer = gpu_alloc(BENCH_SIZE);
+  /* Reference: a blocking device-to-device copy into GPU 0, the receiver's
+   * GPU (a peer copy when we are on GPU 1), once per call as write_ipc. */
+  uint8_t info[P2P_IPC_INFO_SIZE], *big = gpu_alloc(BENCH_SIZE);
+  gpu_cuda_use_device(cuda, 0, NULL);
+  uint8_t *peer = gpu_alloc(BENCH_SIZE);
+  gpu_cuda_use_device(cuda, dev_id, NULL);
   oob_recv(fd, info, sizeof info);
   uint64_t t0 = clock_ns();
   for (int i = 0; i < BENCH_ITERS; i++)
     if (p2p_write_ipc(ep, conn, big, BENCH_SIZE, info) != P2P_OK) DIE("write_ipc");
   double ipc = (double)BENCH_SIZE * BENCH_ITERS / ((double)(clock_ns() - t0) / 1e9) / 1e9;
   t0 = clock_ns();
-  for (int i = 0; i < BENCH_ITERS; i++)
+  for (int i = 0; i < BENCH_ITERS; i++) {
     cuda->cuMemcpyDtoDAsync(gpu_dptr(peer), gpu_dptr(big), BENCH_SIZE, NULL);
-  cuda->cuStreamSynchronize(NULL);
+    cuda->cuStreamSynchronize(NULL);
+  }
   double ref = (double)BENCH_SIZE * BENCH_ITERS / ((double)(clock_ns() - t0) / 1e9) / 1e9;
-  printf("ipc     bench write_ipc 256 MiB x %d: %.1f GB/s, cuMemcpyDtoD %.1f GB/s, "
-         "ratio %.2f\n", BENCH_ITERS, ipc, ref, ipc / ref);
+  printf("ipc     bench write_ipc 256 MiB x %d, GPU %d -> GPU 0: %.1f GB/s, "
+         "blocking cuMemcpyDtoD GPU %d -> GPU 0 %.1f GB/s, ratio %.2f\n",
+         BENCH_ITERS, dev_id, ipc, dev_id, ref, ipc / ref);
   oob_send(fd, "k", 1);
   p2p_endpoint_destroy(ep);
   return 0;
 }
 
+/* The staging ring alone: 256 MiB through 1 MiB slots, each direction. */
+static int staging_bench(void) {
+  if (gpu_cuda_load(&cuda) != 0 || gpu_cuda_use_device(cuda, 0, NULL) != 0) DIE("cuda");
+  gpu_staging *s;
+  size_t slot = 1u << 20;
+  int nslots = 32;
+  if (gpu_staging_open(cuda, 0, slot, nslots, &s) != 0) DIE("staging");
+  uint8_t *dev = gpu_alloc(BENCH_SIZE);
+  for (int dir = 0; dir < 2; dir++) {
+    uint64_t t0 = clock_ns();
+    for (size_t off = 0, i = 0; off < BENCH_SIZE; off += slot, i++) {
+      int k = (int)(i % (size_t)nslots), done = 0;
+      while (!done) gpu_staging_ready(s, k, &done);
+      if (dir == 0) gpu_staging_d2h(s, k, dev + off, slot);
+      else gpu_staging_h2d(s, k, dev + off, slot);
+    }
+    for (int k = 0; k < nslots; k++)
+      for (int done = 0; !done;) gpu_staging_ready(s, k, &done);
+    double gbs = (double)BENCH_SIZE / ((double)(clock_ns() - t0) / 1e9) / 1e9;
+    printf("staging ring %s: %.1f GB/s (1 MiB slots, 32 of them)\n",
+           dir ? "host->GPU" : "GPU->host", gbs);
+  }
+  /* The CPU's view of the slots: what a socket copy into/out of them costs. */
+  uint8_t *plain = malloc(BENCH_SIZE);
+  memset(plain, 1, BENCH_SIZE);
+  for (int dir = 0; dir < 2; dir++) {
+    uint64_t t0 = clock_ns();
+    for (size_t off = 0, i = 0; off < BENCH_SIZE; off += slot, i++) {
+      uint8_t *pin = gpu_staging_host(s, (int)(i % (size_t)nslots));
+      if (dir == 0) memcpy(plain + off, pin, slot);
+      else memcpy(pin, plain + off, slot);
+    }
+    printf("CPU memcpy %s pinned slots: %.1f GB/s\n", dir ? "into" : "out of",
+           (double)BENCH_SIZE / ((double)(clock_ns() - t0) / 1e9) / 1e9);
+  }
+  uint64_t t0 = clock_ns();
+  uint8_t *plain2 = malloc(BENCH_SIZE);
+  memcpy(plain2, plain, BENCH_SIZE);
+  printf("CPU memcpy malloc->malloc: %.1f GB/s\n",
+         (double)BENCH_SIZE / ((double)(clock_ns() - t0) / 1e9) / 1e9);
+  gpu_staging_close(s);
+  return 0;
+}
+
 int main(int argc, char **argv) {
+  if (argc > 1 && !strcmp(argv[1], "staging")) return staging_bench();
   cfg c = {.mode = argc > 1 ? argv[1] : "staged", .max = 1u << 30};
   const char *plugin = "builtin";
   for (int i = 2; i + 1 < argc; i += 2) {
@@ -250,11 +327,13 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[i], "--plugin")) plugin = argv[i + 1];
   }
   setenv("TCPX_P2P_NET_PLUGIN", plugin, 1);
-  if (gpu_cuda_load(&cuda) != 0) {
-    printf("no CUDA here: %s\n", p2p_last_error());
+  /* CUDA must not be initialised before fork: only probe for the driver. */
+  void *lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+  if (!lib) {
+    printf("no CUDA here: %s\n", dlerror());
     return 77;
   }
-  c.ndev = cuda->ndevices;
+  dlclose(lib);
   int is_ipc = !strcmp(c.mode, "ipc");
   if (is_ipc) setenv("TCPX_P2P_NO_NETNS", "1", 1); /* one host, one network */
   twohost th;

@@ -7,14 +7,17 @@ set(P2P_PY_TREE ${PROJECT_BINARY_DIR}/python)
 set(P2P_PY_ENV "PYTHONPATH=${P2P_PY_TREE}" "PYTHONDONTWRITEBYTECODE=1")
 
 # In sanitizer builds the module needs its runtime loaded before the
-# (uninstrumented) interpreter starts; Python's own allocations at exit are
-# not leaks of ours.
+# (uninstrumented) interpreter starts, and libstdc++ with it so that the
+# runtime finds the C++ functions it wraps (torch throws exceptions);
+# Python's own allocations at exit are not leaks of ours.
 set(P2P_PY_SAN_LIB "")
 if(P2P_SANITIZE MATCHES "address")
   set(P2P_PY_SAN_LIB libasan.so)
   list(APPEND P2P_PY_ENV "ASAN_OPTIONS=detect_leaks=0")
 elseif(P2P_SANITIZE MATCHES "thread")
   set(P2P_PY_SAN_LIB libtsan.so)
+  list(APPEND P2P_PY_ENV
+       "TSAN_OPTIONS=suppressions=${CMAKE_CURRENT_SOURCE_DIR}/python/tsan.supp")
 endif()
 set(P2P_PY_TESTS ON)
 if(P2P_PY_SAN_LIB)
@@ -22,7 +25,7 @@ if(P2P_PY_SAN_LIB)
                   OUTPUT_VARIABLE P2P_PY_SAN_PATH
                   OUTPUT_STRIP_TRAILING_WHITESPACE)
   if(IS_ABSOLUTE "${P2P_PY_SAN_PATH}" AND EXISTS "${P2P_PY_SAN_PATH}")
-    list(APPEND P2P_PY_ENV "LD_PRELOAD=${P2P_PY_SAN_PATH}")
+    list(APPEND P2P_PY_ENV "LD_PRELOAD=${P2P_PY_SAN_PATH}:libstdc++.so.6")
   else()
     message(STATUS "python tests: no ${P2P_PY_SAN_LIB} to preload; skipped")
     set(P2P_PY_TESTS OFF)

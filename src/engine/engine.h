@@ -253,6 +253,7 @@ struct p2p_endpoint {
 
   progress_thread threads[ENGINE_MAX_THREADS];
   int nthreads;
+  int spin_yields, nap_us;    /* idle with requests in flight: yield, then nap */
 
   pthread_mutex_t conns_lock;
   idmap conns;                /* id -> conn */
@@ -266,7 +267,7 @@ struct p2p_endpoint {
 
   pthread_mutex_t ipc_lock;   /* the IPC copy engine and async workers */
   pthread_cond_t ipc_cond;
-  void *ipc_cache;            /* gpu_ipc_cache, made on first CUDA IPC use */
+  void *ipc_cache[64];        /* gpu_ipc_cache per GPU, made on first use */
   int ipc_workers;            /* threads running async *_ipc calls */
 
   pthread_mutex_t ops_lock;

@@ -61,14 +61,19 @@ static int is_device_ptr(const void *p) {
 
 /* ---- the endpoint's IPC copy engine -------------------------------------------- */
 
-static int ipc_cache(p2p_endpoint *ep, gpu_cuda **cuda, gpu_ipc_cache **out) {
+/* The copy engine of `device` (the GPU of our local buffer). */
+static int ipc_cache(p2p_endpoint *ep, int device, gpu_cuda **cuda,
+                     gpu_ipc_cache **out) {
   int rc = gpu_cuda_load(cuda);
   if (rc != NET_OK) return ep_err(P2P_ENOTSUP, "%s", err_get());
+  if (device < 0 || device >= GPU_MAX_DEVICES) device = ep->opts.gpu_index;
+  if (device < 0 || device >= GPU_MAX_DEVICES)
+    return ep_err(P2P_ENOTSUP, "CUDA IPC: no GPU for this buffer");
   pthread_mutex_lock(&ep->ipc_lock);
-  if (!ep->ipc_cache && gpu_ipc_cache_open(*cuda, ep->opts.gpu_index,
-                                           (gpu_ipc_cache **)&ep->ipc_cache) != NET_OK)
-    rc = ep_err(P2P_ENOTSUP, "CUDA IPC on GPU %d: %s", ep->opts.gpu_index, err_get());
-  *out = ep->ipc_cache;
+  gpu_ipc_cache **slot = (gpu_ipc_cache **)&ep->ipc_cache[device];
+  if (!*slot && gpu_ipc_cache_open(*cuda, device, slot) != NET_OK)
+    rc = ep_err(P2P_ENOTSUP, "CUDA IPC on GPU %d: %s", device, err_get());
+  *out = *slot;
   pthread_mutex_unlock(&ep->ipc_lock);
   return rc;
 }
@@ -78,7 +83,9 @@ static int cuda_copy(p2p_endpoint *ep, void *local, size_t size,
                      const gpu_ipc_blob *blob, int to_peer) {
   gpu_cuda *cuda = NULL;
   gpu_ipc_cache *cache = NULL;
-  int rc = ipc_cache(ep, &cuda, &cache);
+  int kind = GPU_MEM_HOST, device = -1;
+  gpu_ptr_classify(local, &kind, &device);
+  int rc = ipc_cache(ep, device, &cuda, &cache);
   void *peer = NULL;
   if (rc == P2P_OK && gpu_ipc_map(cache, blob, size, &peer) != NET_OK)
     rc = ep_err(P2P_EREFUSED, "%s", err_get());
@@ -95,8 +102,9 @@ static int cuda_copy(p2p_endpoint *ep, void *local, size_t size,
 }
 
 void ipc_close(p2p_endpoint *ep) {
-  if (ep->ipc_cache) gpu_ipc_cache_close(ep->ipc_cache);
-  ep->ipc_cache = NULL;
+  for (int d = 0; d < GPU_MAX_DEVICES; d++)
+    if (ep->ipc_cache[d]) gpu_ipc_cache_close(ep->ipc_cache[d]);
+  memset(ep->ipc_cache, 0, sizeof ep->ipc_cache);
 }
 
 /* ---- host memory through the connection ----------------------------------------- */

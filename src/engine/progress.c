@@ -234,8 +234,8 @@ static void *progress_main(void *arg) {
     if (moved) {
       idle = 0;
     } else if (busy) {
-      if (++idle < SPIN_YIELDS) sched_yield();
-      else usleep(NAP_US);
+      if (++idle < ep->spin_yields) sched_yield();
+      else if (ep->nap_us > 0) usleep((useconds_t)ep->nap_us);
     } else {
       idle = 0;
       sleep_in_poll(pt);
@@ -245,6 +245,9 @@ static void *progress_main(void *arg) {
 }
 
 int progress_start(p2p_endpoint *ep) {
+  const char *spin = getenv("TCPX_P2P_SPIN_YIELDS"), *nap = getenv("TCPX_P2P_NAP_US");
+  ep->spin_yields = spin && *spin ? atoi(spin) : SPIN_YIELDS;
+  ep->nap_us = nap && *nap ? atoi(nap) : NAP_US;
   for (int i = 0; i < ep->nthreads; i++) {
     progress_thread *pt = &ep->threads[i];
     pt->ep = ep;

@@ -69,10 +69,11 @@ def test_gpu_index_in_metadata_and_gpu_that_does_not_exist():
 
 
 def test_get_oob_ip_follows_uccl_socket_ifname():
-    code = "from uccl import p2p; print(p2p.get_oob_ip())"
-    env = {"UCCL_SOCKET_IFNAME": "lo", "PATH": "/usr/bin:/bin"}
     import os
-    env["PYTHONPATH"] = os.environ.get("PYTHONPATH", "")
+    code = "from uccl import p2p; print(p2p.get_oob_ip())"
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("TCPX_P2P_SOCKET_IFNAME", "NCCL_SOCKET_IFNAME")}
+    env["UCCL_SOCKET_IFNAME"] = "lo"
     out = subprocess.run([sys.executable, "-c", code], env=env,
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
