@@ -13,6 +13,8 @@
 #include "err.h"
 #include "net.h"
 #include "plugin.h"
+#include "affinity.h"
+#include "cudadrv.h"
 #include "tools.h"
 
 typedef struct devices_args {
@@ -260,6 +262,32 @@ static int read_all_props(net_transport *t, int ndev, net_props *props) {
   return TOOL_OK;
 }
 
+/* GPU -> nearest devices (TCPX_P2P_GPU_NICS, else sysfs PCI distance), as
+ * the endpoint of each GPU will pick them. Nothing when CUDA is absent. */
+static void print_gpu_map(const net_props *props, int ndev, int json) {
+  gpu_cuda *cuda;
+  if (gpu_cuda_load(&cuda) != NET_OK) {
+    if (!json) printf("GPU -> NIC map: no GPU (%s)\n", err_get());
+    return;
+  }
+  if (!json) printf("GPU -> NIC map (%s):\n", getenv(GPU_NICS_ENV)
+                        ? GPU_NICS_ENV : "nearest by sysfs PCI path");
+  for (int g = 0; g < cuda->ndevices; g++) {
+    int devs[64], n = 0;
+    char path[512] = "unknown";
+    gpu_pci_path(cuda, g, path, sizeof path);
+    if (gpu_nics_for_gpu(cuda, g, props, ndev, devs, 64, &n) != NET_OK) {
+      fprintf(stderr, "tcpx-p2p devices: GPU %d: %s\n", g, err_get());
+      continue;
+    }
+    printf(json ? "{\"gpu\": %d, \"pci_path\": \"%s\", \"devices\": [" : "  GPU %d (%s):", g, path);
+    for (int i = 0; i < n; i++)
+      printf(json ? "%s%d" : "%s %d (%s)", json && i ? ", " : "", devs[i],
+             json ? "" : props[devs[i]].name);
+    printf(json ? "]}\n" : "\n");
+  }
+}
+
 static int list_devices(net_transport *t, int json) {
   int ndev = 0;
   if (net_call(t, devices, &ndev) != NET_OK) {
@@ -282,6 +310,7 @@ static int list_devices(net_transport *t, int json) {
         print_device_text(dev, &props[dev], all);
     }
     warn_shared_names(props, ndev);
+    print_gpu_map(props, ndev, json);
   }
   if (rc == TOOL_OK && ndev <= 0) {
     fprintf(stderr, "tcpx-p2p devices: transport %s reports no devices\n",
