@@ -62,7 +62,9 @@ typedef struct p2p_options {
   int timeout_ms;         /* liveness: a silent peer is lost after this */
   int connect_timeout_ms; /* connection set-up (TCPX comms take seconds) */
   int op_timeout_ms;      /* blocking-call limit; 0 = while the peer lives */
-  int listen_port;        /* 0 = any free port */
+  int listen_port;        /* 0: P2P_DEFAULT_PORT + gpu_index when free,
+                             else any free port */
+  int no_local;           /* 1: no same-host (connect_local) listener */
   const char *auth_token; /* shared secret; NULL = $TCPX_P2P_AUTH_TOKEN */
 } p2p_options;
 
@@ -73,6 +75,15 @@ int p2p_endpoint_create(const p2p_options *opts, p2p_endpoint **out);
 /* Fails every pending transfer with P2P_ECANCELED, closes connections,
  * frees everything. NULL is accepted. */
 void p2p_endpoint_destroy(p2p_endpoint *ep);
+
+/* p2p_connect with port < 0 tries P2P_DEFAULT_PORT + remote GPU index
+ * (UCCL's remote_port=-1), where an endpoint listens when it can. */
+#define P2P_DEFAULT_PORT 19000
+
+/* The IP an endpoint would advertise (the interface chosen by
+ * TCPX_P2P_SOCKET_IFNAME / UCCL_SOCKET_IFNAME / NCCL_SOCKET_IFNAME or
+ * `ifname`), without making one. */
+int p2p_oob_ip(const char *ifname, char *ip, size_t ip_len);
 
 /* Metadata: IPv4 (4 bytes) or IPv6 (16), port (2, network order), GPU
  * index (4, host order): 10 or 22 bytes. *len in: capacity; out: length. */
@@ -162,8 +173,11 @@ int p2p_post(p2p_endpoint *ep, uint64_t conn_id, p2p_op_kind kind,
  * A finished transfer is forgotten after the first poll that reports it
  * (done or failed); polling it again gives P2P_ENOTFOUND. */
 int p2p_poll(p2p_endpoint *ep, uint64_t xfer_id, int *done);
-/* Block until done (timeout_ms < 0: the endpoint's op timeout); then as
- * p2p_poll. *received (may be NULL) gets a recv's total size. */
+/* Block until done, then as p2p_poll; *received (may be NULL) gets a
+ * recv's total size. timeout_ms >= 0: after that long P2P_ETIMEDOUT with
+ * the transfer still pending (wait or poll again); 0 waits for ever.
+ * timeout_ms < 0: the endpoint's op timeout, past which the connection is
+ * failed (only that makes it safe to give the buffers back). */
 int p2p_wait(p2p_endpoint *ep, uint64_t xfer_id, int timeout_ms,
              size_t *received);
 

@@ -161,8 +161,14 @@ int p2p_wait(p2p_endpoint *ep, uint64_t xfer_id, int timeout_ms, size_t *receive
       pthread_cond_wait(&o->cond, &ep->ops_lock);
     } else if (pthread_cond_timedwait(&o->cond, &ep->ops_lock, &until) != 0 &&
                !o->finished) {
-      /* Bytes may still be moving into the buffers: only failing the
-       * connection (comms closed) makes it safe to return. */
+      if (timeout_ms >= 0) { /* the caller's own limit: still pending */
+        o->waited = 0;
+        pthread_mutex_unlock(&ep->ops_lock);
+        return ep_err(P2P_ETIMEDOUT, "wait: transfer %llu not done after %d ms "
+                      "(still in progress)", (unsigned long long)xfer_id, limit);
+      }
+      /* The op timeout: bytes may still be moving into the buffers; only
+       * failing the connection (comms closed) makes it safe to return. */
       aborted = 1;
       conn_abort(o->c, P2P_ETIMEDOUT);
     }

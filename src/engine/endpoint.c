@@ -166,28 +166,57 @@ static int open_transport(p2p_endpoint *ep) {
   return pick_devices(ep, n);
 }
 
-static int open_listener(p2p_endpoint *ep) {
+/* The control interface's address (port 0). */
+static int control_addr(const char *filter, struct sockaddr_storage *addr,
+                        char *ip, size_t ip_len) {
   topo_iface *ifs;
   int n;
-  if (topo_find_ifaces(iface_filter(&ep->opts), 0, 1, &ifs, &n) != NET_OK)
+  if (topo_find_ifaces(filter, 0, 1, &ifs, &n) != NET_OK)
     return ep_err(P2P_ESYS, "control interface: %s", err_get());
-  ep->listen_addr = ifs[0].addr;
-  snprintf(ep->local_ip, sizeof ep->local_ip, "%s", ifs[0].addr_str);
+  *addr = ifs[0].addr;
+  snprintf(ip, ip_len, "%s", ifs[0].addr_str);
   topo_free_ifaces(ifs, n);
-  struct sockaddr *sa = (struct sockaddr *)&ep->listen_addr;
+  return P2P_OK;
+}
+
+int p2p_oob_ip(const char *ifname, char *ip, size_t ip_len) {
+  p2p_options o = {.ifname = ifname};
+  struct sockaddr_storage addr;
+  if (!ip) return ep_err(P2P_EINVAL, "oob_ip: NULL buffer");
+  return control_addr(iface_filter(&o), &addr, ip, ip_len);
+}
+
+static int bind_listener(struct sockaddr *sa, int port, int *fd_out) {
   int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   int one = 1;
-  if (fd < 0) return ep_err(P2P_ESYS, "socket: %s", strerror(errno));
+  if (fd < 0) return -1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  sock_addr_set_port(sa, (uint16_t)ep->opts.listen_port);
+  sock_addr_set_port(sa, (uint16_t)port);
   socklen_t len = sock_addr_len(sa);
   if (bind(fd, sa, len) < 0 || listen(fd, 128) < 0 || getsockname(fd, sa, &len) < 0) {
     int e = errno;
     close(fd);
-    return ep_err(P2P_ESYS, "control listener on %s port %d: %s", ep->local_ip,
-                  ep->opts.listen_port, strerror(e));
+    errno = e;
+    return -1;
   }
-  ep->listen_fd = fd;
+  *fd_out = fd;
+  return 0;
+}
+
+/* The listener takes the asked port; with none asked, the GPU's default
+ * port when free (so connect with port -1 finds it), else any port. */
+static int open_listener(p2p_endpoint *ep) {
+  int rc = control_addr(iface_filter(&ep->opts), &ep->listen_addr, ep->local_ip,
+                        sizeof ep->local_ip);
+  if (rc != P2P_OK) return rc;
+  struct sockaddr *sa = (struct sockaddr *)&ep->listen_addr;
+  int port = ep->opts.listen_port;
+  int dflt = P2P_DEFAULT_PORT + ep->opts.gpu_index;
+  if (port == 0 && dflt > 0 && dflt < 65536 && bind_listener(sa, dflt, &ep->listen_fd) == 0)
+    return P2P_OK;
+  if (bind_listener(sa, port, &ep->listen_fd) != 0)
+    return ep_err(P2P_ESYS, "control listener on %s port %d: %s", ep->local_ip,
+                  port, strerror(errno));
   return P2P_OK;
 }
 
@@ -400,7 +429,7 @@ static int ep_start(p2p_endpoint *ep) {
     return ep_err(P2P_ESYS, "%s", err_get());
   if ((rc = open_transport(ep)) != P2P_OK) return rc;
   if ((rc = open_listener(ep)) != P2P_OK) return rc;
-  if (open_local(ep) != P2P_OK) /* remote connections still work */
+  if (!ep->opts.no_local && open_local(ep) != P2P_OK) /* remote ones still work */
     log_msg(LOG_WARN, "connect_local/accept_local unavailable: %s", err_get());
   ep->nthreads = ep->opts.num_threads;
   if ((rc = progress_start(ep)) != P2P_OK) return rc;
@@ -571,6 +600,7 @@ static int dial(p2p_endpoint *ep, const char *ip, int port, int *fd_out) {
 int p2p_connect(p2p_endpoint *ep, const char *ip, int remote_gpu, int port,
                 uint64_t *conn_id) {
   if (!ep || !ip || !conn_id) return ep_err(P2P_EINVAL, "connect: NULL argument");
+  if (port < 0) port = P2P_DEFAULT_PORT + remote_gpu; /* UCCL's remote_port=-1 */
   if (port < 1 || port > 65535)
     return ep_err(P2P_EINVAL, "connect: port %d out of range", port);
   int fd = -1, rc = dial(ep, ip, port, &fd);

@@ -263,6 +263,7 @@ struct p2p_endpoint {
   pthread_cond_t regions_cond; /* inflight counts reaching 0 */
   idmap regions;              /* id -> mem_region */
   idmap exposures;            /* id -> exposure */
+  idmap exposure_ranges;      /* hash of (region, addr, size) -> exposure */
   uint64_t next_mr_id, next_exposure_id;
 
   pthread_mutex_t ipc_lock;   /* the IPC copy engine and async workers */

@@ -113,7 +113,7 @@ uint8_t *gpath_post_buffer(conn *c, chunk *ch, mem_region **mr) {
     return gpu_staging_host(c->stage[ch->is_recv], ch->slot);
   }
   *mr = ch->mr;
-  return ch->ptr ? ch->ptr : c->scratch;
+  return ch->ptr;
 }
 
 /* ---- after the transport ------------------------------------------------------------ */

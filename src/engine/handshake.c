@@ -295,10 +295,6 @@ static int handshake(p2p_endpoint *ep, int fd, const char *peer_ip, int role,
     c->peer_gpu = theirs.gpu_index;
     c->chunk_size = mine.chunk_size < theirs.chunk_size ? mine.chunk_size
                                                         : theirs.chunk_size;
-    c->scratch = malloc(c->chunk_size);
-    if (!c->scratch) rc = ep_err(P2P_ENOMEM, "out of memory");
-    c->scratch_mr = (mem_region){.base = (uintptr_t)c->scratch,
-                                 .size = c->chunk_size, .ptr_type = NCCL_PTR_HOST};
   }
   if (rc == P2P_OK) rc = setup_comms(&h, &mine, &theirs);
   if (rc == P2P_OK) rc = exchange_ready(&h);

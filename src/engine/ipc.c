@@ -129,8 +129,10 @@ static int run_private(p2p_endpoint *ep, uint64_t conn_id, p2p_op_kind kind,
 
 /* ---- the calls ---------------------------------------------------------------- */
 
-int p2p_advertise_ipc(p2p_endpoint *ep, uint64_t conn_id, void *ptr, size_t size,
-                      uint8_t info[P2P_IPC_INFO_SIZE]) {
+/* *mr_out: the region made for a host buffer (0 for GPU memory). */
+static int advertise(p2p_endpoint *ep, uint64_t conn_id, void *ptr, size_t size,
+                     uint8_t info[P2P_IPC_INFO_SIZE], uint64_t *mr_out) {
+  *mr_out = 0;
   if (!ep || !info || (!ptr && size))
     return ep_err(P2P_EINVAL, "advertise_ipc: NULL argument");
   if (is_device_ptr(ptr)) {
@@ -141,14 +143,21 @@ int p2p_advertise_ipc(p2p_endpoint *ep, uint64_t conn_id, void *ptr, size_t size
     info_encode(INFO_CUDA, size, &blob, sizeof blob, info);
     return P2P_OK;
   }
-  /* Host memory: an exposure of a region kept until the endpoint goes. */
-  uint64_t mr;
+  /* Host memory: an exposure of a region of its own. */
   uint8_t desc[P2P_DESC_SIZE];
-  int rc = p2p_reg(ep, ptr, size, &mr);
-  if (rc == P2P_OK) rc = p2p_advertise(ep, conn_id, mr, ptr, size, desc);
+  int rc = p2p_reg(ep, ptr, size, mr_out);
+  if (rc == P2P_OK) rc = p2p_advertise(ep, conn_id, *mr_out, ptr, size, desc);
   if (rc != P2P_OK) return err_wrap(rc, "advertise_ipc");
   info_encode(INFO_HOST, size, desc, sizeof desc, info);
   return P2P_OK;
+}
+
+/* The region of a host buffer stays until the endpoint goes: the peer may
+ * use the info any number of times (as UCCL's). */
+int p2p_advertise_ipc(p2p_endpoint *ep, uint64_t conn_id, void *ptr, size_t size,
+                      uint8_t info[P2P_IPC_INFO_SIZE]) {
+  uint64_t mr;
+  return advertise(ep, conn_id, ptr, size, info, &mr);
 }
 
 static int access_ipc(p2p_endpoint *ep, uint64_t conn_id, void *ptr, size_t size,
@@ -190,9 +199,16 @@ typedef struct ipc_done {
 int p2p_recv_ipc(p2p_endpoint *ep, uint64_t conn_id, void *ptr, size_t size) {
   uint8_t info[P2P_IPC_INFO_SIZE];
   ipc_done done = {P2P_EPEER, 0};
-  int rc = p2p_advertise_ipc(ep, conn_id, ptr, size, info);
+  uint64_t mr = 0; /* a host buffer's region lives for this call only */
+  int rc = advertise(ep, conn_id, ptr, size, info, &mr);
   if (rc == P2P_OK) rc = run_private(ep, conn_id, P2P_OP_SEND, info, sizeof info, NULL, NULL);
   if (rc == P2P_OK) rc = run_private(ep, conn_id, P2P_OP_RECV, &done, sizeof done, NULL, NULL);
+  if (mr) {
+    char saved[P2P_ERR_MAX];
+    snprintf(saved, sizeof saved, "%s", err_get());
+    p2p_dereg(ep, mr);
+    err_set(rc, "%s", saved);
+  }
   if (rc == P2P_OK && done.status != P2P_OK)
     rc = ep_err((int)done.status, "the sender failed to write (%s)",
                 p2p_strerror((int)done.status));

@@ -101,11 +101,24 @@ static mem_region *live_region(p2p_endpoint *ep, uint64_t id) {
   return mr && !mr->revoked ? mr : NULL;
 }
 
+/* Exposures are also found by what they expose, so advertising the same
+ * range again (applications do, per transfer) returns the same descriptor
+ * instead of piling up entries. The key is a hash; equal fields decide. */
+static uint64_t range_key(uint64_t mr_id, uintptr_t addr, size_t size) {
+  uint64_t h = mr_id * 0x9E3779B97F4A7C15ull ^ (uint64_t)addr;
+  h = (h ^ (h >> 29)) * 0xBF58476D1CE4E5B9ull ^ (uint64_t)size;
+  h ^= h >> 32;
+  return h == 0 || h == UINT64_MAX ? 1 : h;
+}
+
 static void remove_exposures(p2p_endpoint *ep, uint64_t mr_id) {
   for (size_t i = 0; i < ep->exposures.cap; i++)
     if (idmap_live(&ep->exposures, i)) {
       exposure *e = ep->exposures.slots[i].value;
-      if (e->mr_id == mr_id) free(idmap_del(&ep->exposures, e->id));
+      if (e->mr_id != mr_id) continue;
+      uint64_t k = range_key(e->mr_id, e->addr, e->size);
+      if (idmap_get(&ep->exposure_ranges, k) == e) idmap_del(&ep->exposure_ranges, k);
+      free(idmap_del(&ep->exposures, e->id));
     }
 }
 
@@ -236,6 +249,7 @@ void regions_free_all(p2p_endpoint *ep) {
   for (size_t i = 0; i < ep->exposures.cap; i++)
     if (idmap_live(&ep->exposures, i)) free(ep->exposures.slots[i].value);
   idmap_free(&ep->exposures);
+  idmap_free(&ep->exposure_ranges);
 }
 
 /* ---- exposures --------------------------------------------------------------------- */
@@ -263,17 +277,26 @@ int p2p_advertise(p2p_endpoint *ep, uint64_t conn_id, uint64_t mr_id, void *ptr,
            e->addr + size > mr->base + mr->size)
     rc = ep_err(P2P_EINVAL, "advertise: [%p, +%zu) is outside region %llu",
                 ptr, size, (unsigned long long)mr_id);
-  if (rc == P2P_OK) {
+  uint64_t k = range_key(mr_id, e->addr, size);
+  exposure *same = rc == P2P_OK ? idmap_get(&ep->exposure_ranges, k) : NULL;
+  if (same && (same->mr_id != mr_id || same->addr != e->addr || same->size != size))
+    same = NULL; /* a hash collision: a new entry, not indexed by range */
+  if (same) {
+    free(e);
+    e = same;
+  } else if (rc == P2P_OK) {
     e->id = ++ep->next_exposure_id;
     if (idmap_put(&ep->exposures, e->id, e) != 0) rc = ep_err(P2P_ENOMEM, "out of memory");
+    else if (!idmap_get(&ep->exposure_ranges, k))
+      idmap_put(&ep->exposure_ranges, k, e); /* best effort: only an index */
   }
+  desc_fields d = {.exposure_id = e->id, .addr = e->addr, .size = e->size};
+  memcpy(d.key, e->key, CTRL_KEY_SIZE);
   pthread_mutex_unlock(&ep->regions_lock);
   if (rc != P2P_OK) {
     free(e);
     return rc;
   }
-  desc_fields d = {.exposure_id = e->id, .addr = e->addr, .size = e->size};
-  memcpy(d.key, e->key, CTRL_KEY_SIZE);
   desc_encode(&d, desc);
   return P2P_OK;
 }

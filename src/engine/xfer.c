@@ -72,9 +72,29 @@ static int lane_add(conn *c, lane *l, uint8_t *ptr, size_t size, int is_recv,
   return n;
 }
 
-/* Drain chunks land in the connection's scratch buffer. */
+/* Drain chunks (bytes of a refused message) land in scratch slots, made on
+ * first use: one slot per receive that can be in flight on a lane, so no
+ * two receives ever write the same bytes. Chunk n of a lane takes slot
+ * n % (window * ncomms): chunks sharing a slot share a comm and are
+ * `window` apart in its queue, never in flight together. */
 static int lane_add_drain(conn *c, lane *l, size_t size, serve *sv) {
-  int n = lane_add(c, l, NULL, size, 1, NULL, sv, &c->scratch_mr);
+  size_t per_lane = (size_t)c->window * (size_t)l->ncomms;
+  if (!c->scratch) {
+    size_t total = per_lane * ENGINE_LANES * c->chunk_size;
+    c->scratch = malloc(total);
+    if (!c->scratch) return -1;
+    c->scratch_mr = (mem_region){.base = (uintptr_t)c->scratch, .size = total,
+                                 .ptr_type = NCCL_PTR_HOST, .device = -1};
+  }
+  uint8_t *lane_base = c->scratch + (size_t)(l - c->recv_lanes) * per_lane * c->chunk_size;
+  int n = 0;
+  for (size_t off = 0; off < size; off += c->chunk_size, n++) {
+    size_t slot = (size_t)(l->next_chunk % per_lane);
+    size_t len = size - off < c->chunk_size ? size - off : c->chunk_size;
+    if (lane_add(c, l, lane_base + slot * c->chunk_size, len, 1, NULL, sv,
+                 &c->scratch_mr) != 1)
+      return -1;
+  }
   return n;
 }
 

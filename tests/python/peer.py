@@ -413,6 +413,35 @@ def sc_ipc(side, oob, res):
     oob.put("client_done")
 
 
+def sc_transfer(side, oob, res):
+    """uccl.transfer.TransferManager: the target's tensor is written by the
+    initiator (network path between hosts, IPC path on one host)."""
+    from uccl.transfer import TransferManager
+    addr = res["addr"]
+    if side == SERVER:
+        tm = TransferManager(0, 2, 0, listen_host=addr)
+        oob.put("port", str(tm.listen_socket.getsockname()[1]).encode())
+        conn = tm.accept()
+        target = np.zeros(IPC_SIZE, dtype=np.uint8)
+        tid = tm.register_transfer(conn, target)
+        res["post"] = tm.post_transfer_metadata(tid)
+        res["wait"] = tm.wait_transfer_done(tid)
+        res["match"] = same(target, pattern(800, IPC_SIZE))
+        res["is_local"] = tm.conn_table[conn].is_local
+        res["dereg"] = tm.deregister_transfer(tid)
+        return
+    port = int(oob.get("port"))
+    tm = TransferManager(1, 2, 0, listen_host=addr)
+    conn = tm.connect(sys.argv[5], port)
+    src = pattern(800, IPC_SIZE)
+    tid = tm.register_transfer(conn, src)
+    poll = tm.do_transfer_async(tid, tm.fetch_transfer_metadata(tid))
+    while not tm.check_transfer_done(tid, poll):
+        pass
+    res["post_done"] = tm.post_transfer_done(tid)
+    res["is_local"] = tm.conn_table[conn].is_local
+
+
 SCENARIOS = {name[3:]: fn for name, fn in globals().items()
              if name.startswith("sc_")}
 

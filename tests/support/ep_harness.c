@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "check.h"
+
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/lsan_interface.h>
 #define EPH_HAVE_LSAN 1
@@ -212,6 +214,7 @@ int eph_run(const twohost *th, twohost_fn side0, twohost_fn side1, void *arg,
 
 typedef struct pair_spec {
   eph_body body[2];
+  const p2p_options *opts[2];
   void *arg;
 } pair_spec;
 
@@ -221,6 +224,7 @@ static int pair_side(const twohost *th, int side, int fd, void *arg) {
   p2p_options o;
   eph_options(&o);
   o.gpu_index = side == 0 ? EPH_GPU0 : EPH_GPU1;
+  if (spec->opts[side]) o = *spec->opts[side];
   p2p_endpoint *ep;
   uint64_t conn = 0;
   if (eph_create(&o, &ep)) return 2;
@@ -236,7 +240,13 @@ static int pair_side(const twohost *th, int side, int fd, void *arg) {
 
 int eph_pair_run(const twohost *th, eph_body body0, eph_body body1, void *arg,
                  int timeout_s) {
-  pair_spec spec = {{body0, body1}, arg};
+  return eph_pair_run_opts(th, NULL, NULL, body0, body1, arg, timeout_s);
+}
+
+int eph_pair_run_opts(const twohost *th, const p2p_options *opts0,
+                      const p2p_options *opts1, eph_body body0, eph_body body1,
+                      void *arg, int timeout_s) {
+  pair_spec spec = {{body0, body1}, {opts0, opts1}, arg};
   return eph_run(th, pair_side, pair_side, &spec, timeout_s);
 }
 
@@ -300,4 +310,105 @@ int eph_ip(char *const args[]) {
   if (WIFEXITED(st) && WEXITSTATUS(st) == 0) return 0;
   fprintf(stderr, "  eph_ip: `ip %s ...` failed (status 0x%x)\n", argv[1], st);
   return -1;
+}
+
+/* ---- two-sided and one-sided transfers with checks ---- */
+
+/* Register a pattern-filled buffer of `size` bytes and send it. */
+int eph_send_pattern(p2p_endpoint *ep, uint64_t conn, size_t size,
+                     uint64_t seed) {
+  uint8_t *src = malloc(size ? size : 1);
+  uint64_t mr;
+  CHECK(src);
+  pat_fill(src, size, seed);
+  CHECK_EQ(p2p_reg(ep, src, size ? size : 1, &mr), P2P_OK);
+  CHECK_EQ(p2p_send(ep, conn, mr, src, size), P2P_OK);
+  CHECK_EQ(p2p_dereg(ep, mr), P2P_OK);
+  free(src);
+  return 0;
+}
+
+/* Receive into a poisoned buffer posted with capacity `cap` and expect
+ * exactly `size` pattern bytes, poison up to cap, the guard intact. */
+int eph_recv_pattern(p2p_endpoint *ep, uint64_t conn, size_t size,
+                     size_t cap, uint64_t seed) {
+  uint8_t *dst = gbuf_new(cap);
+  uint64_t mr;
+  size_t got = (size_t)-1;
+  CHECK(dst);
+  CHECK_EQ(p2p_reg(ep, dst, cap ? cap : 1, &mr), P2P_OK);
+  CHECK_EQ(p2p_recv(ep, conn, mr, dst, cap, &got), P2P_OK);
+  CHECK_EQ(got, size);
+  CHECK(pat_check(dst, size, seed, "received bytes"));
+  CHECK(all_bytes(dst + size, cap - size, EPH_POISON, "beyond the message"));
+  CHECK(gbuf_guard_ok(dst, cap, "guard after the receive buffer"));
+  CHECK_EQ(p2p_dereg(ep, mr), P2P_OK);
+  gbuf_free(dst, cap);
+  return 0;
+}
+
+/* Target: advertise a poisoned buffer of `size`, let the peer write
+ * pattern wseed and check it, then refill it with rseed for the peer to
+ * read back. */
+int eph_onesided_target(p2p_endpoint *ep, uint64_t conn, int fd, size_t size,
+                        uint64_t wseed, uint64_t rseed) {
+  uint8_t *buf = gbuf_new(size), desc[P2P_DESC_SIZE];
+  uint64_t mr, step;
+  CHECK(buf);
+  CHECK_EQ(p2p_reg(ep, buf, size ? size : 1, &mr), P2P_OK);
+  CHECK_EQ(p2p_advertise(ep, conn, mr, buf, size, desc), P2P_OK);
+  CHECK_EQ(oob_send(fd, desc, sizeof desc), 0);
+  CHECK_EQ(eph_get_u64(fd, &step), 0);  /* written */
+  CHECK(pat_check(buf, size, wseed, "written bytes at the target"));
+  CHECK(gbuf_guard_ok(buf, size, "guard after the write target"));
+  pat_fill(buf, size, rseed);
+  CHECK_EQ(eph_put_u64(fd, 1), 0);
+  CHECK_EQ(eph_get_u64(fd, &step), 0);  /* read */
+  CHECK_EQ(p2p_dereg(ep, mr), P2P_OK);
+  gbuf_free(buf, size);
+  return 0;
+}
+
+/* Run one read or write, blocking or through p2p_post (then polled). */
+int eph_access(p2p_endpoint *ep, uint64_t conn, p2p_op_kind kind, uint64_t mr,
+               uint8_t *ptr, size_t size, const uint8_t *desc, int async) {
+  if (!async)
+    return kind == P2P_OP_WRITE ? p2p_write(ep, conn, mr, ptr, size, desc)
+                                : p2p_read(ep, conn, mr, ptr, size, desc);
+  p2p_iov v = {mr, ptr, size, desc};
+  uint64_t id;
+  int rc = p2p_post(ep, conn, kind, &v, 1, &id);
+  if (rc != P2P_OK) return rc;
+  int done = 0;
+  double t0 = eph_now_ms();
+  while (!done && rc == P2P_OK && eph_now_ms() - t0 < 120000)
+    rc = p2p_poll(ep, id, &done);
+  return rc == P2P_OK && !done ? P2P_ETIMEDOUT : rc;
+}
+
+int eph_onesided_initiator(p2p_endpoint *ep, uint64_t conn, int fd,
+                           size_t size, uint64_t wseed, uint64_t rseed,
+                           int async) {
+  uint8_t desc[P2P_DESC_SIZE], *src = malloc(size ? size : 1);
+  uint8_t *dst = gbuf_new(size);
+  uint64_t smr, dmr, step;
+  CHECK(src && dst);
+  CHECK_EQ(oob_recv(fd, desc, sizeof desc), 0);
+  pat_fill(src, size, wseed);
+  CHECK_EQ(p2p_reg(ep, src, size ? size : 1, &smr), P2P_OK);
+  CHECK_EQ(eph_access(ep, conn, P2P_OP_WRITE, smr, src, size, desc, async),
+           P2P_OK);
+  CHECK_EQ(eph_put_u64(fd, 1), 0);
+  CHECK_EQ(eph_get_u64(fd, &step), 0);  /* refilled */
+  CHECK_EQ(p2p_reg(ep, dst, size ? size : 1, &dmr), P2P_OK);
+  CHECK_EQ(eph_access(ep, conn, P2P_OP_READ, dmr, dst, size, desc, async),
+           P2P_OK);
+  CHECK(pat_check(dst, size, rseed, "read bytes"));
+  CHECK(gbuf_guard_ok(dst, size, "guard after the read buffer"));
+  CHECK_EQ(eph_put_u64(fd, 1), 0);
+  CHECK_EQ(p2p_dereg(ep, smr), P2P_OK);
+  CHECK_EQ(p2p_dereg(ep, dmr), P2P_OK);
+  free(src);
+  gbuf_free(dst, size);
+  return 0;
 }

@@ -93,12 +93,39 @@ typedef int (*eph_body)(p2p_endpoint *ep, uint64_t conn, int fd, int side,
  * endpoint and check for leaks. 0 when both sides succeeded. */
 int eph_pair_run(const twohost *th, eph_body body0, eph_body body1, void *arg,
                  int timeout_s);
+/* The same with each side's options (NULL: eph_options and the side's
+ * GPU index). */
+int eph_pair_run_opts(const twohost *th, const p2p_options *opts0,
+                      const p2p_options *opts1, eph_body body0, eph_body body1,
+                      void *arg, int timeout_s);
 
 /* A plain blocking TCP connection to ip:port (IPv4); -1 on failure. */
 int eph_tcp_connect(const char *ip, int port);
 /* Read and discard until the peer closes fd (EOF or reset): 1 when that
  * happens within limit_ms, else 0. */
 int eph_wait_closed(int fd, int limit_ms);
+
+/* Transfers with their checks (0 on success; a CHECK message otherwise).
+ * eph_send_pattern: send `size` bytes of pattern seed from a registered
+ * buffer. eph_recv_pattern: receive into a poisoned buffer posted with
+ * capacity cap and expect exactly size pattern bytes, poison after them,
+ * the guard intact. */
+int eph_send_pattern(p2p_endpoint *ep, uint64_t conn, size_t size,
+                     uint64_t seed);
+int eph_recv_pattern(p2p_endpoint *ep, uint64_t conn, size_t size,
+                     size_t cap, uint64_t seed);
+/* One read or write: blocking, or (async) posted and polled. */
+int eph_access(p2p_endpoint *ep, uint64_t conn, p2p_op_kind kind, uint64_t mr,
+               uint8_t *ptr, size_t size, const uint8_t *desc, int async);
+/* A write then a read of `size` bytes between the two sides, over fd:
+ * the target advertises a poisoned buffer, checks pattern wseed written
+ * into it, refills it with rseed; the initiator writes wseed and reads
+ * rseed back into a poisoned, guarded buffer. */
+int eph_onesided_target(p2p_endpoint *ep, uint64_t conn, int fd, size_t size,
+                        uint64_t wseed, uint64_t rseed);
+int eph_onesided_initiator(p2p_endpoint *ep, uint64_t conn, int fd,
+                           size_t size, uint64_t wseed, uint64_t rseed,
+                           int async);
 
 /* Run an `ip` command (argv after "ip", NULL-terminated) in the calling
  * process's namespace. 0 on success. */
