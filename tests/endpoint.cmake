@@ -17,10 +17,10 @@ add_test(NAME endpoint_faults COMMAND test_endpoint_faults)
 add_test(NAME endpoint_hostile COMMAND test_endpoint_hostile)
 add_test(NAME endpoint_stress COMMAND test_endpoint_stress)
 
-# endpoint_ops and endpoint_onesided are left out of the TSan stage: its one-sided targets learn
-# of a finished write only through the out-of-band socket, an order that
-# ThreadSanitizer cannot see (the threaded tests deregister first, which
-# orders them after the serving thread).
+# endpoint_ops and endpoint_onesided stay out of the TSan stage: their
+# one-sided targets learn of a finished write only through the
+# out-of-band socket, an order ThreadSanitizer cannot see (the threaded
+# tests deregister first, which orders them after the serving thread).
 set_tests_properties(endpoint_ops endpoint_ops_strict endpoint_onesided
                      endpoint_onesided_strict PROPERTIES TIMEOUT 600)
 set_tests_properties(endpoint_refusal endpoint_faults endpoint_hostile

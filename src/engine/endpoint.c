@@ -410,15 +410,19 @@ static void ep_init_locks(p2p_endpoint *ep) {
 }
 
 /* Keep copies of the caller's strings: opts points into the endpoint. */
-static void keep_strings(p2p_endpoint *ep, const p2p_options *opts) {
+static int keep_strings(p2p_endpoint *ep, const p2p_options *opts) {
   const char *token = opts->auth_token ? opts->auth_token
                                        : getenv("TCPX_P2P_AUTH_TOKEN");
-  snprintf(ep->auth_token, sizeof ep->auth_token, "%s", token ? token : "");
+  ep->auth_token = strdup(token ? token : ""); /* any length: never cut */
   ep->opts.auth_token = NULL; /* only in ep->auth_token */
   snprintf(ep->plugin, sizeof ep->plugin, "%s", opts->plugin ? opts->plugin : "");
   ep->opts.plugin = opts->plugin ? ep->plugin : NULL;
   snprintf(ep->ifname, sizeof ep->ifname, "%s", opts->ifname ? opts->ifname : "");
   ep->opts.ifname = opts->ifname ? ep->ifname : NULL;
+  if ((opts->plugin && strlen(opts->plugin) >= sizeof ep->plugin) ||
+      (opts->ifname && strlen(opts->ifname) >= sizeof ep->ifname))
+    return ep_err(P2P_EINVAL, "plugin path or interface filter too long");
+  return ep->auth_token ? P2P_OK : ep_err(P2P_ENOMEM, "out of memory");
 }
 
 static int ep_start(p2p_endpoint *ep) {
@@ -452,12 +456,12 @@ int p2p_endpoint_create(const p2p_options *opts, p2p_endpoint **out) {
     opts = &dflt;
   }
   ep->opts = *opts;
-  keep_strings(ep, opts);
+  int kept = keep_strings(ep, opts);
   ep->listen_fd = -1;
   ep->local_fd = -1;
   for (int i = 0; i < ENGINE_MAX_THREADS; i++) ep->threads[i].wake_fd = -1;
   ep_init_locks(ep);
-  int rc = ep_start(ep);
+  int rc = kept == P2P_OK ? ep_start(ep) : kept;
   if (rc != P2P_OK) {
     char saved[P2P_ERR_MAX];
     snprintf(saved, sizeof saved, "%s", err_get());
@@ -512,6 +516,10 @@ void p2p_endpoint_destroy(p2p_endpoint *ep) {
   pthread_mutex_destroy(&ep->ops_lock);
   pthread_mutex_destroy(&ep->ipc_lock);
   pthread_cond_destroy(&ep->ipc_cond);
+  if (ep->auth_token) { /* the secret does not linger in freed memory */
+    memset(ep->auth_token, 0, strlen(ep->auth_token));
+    free(ep->auth_token);
+  }
   free(ep);
 }
 

@@ -226,7 +226,7 @@ typedef struct progress_thread {
 
 struct p2p_endpoint {
   p2p_options opts;           /* string members point at the copies below */
-  char auth_token[256];
+  char *auth_token;           /* "" when none */
   char plugin[512];
   char ifname[256];
   net_transport *net;

@@ -72,6 +72,9 @@ static int hs_recv(hs *h, ctrl_type type, ctrl_msg *m, long *used) {
       return ep_err(P2P_EPEER, "set-up with %s: %s", h->c->peer_ip, err_get());
     if (n > 0) {
       *used = n;
+      if (m->type == CTRL_BYE && type != CTRL_BYE)
+        return ep_err(P2P_EPEER, "set-up with %s: the peer refused the "
+                      "connection", h->c->peer_ip);
       if (m->type != type)
         return ep_err(P2P_EPEER, "set-up with %s: expected message %d, got %d",
                       h->c->peer_ip, type, m->type);
@@ -81,10 +84,12 @@ static int hs_recv(hs *h, ctrl_type type, ctrl_msg *m, long *used) {
     if (rc != P2P_OK) return rc;
     if (bytebuf_reserve(in, 64 << 10) != 0) return ep_err(P2P_ENOMEM, "out of memory");
     size_t got = 0;
-    if (sock_recv_some(h->c->fd, in->data + in->len, in->cap - in->len, &got) != NET_OK)
+    int rr = sock_recv_some(h->c->fd, in->data + in->len, in->cap - in->len, &got);
+    in->len += got;
+    /* Bytes that came before an EOF are read first (a BYE may be there). */
+    if (rr != NET_OK && ctrl_parse(in->data + in->off, in->len - in->off, m) <= 0)
       return ep_err(P2P_EPEER, "set-up with %s: %s (refused by the peer?)",
                     h->c->peer_ip, err_get());
-    in->len += got;
   }
 }
 
@@ -278,6 +283,24 @@ void conn_free(conn *c) {
   free(c);
 }
 
+/* Tell the peer we give up (BYE), then close our side gracefully and
+ * read what it still sends for a moment: closing with unread bytes would
+ * reset the connection and lose the BYE (and our HELLO) on its side. */
+static void say_refused(conn *c) {
+  ctrl_msg bye = {.type = CTRL_BYE};
+  size_t off = 0;
+  if (conn_send_ctrl(c, &bye, NULL) == 0)
+    sock_send_some(c->fd, c->out.data + c->out.off, c->out.len - c->out.off, &off);
+  shutdown(c->fd, SHUT_WR);
+  uint64_t until = now_ns() + 100000000ull;
+  char sink[4096];
+  while (now_ns() < until) {
+    struct pollfd p = {c->fd, POLLIN, 0};
+    if (poll(&p, 1, 20) <= 0) continue;
+    if (recv(c->fd, sink, sizeof sink, 0) <= 0) break;
+  }
+}
+
 static int handshake(p2p_endpoint *ep, int fd, const char *peer_ip, int role,
                      int is_local, conn **out) {
   *out = NULL;
@@ -301,6 +324,7 @@ static int handshake(p2p_endpoint *ep, int fd, const char *peer_ip, int role,
   if (rc != P2P_OK) {
     char saved[P2P_ERR_MAX];
     snprintf(saved, sizeof saved, "%s", err_get());
+    say_refused(c);
     c->fd = -1; /* the caller owns and closes fd on failure */
     gpath_close(c);
     for (int li = 0; li < ENGINE_LANES; li++) {
