@@ -72,8 +72,10 @@ typedef struct p2p_options {
 void p2p_options_init(p2p_options *opts);
 
 int p2p_endpoint_create(const p2p_options *opts, p2p_endpoint **out);
-/* Fails every pending transfer with P2P_ECANCELED, closes connections,
- * frees everything. NULL is accepted. */
+/* Fails every pending transfer with P2P_ECANCELED, wakes callers blocked
+ * in accept/connect/wait (they return P2P_ECANCELED) and waits for them to
+ * leave, closes connections, frees everything. No call may start once
+ * destroy has begun. NULL is accepted. */
 void p2p_endpoint_destroy(p2p_endpoint *ep);
 
 /* p2p_connect with port < 0 tries P2P_DEFAULT_PORT + remote GPU index

@@ -476,6 +476,44 @@ static int test_ops_send_recv_async(void) {
   return 0;
 }
 
+/* p2p_wait with its own timeout gives P2P_ETIMEDOUT and leaves the
+ * transfer pending: it completes once the peer sends. */
+static int wait_timeout_body(p2p_endpoint *ep, uint64_t conn, int fd, int side,
+                             void *arg) {
+  (void)arg;
+  if (side == 1) {
+    CHECK_EQ(eph_sync(fd), 0);
+    return eph_send_pattern(ep, conn, 5000, 91);
+  }
+  uint8_t *dst = gbuf_new(8192);
+  uint64_t mr, id;
+  size_t got = 0;
+  int done = 1;
+  CHECK(dst);
+  CHECK_EQ(p2p_reg(ep, dst, 8192, &mr), P2P_OK);
+  p2p_iov v = {mr, dst, 8192, NULL};
+  CHECK_EQ(p2p_post(ep, conn, P2P_OP_RECV, &v, 1, &id), P2P_OK);
+  double t0 = eph_now_ms();
+  CHECK_EQ(p2p_wait(ep, id, 200, NULL), P2P_ETIMEDOUT);
+  CHECK(eph_now_ms() - t0 >= 190);
+  CHECK_EQ(p2p_poll(ep, id, &done), P2P_OK);
+  CHECK_EQ(done, 0);
+  CHECK_EQ(eph_sync(fd), 0);  /* now the peer sends */
+  CHECK_EQ(p2p_wait(ep, id, 30000, &got), P2P_OK);
+  CHECK_EQ(got, 5000);
+  CHECK(pat_check(dst, 5000, 91, "receive after a timed-out wait"));
+  CHECK(all_bytes(dst + 5000, 8192 - 5000, EPH_POISON, "after the message"));
+  CHECK_EQ(p2p_dereg(ep, mr), P2P_OK);
+  gbuf_free(dst, 8192);
+  return 0;
+}
+
+static int test_ops_wait_timeout_keeps_transfer(void) {
+  CHECK_EQ(eph_pair_run(&hosts, wait_timeout_body, wait_timeout_body, NULL, 60),
+           0);
+  return 0;
+}
+
 /* ---- sides with different settings ---- */
 
 /* Each way: a message of 64 MiB + 7 and a write and read of 8 MiB + 3
@@ -608,6 +646,7 @@ static const check_case cases[] = {
     CHECK_CASE(test_ops_recv_region_smaller_than_capacity),
     CHECK_CASE(test_ops_sendv_recvv_32_blocks),
     CHECK_CASE(test_ops_send_recv_async),
+    CHECK_CASE(test_ops_wait_timeout_keeps_transfer),
     CHECK_CASE(test_ops_sides_with_different_settings),
     CHECK_CASE(test_ops_close_cancels_pending_transfers),
     CHECK_CASE(test_big_1gib_each_way),

@@ -253,31 +253,34 @@ static void *dialer_main(void *arg) {
   return NULL;
 }
 
-/* Post the message on each of a dialer's connections, then take each
- * answer (pattern k + 1000) on the same connection. */
+/* Post the message and the receive of its answer (pattern k + 1000) on
+ * each of a dialer's connections, then wait for all: nothing depends on
+ * the order in which the peer serves the connections. */
 static int talk_some(dialer *d) {
   enum { PER = NCONNS / NDIALERS, CAP = 16 + 97 * NCONNS };
   uint8_t (*out)[CAP] = malloc(PER * sizeof *out), (*in)[CAP] = malloc(PER * sizeof *in);
-  uint64_t omr[PER], imr[PER], id[PER];
+  uint64_t omr[PER], imr[PER], sid[PER], rid[PER];
   CHECK(out && in);
   for (int j = 0; j < PER; j++) {
     uint64_t k = (uint64_t)(d->first + j);
     size_t n = conn_msg_size((int)k);
     memcpy(out[j], &k, 8);
     pat_fill(out[j] + 8, n - 8, k);
+    memset(in[j], EPH_POISON, CAP);
     CHECK_EQ(p2p_reg(d->ep, out[j], n, &omr[j]), P2P_OK);
-    p2p_iov v = {omr[j], out[j], n, NULL};
-    CHECK_EQ(p2p_post(d->ep, d->conns[j], P2P_OP_SEND, &v, 1, &id[j]), P2P_OK);
+    CHECK_EQ(p2p_reg(d->ep, in[j], CAP, &imr[j]), P2P_OK);
+    p2p_iov v = {omr[j], out[j], n, NULL}, r = {imr[j], in[j], CAP, NULL};
+    CHECK_EQ(p2p_post(d->ep, d->conns[j], P2P_OP_SEND, &v, 1, &sid[j]), P2P_OK);
+    CHECK_EQ(p2p_post(d->ep, d->conns[j], P2P_OP_RECV, &r, 1, &rid[j]), P2P_OK);
   }
   for (int j = 0; j < PER; j++) {
     int k = d->first + j;
     size_t got = 0;
-    CHECK_EQ(p2p_wait(d->ep, id[j], 60000, NULL), P2P_OK);
-    CHECK_EQ(p2p_reg(d->ep, in[j], sizeof in[j], &imr[j]), P2P_OK);
-    CHECK_EQ(p2p_recv(d->ep, d->conns[j], imr[j], in[j], sizeof in[j], &got),
-             P2P_OK);
+    CHECK_EQ(p2p_wait(d->ep, sid[j], 60000, NULL), P2P_OK);
+    CHECK_EQ(p2p_wait(d->ep, rid[j], 60000, &got), P2P_OK);
     CHECK_EQ(got, conn_msg_size(k));
     CHECK(pat_check(in[j], got, (uint64_t)k + 1000, "answer"));
+    CHECK(all_bytes(in[j] + got, CAP - got, EPH_POISON, "after the answer"));
     CHECK_EQ(p2p_dereg(d->ep, omr[j]), P2P_OK);
     CHECK_EQ(p2p_dereg(d->ep, imr[j]), P2P_OK);
   }
@@ -327,18 +330,19 @@ static int many_client(const twohost *th, int side, int fd, void *arg) {
   return eph_leak_check();
 }
 
-/* Side 0: accept all 64, then on each take the message, check it, and
- * answer with pattern k + 1000 of the same size. */
+/* Side 0: accept all 64, post a receive on each, then check each message
+ * and answer it with pattern k + 1000 of the same size. */
 static int many_server(const twohost *th, int side, int fd, void *arg) {
   (void)side, (void)arg;
+  enum { CAP = 16 + 97 * NCONNS };
   p2p_options o;
   eph_options(&o);
   o.gpu_index = EPH_GPU0;
   o.num_threads = 4;
   p2p_endpoint *ep;
-  uint64_t conns[NCONNS];
-  uint8_t seen[NCONNS] = {0};
-  static uint8_t buf[16 + 97 * NCONNS];
+  uint64_t conns[NCONNS], rid[NCONNS], sid[NCONNS], mr;
+  uint8_t seen[NCONNS] = {0}, (*buf)[CAP] = malloc(NCONNS * sizeof *buf);
+  CHECK(buf);
   CHECK_EQ(eph_create(&o, &ep), P2P_OK);
   CHECK_EQ(eph_send_metadata(ep, fd), 0);
   for (int i = 0; i < NCONNS; i++) {
@@ -349,24 +353,30 @@ static int many_server(const twohost *th, int side, int fd, void *arg) {
     CHECK_EQ(gpu, EPH_GPU1);
     for (int j = 0; j < i; j++) CHECK(conns[j] != conns[i]);
   }
-  uint64_t mr;
-  CHECK_EQ(p2p_reg(ep, buf, sizeof buf, &mr), P2P_OK);
+  CHECK_EQ(p2p_reg(ep, buf, NCONNS * sizeof *buf, &mr), P2P_OK);
+  for (int i = 0; i < NCONNS; i++) {
+    p2p_iov v = {mr, buf[i], CAP, NULL};
+    CHECK_EQ(p2p_post(ep, conns[i], P2P_OP_RECV, &v, 1, &rid[i]), P2P_OK);
+  }
   for (int i = 0; i < NCONNS; i++) {
     size_t got = 0;
     uint64_t k;
-    memset(buf, EPH_POISON, sizeof buf);
-    CHECK_EQ(p2p_recv(ep, conns[i], mr, buf, sizeof buf, &got), P2P_OK);
-    memcpy(&k, buf, 8);
+    CHECK_EQ(p2p_wait(ep, rid[i], 60000, &got), P2P_OK);
+    memcpy(&k, buf[i], 8);
     CHECK(k < NCONNS);
     CHECK_EQ(got, conn_msg_size((int)k));
-    CHECK(pat_check(buf + 8, got - 8, k, "message on one of 64 connections"));
+    CHECK(pat_check(buf[i] + 8, got - 8, k, "message on one of 64 connections"));
     CHECK_EQ(seen[k]++, 0);
-    pat_fill(buf, got, k + 1000);
-    CHECK_EQ(p2p_send(ep, conns[i], mr, buf, got), P2P_OK);
+    pat_fill(buf[i], got, k + 1000);
+    p2p_iov v = {mr, buf[i], got, NULL};
+    CHECK_EQ(p2p_post(ep, conns[i], P2P_OP_SEND, &v, 1, &sid[i]), P2P_OK);
   }
+  for (int i = 0; i < NCONNS; i++)
+    CHECK_EQ(p2p_wait(ep, sid[i], 60000, NULL), P2P_OK);
   CHECK_EQ(p2p_dereg(ep, mr), P2P_OK);
   CHECK_EQ(eph_sync(fd), 0);
   p2p_endpoint_destroy(ep);
+  free(buf);
   return eph_leak_check();
 }
 

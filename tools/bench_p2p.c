@@ -32,6 +32,7 @@
 #define P2P_DEPTH 8                      /* --async: transfers in flight */
 #define P2P_RUN_TIMEOUT_S 3600
 #define P2P_MAX_BLOCKS 65536             /* buffers per call the API takes */
+#define PINGPONG_BLOCK 50                /* raw and endpoint round trips alternate */
 
 typedef enum { OP_SEND, OP_WRITE, OP_READ, OP_PINGPONG, OP_COUNT } bench_op;
 static const char *const op_names[OP_COUNT] = {"send", "write", "read",
@@ -53,13 +54,14 @@ typedef struct p2p_plan {
   int comms_per_lane, tcp_streams;
   iperf3_result ref_fwd;     /* side 1 -> side 0: send, write */
   iperf3_result ref_rev;     /* side 0 -> side 1: read */
-  bench_stats raw_rtt[BENCH_MAX_SIZES]; /* by size index; n = 0: none */
 } p2p_plan;
 
 /* One side's endpoint, connection, buffers and the current block layout. */
 typedef struct p2p_side {
   const p2p_plan *plan;
+  const twohost *th;
   int peer_fd;
+  int raw_fd;                /* raw TCP ping-pong socket, or -1 */
   p2p_endpoint *ep;
   uint64_t conn;
   unsigned char *buf;        /* the largest size; pattern-filled */
@@ -73,6 +75,7 @@ typedef struct p2p_side {
   size_t *lens;
   uint8_t *descs;            /* the peer's descriptors (client) */
   double *lat_us;            /* per timed transfer (client) */
+  double *raw_us;            /* per raw round trip (client) */
 } p2p_side;
 
 static int fail(const char *side, const char *what) {
@@ -90,6 +93,12 @@ static long iters_for(const p2p_plan *plan, bench_op op, size_t size) {
   if (op == OP_PINGPONG) return P2P_MAX_ITERS;
   long n = (long)(P2P_BUDGET_BYTES / size);
   return n < P2P_MIN_ITERS ? P2P_MIN_ITERS : n > P2P_MAX_ITERS ? P2P_MAX_ITERS : n;
+}
+
+static int has_op(const p2p_plan *plan, bench_op op) {
+  for (int i = 0; i < plan->nops; i++)
+    if (plan->ops[i] == op) return 1;
+  return 0;
 }
 
 static size_t largest(const p2p_plan *plan) {
@@ -234,13 +243,12 @@ static void report_bandwidth(const p2p_side *s, bench_op op, size_t size,
   fflush(stdout);
 }
 
-static void report_pingpong(const p2p_side *s, int size_idx, long iters) {
+static void report_pingpong(const p2p_side *s, size_t size, long iters) {
   const p2p_plan *plan = s->plan;
-  size_t size = plan->sizes[size_idx];
-  const bench_stats *raw = &plan->raw_rtt[size_idx];
-  bench_stats st;
+  bench_stats st, raw;
   bench_stats_of(s->lat_us, (size_t)iters, &st);
-  double ref50 = raw->n ? raw->p50 : -1, ref99 = raw->n ? raw->p99 : -1;
+  bench_stats_of(s->raw_us, (size_t)iters, &raw);
+  double ref50 = raw.n ? raw.p50 : -1, ref99 = raw.n ? raw.p99 : -1;
   double ratio = ref50 > 0 ? st.p50 / ref50 : -1;
   char sz[32];
   bench_size_str(size, sz, sizeof sz);
@@ -308,21 +316,36 @@ static int client_read(p2p_side *s, size_t size, long iters, double *secs) {
   return ok ? 0 : -1;
 }
 
-/* Round trips: send from buf, the echo comes back into `echo`. */
+/* One endpoint round trip: send from buf, the echo comes back into echo. */
+static int endpoint_round(p2p_side *s, size_t size) {
+  size_t got = 0;
+  if (p2p_send(s->ep, s->conn, s->mr, s->buf, size) != P2P_OK ||
+      p2p_recv(s->ep, s->conn, s->echo_mr, s->echo, size, &got) != P2P_OK)
+    return fail("client", "ping-pong");
+  if (got == size) return 0;
+  fprintf(stderr, "bench p2p: echo of %zu bytes came back as %zu\n", size, got);
+  return -1;
+}
+
+/* Blocks of raw round trips alternate with blocks of endpoint ones, so the
+ * two see the same machine; a checked endpoint round trip ends it. */
 static int client_pingpong(p2p_side *s, size_t size, long iters) {
-  for (long i = -PINGPONG_WARMUP; i <= iters; i++) {
-    if (i == iters) memset(s->echo, BENCH_POISON, size); /* the checked one */
-    double t0 = bench_now();
-    size_t got = 0;
-    if (p2p_send(s->ep, s->conn, s->mr, s->buf, size) != P2P_OK ||
-        p2p_recv(s->ep, s->conn, s->echo_mr, s->echo, size, &got) != P2P_OK)
-      return fail("client", "ping-pong");
-    if (i >= 0 && i < iters) s->lat_us[i] = (bench_now() - t0) * 1e6;
-    if (got != size) {
-      fprintf(stderr, "bench p2p: echo of %zu bytes came back as %zu\n", size, got);
-      return -1;
+  for (long i = -PINGPONG_WARMUP; i < iters; i += PINGPONG_BLOCK) {
+    long n = i < 0 ? -i : iters - i < PINGPONG_BLOCK ? iters - i : PINGPONG_BLOCK;
+    for (long j = 0; j < n; j++) {
+      double t0 = bench_now();
+      if (pingpong_round(s->raw_fd, s->echo, size, 1) != 0) return -1;
+      if (i >= 0) s->raw_us[i + j] = (bench_now() - t0) * 1e6;
     }
+    for (long j = 0; j < n; j++) {
+      double t0 = bench_now();
+      if (endpoint_round(s, size) != 0) return -1;
+      if (i >= 0) s->lat_us[i + j] = (bench_now() - t0) * 1e6;
+    }
+    if (i < 0) i = -PINGPONG_BLOCK; /* the warm-up was one block */
   }
+  memset(s->echo, BENCH_POISON, size);
+  if (endpoint_round(s, size) != 0) return -1;
   return bench_check(s->echo, size, P2P_SEED, "bench p2p: checked echo") ? 0 : -1;
 }
 
@@ -342,7 +365,7 @@ static int client_step(p2p_side *s, bench_op op, int size_idx) {
     default: rc = client_pingpong(s, size, iters); break;
   }
   if (rc != 0) return rc;
-  if (op == OP_PINGPONG) report_pingpong(s, size_idx, iters);
+  if (op == OP_PINGPONG) report_pingpong(s, size, iters);
   else report_bandwidth(s, op, size, iters, secs);
   return 0;
 }
@@ -388,14 +411,25 @@ static int server_written(p2p_side *s, size_t size) {
   return ok ? 0 : -1;
 }
 
-static int server_echo(p2p_side *s, size_t size, long iters) {
-  for (long i = -PINGPONG_WARMUP; i <= iters; i++) {
-    size_t got = 0;
-    if (p2p_recv(s->ep, s->conn, s->mr, s->buf, size, &got) != P2P_OK ||
-        p2p_send(s->ep, s->conn, s->mr, s->buf, got) != P2P_OK)
-      return fail("server", "ping-pong");
-  }
+static int endpoint_echo(p2p_side *s, size_t size) {
+  size_t got = 0;
+  if (p2p_recv(s->ep, s->conn, s->mr, s->buf, size, &got) != P2P_OK ||
+      p2p_send(s->ep, s->conn, s->mr, s->buf, got) != P2P_OK)
+    return fail("server", "ping-pong");
   return 0;
+}
+
+/* The client's rounds, block by block (see client_pingpong). */
+static int server_echo(p2p_side *s, size_t size, long iters) {
+  for (long i = -PINGPONG_WARMUP; i < iters; i += PINGPONG_BLOCK) {
+    long n = i < 0 ? -i : iters - i < PINGPONG_BLOCK ? iters - i : PINGPONG_BLOCK;
+    for (long j = 0; j < n; j++)
+      if (pingpong_round(s->raw_fd, s->buf, size, 0) != 0) return -1;
+    for (long j = 0; j < n; j++)
+      if (endpoint_echo(s, size) != 0) return -1;
+    if (i < 0) i = -PINGPONG_BLOCK;
+  }
+  return endpoint_echo(s, size); /* the checked round trip */
 }
 
 static int server_step(p2p_side *s, bench_op op, size_t size) {
@@ -415,10 +449,13 @@ static int server_step(p2p_side *s, bench_op op, size_t size) {
 
 /* ---- endpoint set-up ----------------------------------------------------------------- */
 
-static int open_side(const p2p_plan *plan, int peer_fd, int is_client, p2p_side *s) {
+static int open_side(const p2p_plan *plan, const twohost *th, int peer_fd,
+                     int is_client, p2p_side *s) {
   memset(s, 0, sizeof *s);
   s->plan = plan;
+  s->th = th;
   s->peer_fd = peer_fd;
+  s->raw_fd = -1;
   p2p_options opts;
   p2p_options_init(&opts);
   opts.plugin = plan->plugin;
@@ -436,9 +473,10 @@ static int open_side(const p2p_plan *plan, int peer_fd, int is_client, p2p_side 
   s->ptrs = calloc(nb, sizeof *s->ptrs);
   s->lens = calloc(nb, sizeof *s->lens);
   s->lat_us = calloc((size_t)most, sizeof *s->lat_us);
+  s->raw_us = calloc((size_t)most, sizeof *s->raw_us);
   if (is_client) s->descs = calloc((size_t)plan->kv_blocks, P2P_DESC_SIZE);
   if (!s->buf || !s->echo || !s->iov || !s->mrs || !s->ptrs || !s->lens ||
-      !s->lat_us || (is_client && !s->descs)) {
+      !s->lat_us || !s->raw_us || (is_client && !s->descs)) {
     fprintf(stderr, "bench p2p: out of memory for %zu-byte buffers\n", max);
     return -1;
   }
@@ -452,6 +490,8 @@ static int open_side(const p2p_plan *plan, int peer_fd, int is_client, p2p_side 
 
 static void close_side(p2p_side *s) {
   p2p_endpoint_destroy(s->ep);
+  if (s->raw_fd >= 0) close(s->raw_fd);
+  free(s->raw_us);
   free(s->buf);
   free(s->echo);
   free(s->iov);
@@ -473,6 +513,9 @@ static int server_connect(p2p_side *s) {
     return oob_fail("server", "metadata");
   if (p2p_accept(s->ep, ip, sizeof ip, &gpu, &s->conn) != P2P_OK)
     return fail("server", "accept");
+  if (has_op(s->plan, OP_PINGPONG) &&
+      (s->raw_fd = pingpong_listen(s->th, s->peer_fd)) < 0)
+    return -1;
   return 0;
 }
 
@@ -488,6 +531,9 @@ static int client_connect(p2p_side *s) {
     return fail("client", "metadata");
   if (p2p_connect(s->ep, ip, gpu, port, &s->conn) != P2P_OK)
     return fail("client", "connect");
+  if (has_op(s->plan, OP_PINGPONG) &&
+      (s->raw_fd = pingpong_dial(s->th, s->peer_fd)) < 0)
+    return -1;
   return 0;
 }
 
@@ -513,12 +559,14 @@ static int count_tcp_sockets(void) {
 static void print_layout(const p2p_plan *plan) {
   FILE *info = plan->json ? stderr : stdout;
   int c = plan->comms_per_lane, t = plan->tcp_streams;
+  int raw = has_op(plan, OP_PINGPONG);
   fprintf(info, "endpoint: comms_per_lane %d x %d TCP streams = %d streams carry "
           "an op's data (send: lane 0; write, read: lane 1), as the engine "
           "opens them; the client process holds %d TCP sockets (with the "
           "built-in transport: 2 lanes x 2 directions x %d = %d data, + "
-          "control and listener = %d)\n",
-          c, t, c * t, count_tcp_sockets(), c * t, 4 * c * t, 4 * c * t + 2);
+          "control and listener%s = %d)\n",
+          c, t, c * t, count_tcp_sockets(), c * t, 4 * c * t,
+          raw ? " and raw ping-pong" : "", 4 * c * t + 2 + raw);
   if (!plan->json)
     fprintf(info, "%-8s %6s %6s %6s %8s %9s %9s  %-18s %s\n", "op", "size",
             "blocks", "iters", "GB/s", "p50 us", "p99 us", "reference", "ratio");
@@ -526,12 +574,11 @@ static void print_layout(const p2p_plan *plan) {
 }
 
 static int server(const twohost *th, int side, int peer_fd, void *arg) {
-  (void)th;
   (void)side;
   bench_side_start();
   const p2p_plan *plan = arg;
   p2p_side s;
-  int rc = open_side(plan, peer_fd, 0, &s);
+  int rc = open_side(plan, th, peer_fd, 0, &s);
   if (rc == 0) rc = server_connect(&s);
   for (int o = 0; o < plan->nops && rc == 0; o++)
     for (int i = 0; i < plan->nsizes && rc == 0; i++)
@@ -544,12 +591,11 @@ static int server(const twohost *th, int side, int peer_fd, void *arg) {
 }
 
 static int client(const twohost *th, int side, int peer_fd, void *arg) {
-  (void)th;
   (void)side;
   bench_side_start();
   const p2p_plan *plan = arg;
   p2p_side s;
-  int rc = open_side(plan, peer_fd, 1, &s);
+  int rc = open_side(plan, th, peer_fd, 1, &s);
   if (rc == 0) rc = client_connect(&s);
   if (rc == 0) print_layout(plan);
   for (int o = 0; o < plan->nops && rc == 0; o++)
@@ -564,12 +610,6 @@ static int client(const twohost *th, int side, int peer_fd, void *arg) {
 
 /* ---- references ------------------------------------------------------------------- */
 
-static int has_op(const p2p_plan *plan, bench_op op) {
-  for (int i = 0; i < plan->nops; i++)
-    if (plan->ops[i] == op) return 1;
-  return 0;
-}
-
 static void print_iperf3(const p2p_plan *plan, const iperf3_result *r,
                          const char *dir) {
   FILE *info = plan->json ? stderr : stdout;
@@ -582,28 +622,6 @@ static void print_iperf3(const p2p_plan *plan, const iperf3_result *r,
             plan->ref_seconds ? r->why : "--ref-seconds 0");
 }
 
-/* Raw ping-pong at the small sizes, same iterations as the endpoint's. */
-static int measure_raw_rtt(const twohost *th, p2p_plan *plan) {
-  size_t small[BENCH_MAX_SIZES];
-  int idx[BENCH_MAX_SIZES], n = 0;
-  for (int i = 0; i < plan->nsizes; i++)
-    if (plan->sizes[i] <= PINGPONG_MAX) {
-      idx[n] = i;
-      small[n++] = plan->sizes[i];
-    }
-  bench_stats rtt[BENCH_MAX_SIZES];
-  long iters = iters_for(plan, OP_PINGPONG, 1);
-  if (n == 0 || pingpong_measure(th, small, n, PINGPONG_WARMUP, (int)iters, rtt) != 0)
-    return n == 0 ? 0 : -1;
-  for (int k = 0; k < n; k++) plan->raw_rtt[idx[k]] = rtt[k];
-  FILE *info = plan->json ? stderr : stdout;
-  fprintf(info, "reference: raw TCP ping-pong (one socket, TCP_NODELAY, blocking "
-          "I/O), %ld round trips per size: p50", iters);
-  for (int k = 0; k < n; k++)
-    fprintf(info, " %zu B %.1f us%s", small[k], rtt[k].p50, k + 1 < n ? "," : "\n");
-  return 0;
-}
-
 static void measure_references(const twohost *th, p2p_plan *plan) {
   int streams = plan->comms_per_lane * plan->tcp_streams;
   if (plan->ref_seconds > 0 && (has_op(plan, OP_SEND) || has_op(plan, OP_WRITE)))
@@ -614,8 +632,11 @@ static void measure_references(const twohost *th, p2p_plan *plan) {
     print_iperf3(plan, &plan->ref_fwd, "client -> server, as send and write");
   if (has_op(plan, OP_READ))
     print_iperf3(plan, &plan->ref_rev, "server -> client, as read");
-  if (has_op(plan, OP_PINGPONG) && measure_raw_rtt(th, plan) != 0)
-    fprintf(stderr, "bench p2p: raw ping-pong failed: latency ratio null\n");
+  if (has_op(plan, OP_PINGPONG))
+    fprintf(plan->json ? stderr : stdout, "reference: raw TCP ping-pong (one "
+            "socket, TCP_NODELAY, blocking I/O) between the same two processes, "
+            "in blocks of %d round trips alternating with the endpoint's\n",
+            PINGPONG_BLOCK);
 }
 
 /* ---- command line -------------------------------------------------------------------- */

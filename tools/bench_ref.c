@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -340,13 +339,6 @@ void iperf3_measure(const twohost *th, int streams, int seconds, int reverse,
 
 /* ---- reference: raw TCP ping-pong -------------------------------------- */
 
-typedef struct pingpong_plan {
-  const size_t *sizes;
-  int nsizes, warmup, iters;
-  size_t max_size;
-  bench_stats *shared;   /* MAP_SHARED: written by the client child */
-} pingpong_plan;
-
 static int io_full(int fd, void *buf, size_t len, int is_send) {
   char *p = buf;
   while (len > 0) {
@@ -372,7 +364,7 @@ static void tune_socket(int fd) {
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 }
 
-static int pingpong_accept(const twohost *th, int peer_fd) {
+int pingpong_listen(const twohost *th, int peer_fd) {
   int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   struct sockaddr_in sa = {.sin_family = AF_INET};
   socklen_t len = sizeof sa;
@@ -380,6 +372,7 @@ static int pingpong_accept(const twohost *th, int peer_fd) {
   if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
       listen(lfd, 1) != 0 || getsockname(lfd, (struct sockaddr *)&sa, &len)) {
     fprintf(stderr, "pingpong: listen on %s: %s\n", th->addr[0], strerror(errno));
+    if (lfd >= 0) close(lfd);
     return -1;
   }
   uint16_t port = sa.sin_port;
@@ -388,27 +381,12 @@ static int pingpong_accept(const twohost *th, int peer_fd) {
   if (oob_send(peer_fd, &port, sizeof port) == 0 && poll(&pfd, 1, 30000) == 1)
     fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
   if (fd < 0) fprintf(stderr, "pingpong: no connection on %s\n", th->addr[0]);
+  else tune_socket(fd);
   close(lfd);
   return fd;
 }
 
-static int pingpong_server(const twohost *th, int side, int peer_fd, void *arg) {
-  (void)side;
-  bench_side_start();
-  const pingpong_plan *plan = arg;
-  char *buf = malloc(plan->max_size ? plan->max_size : 1);
-  int fd = buf ? pingpong_accept(th, peer_fd) : -1;
-  int rc = fd < 0 ? -1 : 0;
-  if (fd >= 0) tune_socket(fd);
-  for (int s = 0; s < plan->nsizes && rc == 0; s++)
-    for (int i = 0; i < plan->warmup + plan->iters && rc == 0; i++)
-      rc = io_full(fd, buf, plan->sizes[s], 0) || io_full(fd, buf, plan->sizes[s], 1);
-  if (fd >= 0) close(fd);
-  free(buf);
-  return rc;
-}
-
-static int pingpong_connect(const twohost *th, int peer_fd) {
+int pingpong_dial(const twohost *th, int peer_fd) {
   struct sockaddr_in sa = {.sin_family = AF_INET};
   inet_pton(AF_INET, th->addr[0], &sa.sin_addr);
   if (oob_recv(peer_fd, &sa.sin_port, sizeof sa.sin_port) != 0) return -1;
@@ -422,51 +400,7 @@ static int pingpong_connect(const twohost *th, int peer_fd) {
   return fd;
 }
 
-/* Round trips of one size; statistics into *out. */
-static int pingpong_size(int fd, char *buf, size_t size, const pingpong_plan *plan,
-                         double *rtt, bench_stats *out) {
-  for (int i = 0; i < plan->warmup + plan->iters; i++) {
-    double t0 = bench_now();
-    if (io_full(fd, buf, size, 1) || io_full(fd, buf, size, 0)) return -1;
-    if (i >= plan->warmup) rtt[i - plan->warmup] = (bench_now() - t0) * 1e6;
-  }
-  bench_stats_of(rtt, (size_t)plan->iters, out);
-  return 0;
-}
-
-static int pingpong_client(const twohost *th, int side, int peer_fd, void *arg) {
-  (void)side;
-  bench_side_start();
-  const pingpong_plan *plan = arg;
-  char *buf = malloc(plan->max_size ? plan->max_size : 1);
-  double *rtt = malloc((size_t)plan->iters * sizeof *rtt);
-  int fd = buf && rtt ? pingpong_connect(th, peer_fd) : -1;
-  int rc = fd < 0 ? -1 : 0;
-  if (buf) memset(buf, 0x5A, plan->max_size);
-  for (int s = 0; s < plan->nsizes && rc == 0; s++)
-    rc = pingpong_size(fd, buf, plan->sizes[s], plan, rtt, &plan->shared[s]);
-  if (fd >= 0) close(fd);
-  free(buf);
-  free(rtt);
-  return rc;
-}
-
-int pingpong_measure(const twohost *th, const size_t *sizes, int nsizes,
-                     int warmup, int iters, bench_stats *rtt_us) {
-  if (nsizes <= 0) return 0;
-  size_t bytes = (size_t)nsizes * sizeof *rtt_us;
-  bench_stats *shared = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
-                             MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  if (shared == MAP_FAILED) {
-    fprintf(stderr, "pingpong: mmap: %s\n", strerror(errno));
-    return -1;
-  }
-  pingpong_plan plan = {sizes, nsizes, warmup, iters > 0 ? iters : 1, 0, shared};
-  for (int s = 0; s < nsizes; s++)
-    if (sizes[s] > plan.max_size) plan.max_size = sizes[s];
-  twohost_fn fn[2] = {pingpong_server, pingpong_client};
-  int rc = twohost_run(th, fn, &plan, 300, NULL);
-  if (rc == 0) memcpy(rtt_us, shared, bytes);
-  munmap(shared, bytes);
-  return rc;
+int pingpong_round(int fd, void *buf, size_t size, int initiator) {
+  return io_full(fd, buf, size, initiator) || io_full(fd, buf, size, !initiator)
+             ? -1 : 0;
 }

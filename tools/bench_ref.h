@@ -97,11 +97,15 @@ int json_string_at(const char *json, const char *const *path, char *buf,
                    size_t len);
 
 /* ---- reference: raw TCP ping-pong -------------------------------------- */
-/* One TCP socket (TCP_NODELAY, blocking I/O) from side 1 to side 0: for
- * each size, `warmup` untimed then `iters` timed round trips (send size
- * bytes, receive them back). rtt_us[i] gets the round-trip statistics in
- * microseconds. Returns 0, or -1 with a message on stderr. */
-int pingpong_measure(const twohost *th, const size_t *sizes, int nsizes,
-                     int warmup, int iters, bench_stats *rtt_us);
+/* One TCP socket (TCP_NODELAY, blocking I/O) from side 1 to side 0,
+ * opened by the benchmark's own two side processes, so that raw and
+ * benchmark round trips can alternate under the same conditions. Side 0
+ * listens on its address and sends the port over peer_fd; side 1 dials.
+ * Each returns the connected socket, or -1 (message on stderr). */
+int pingpong_listen(const twohost *th, int peer_fd);
+int pingpong_dial(const twohost *th, int peer_fd);
+/* One round trip of `size` bytes: the initiator sends then receives, the
+ * other side receives then sends back. Returns 0 or -1. */
+int pingpong_round(int fd, void *buf, size_t size, int initiator);
 
 #endif

@@ -90,9 +90,10 @@ int p2p_post(p2p_endpoint *ep, uint64_t conn_id, p2p_op_kind kind,
   conn *c = ep_conn_get(ep, conn_id);
   if (!c) return P2P_ENOTFOUND;
   op *o = NULL;
+  *xfer_id = 0;
   int rc = build_op(ep, c, kind, iov, n, &o);
   if (rc != P2P_OK) return err_wrap(rc, "%s", kind_name(kind));
-  *xfer_id = o->id;
+  uint64_t id = o->id;
   rc = op_submit(o);
   if (rc != P2P_OK) {
     char why[P2P_ERR_MAX];
@@ -100,6 +101,7 @@ int p2p_post(p2p_endpoint *ep, uint64_t conn_id, p2p_op_kind kind,
     op_discard(o);
     return ep_err(rc, "%s: %s", kind_name(kind), why);
   }
+  *xfer_id = id; /* o may be reaped by a poller from here on */
   return P2P_OK;
 }
 
@@ -143,8 +145,20 @@ static void deadline_in(struct timespec *ts, int ms) {
   }
 }
 
+static int wait_op(p2p_endpoint *ep, uint64_t xfer_id, int timeout_ms,
+                   size_t *received);
+
 int p2p_wait(p2p_endpoint *ep, uint64_t xfer_id, int timeout_ms, size_t *received) {
   if (!ep) return ep_err(P2P_EINVAL, "wait: NULL endpoint");
+  int rc = api_enter(ep);
+  if (rc != P2P_OK) return rc;
+  rc = wait_op(ep, xfer_id, timeout_ms, received);
+  api_leave(ep);
+  return rc;
+}
+
+static int wait_op(p2p_endpoint *ep, uint64_t xfer_id, int timeout_ms,
+                   size_t *received) {
   int limit = timeout_ms < 0 ? ep->opts.op_timeout_ms : timeout_ms;
   struct timespec until;
   deadline_in(&until, limit);

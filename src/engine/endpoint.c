@@ -37,6 +37,15 @@ int ep_err(int code, const char *fmt, ...) {
 
 uint64_t now_ns(void) { return clock_ns(); }
 
+int api_enter(p2p_endpoint *ep) {
+  atomic_fetch_add(&ep->api_users, 1);
+  if (!atomic_load(&ep->stop)) return P2P_OK;
+  atomic_fetch_sub(&ep->api_users, 1);
+  return ep_err(P2P_ECANCELED, "the endpoint is being destroyed");
+}
+
+void api_leave(p2p_endpoint *ep) { atomic_fetch_sub(&ep->api_users, 1); }
+
 int bytebuf_reserve(bytebuf *b, size_t more) {
   if (b->off && b->off == b->len) b->off = b->len = 0;
   if (b->cap - b->len >= more) return 0;
@@ -469,6 +478,7 @@ int p2p_endpoint_create(const p2p_options *opts, p2p_endpoint **out) {
     return err_set(rc, "endpoint: %s", saved);
   }
   *out = ep;
+  err_clear(); /* probes (e.g. "no CUDA") are not failures */
   return P2P_OK;
 }
 
@@ -501,6 +511,11 @@ void p2p_endpoint_destroy(p2p_endpoint *ep) {
   progress_stop(ep);  /* fails every op with P2P_ECANCELED */
   ipc_wait_workers(ep);
   ipc_close(ep);
+  /* Callers blocked in accept/wait/connect have been woken: let them out. */
+  pthread_mutex_lock(&ep->accept_lock);
+  pthread_cond_broadcast(&ep->accept_cond);
+  pthread_mutex_unlock(&ep->accept_lock);
+  while (atomic_load(&ep->api_users) > 0) usleep(1000);
   if (ep->listen_fd >= 0) close(ep->listen_fd);
   close_local(ep);
   free_conns(ep);
@@ -605,8 +620,21 @@ static int dial(p2p_endpoint *ep, const char *ip, int port, int *fd_out) {
   return P2P_OK;
 }
 
+static int connect_remote(p2p_endpoint *ep, const char *ip, int remote_gpu,
+                          int port, uint64_t *conn_id);
+
 int p2p_connect(p2p_endpoint *ep, const char *ip, int remote_gpu, int port,
                 uint64_t *conn_id) {
+  if (!ep) return ep_err(P2P_EINVAL, "connect: NULL endpoint");
+  int rc = api_enter(ep);
+  if (rc != P2P_OK) return rc;
+  rc = connect_remote(ep, ip, remote_gpu, port, conn_id);
+  api_leave(ep);
+  return rc;
+}
+
+static int connect_remote(p2p_endpoint *ep, const char *ip, int remote_gpu,
+                          int port, uint64_t *conn_id) {
   if (!ep || !ip || !conn_id) return ep_err(P2P_EINVAL, "connect: NULL argument");
   if (port < 0) port = P2P_DEFAULT_PORT + remote_gpu; /* UCCL's remote_port=-1 */
   if (port < 1 || port > 65535)
@@ -666,7 +694,11 @@ int p2p_accept(p2p_endpoint *ep, char *ip, size_t ip_len, int *remote_gpu,
   if (!ep || !ip || !remote_gpu || !conn_id)
     return ep_err(P2P_EINVAL, "accept: NULL argument");
   conn *c;
-  int rc = take_accepted(ep, 0, &c);
+  int rc = api_enter(ep);
+  if (rc == P2P_OK) {
+    rc = take_accepted(ep, 0, &c);
+    api_leave(ep);
+  }
   if (rc != P2P_OK) return rc;
   snprintf(ip, ip_len, "%s", c->peer_ip);
   *remote_gpu = c->peer_gpu;
@@ -678,15 +710,29 @@ int p2p_accept_local(p2p_endpoint *ep, int *remote_gpu, uint64_t *conn_id) {
   if (!ep || !remote_gpu || !conn_id)
     return ep_err(P2P_EINVAL, "accept_local: NULL argument");
   conn *c;
-  int rc = take_accepted(ep, 1, &c);
+  int rc = api_enter(ep);
+  if (rc == P2P_OK) {
+    rc = take_accepted(ep, 1, &c);
+    api_leave(ep);
+  }
   if (rc != P2P_OK) return rc;
   *remote_gpu = c->peer_gpu;
   *conn_id = c->id;
   return P2P_OK;
 }
 
+static int connect_local(p2p_endpoint *ep, int remote_gpu, uint64_t *conn_id);
+
 int p2p_connect_local(p2p_endpoint *ep, int remote_gpu, uint64_t *conn_id) {
   if (!ep || !conn_id) return ep_err(P2P_EINVAL, "connect_local: NULL argument");
+  int rc = api_enter(ep);
+  if (rc != P2P_OK) return rc;
+  rc = connect_local(ep, remote_gpu, conn_id);
+  api_leave(ep);
+  return rc;
+}
+
+static int connect_local(p2p_endpoint *ep, int remote_gpu, uint64_t *conn_id) {
   struct sockaddr_un sun = {.sun_family = AF_UNIX};
   local_path_of(remote_gpu, sun.sun_path, sizeof sun.sun_path);
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -236,6 +236,7 @@ struct p2p_endpoint {
   struct sockaddr_storage listen_addr;
   char local_ip[64];
   atomic_int stop;
+  atomic_int api_users;       /* callers inside blocking calls (destroy waits) */
   uint64_t instance_nonce;
 
   net_transport *local_net;   /* built-in TCP on lo, for connect_local */
@@ -278,6 +279,10 @@ struct p2p_endpoint {
 
 /* endpoint.c */
 int ep_err(int code, const char *fmt, ...) P2P_PRINTF(2, 3);
+/* Blocking calls run between these, so destroy can wake them and wait
+ * until none is inside before freeing. enter fails once destroy began. */
+int api_enter(p2p_endpoint *ep);
+void api_leave(p2p_endpoint *ep);
 conn *ep_conn_get(p2p_endpoint *ep, uint64_t conn_id); /* NULL + error */
 uint64_t now_ns(void);
 

@@ -453,17 +453,21 @@ static int post_chunk(conn *c, void *comm, chunk *ch, void **req) {
   return net_call(t, irecv, comm, 1, &data, &size, &tag, &mh, req);
 }
 
-static int transport_error(conn *c) {
-  conn_fail(c, P2P_ETRANSPORT, err_get());
+/* A failed transport call fails the connection: a remote error (the
+ * peer's sockets reset or closed) is the peer's loss, anything else the
+ * transport's. */
+static int transport_error(conn *c, int net_rc) {
+  conn_fail(c, net_rc == NET_EREMOTE ? P2P_EPEER : P2P_ETRANSPORT, err_get());
   return -1;
 }
 
 /* Receives are consumed in posting order, after their copy finished. */
 static int consume(conn *c, void *comm, chunk *ch) {
   net_transport *t = c->net;
+  int rc;
   if (ch->is_recv && t->ops->irecv_consumed &&
-      net_call(t, irecv_consumed, comm, 1, ch->request) != NET_OK)
-    return transport_error(c);
+      (rc = net_call(t, irecv_consumed, comm, 1, ch->request)) != NET_OK)
+    return transport_error(c, rc);
   chunk_done(c, ch);
   return 0;
 }
@@ -489,8 +493,8 @@ static int pump_inflight(conn *c, lane *l, int k) {
   while (l->inflight[k].head) {
     chunk *ch = l->inflight[k].head;
     int done = 0;
-    if (net_call(c->net, test, ch->request, &done, NULL) != NET_OK)
-      return transport_error(c);
+    int rc = net_call(c->net, test, ch->request, &done, NULL);
+    if (rc != NET_OK) return transport_error(c, rc);
     if (!done) break;
     fifo_pop(&l->inflight[k]);
     moved++;
@@ -514,7 +518,8 @@ static int pump_waiting(conn *c, lane *l, int k) {
     int ready;
     if (gpath_ready_to_post(c, ch, &ready) != 0) return -1;
     if (!ready) break;
-    if (post_chunk(c, l->comm[k], ch, &ch->request) != NET_OK) return transport_error(c);
+    int rc = post_chunk(c, l->comm[k], ch, &ch->request);
+    if (rc != NET_OK) return transport_error(c, rc);
     if (!ch->request) break; /* transport busy: later */
     if (ch->is_recv && gpath_posted_recv(c, l, k, ch) != 0) return -1;
     fifo_push(&l->inflight[k], fifo_pop(&l->waiting[k]));
