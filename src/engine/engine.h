@@ -123,6 +123,7 @@ typedef struct chunk {
   int slot;                   /* staging slot, or -1 */
   int copying;                /* staged send: its copy to the slot started */
   uint64_t unpack_k;          /* receive number on an unpack comm */
+  void *flush_req;            /* iflush in progress (forceFlush plugins) */
 } chunk;
 
 typedef struct chunk_fifo {
@@ -194,6 +195,7 @@ struct conn {
   uint8_t *scratch;           /* drain buffer, chunk_size bytes */
   mem_region scratch_mr;
   int ptr_support;            /* the transport's NCCL_PTR_* bits */
+  int force_flush;            /* the transport asks for iflush after GPU receives */
   struct gpu_staging *stage[2];          /* [0] sends, [1] receives */
   int stage_free[2];
   int stage_stack[2][GPATH_MAX_SLOTS];  /* free slot indices */

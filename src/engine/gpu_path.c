@@ -141,13 +141,31 @@ int gpath_posted_recv(conn *c, lane *l, int k, chunk *ch) {
   return 0;
 }
 
+/* Plugins that ask for it (forceFlush) get an iflush after each direct
+ * GPU receive; a NULL request back means already flushed. */
+static int start_flush(conn *c, lane *l, int k, chunk *ch) {
+  if (!c->force_flush || ch->mode != GPATH_DIRECT || ch->size == 0 || l->unpack[k])
+    return 0; /* (unpack plugins do not flush: the kernel copy is the fence) */
+  void *data = ch->ptr, *mh = region_mh(c->ep, c->net, ch->mr, l->comm[k]);
+  size_t size = ch->size;
+  ch->flush_req = NULL;
+  int rc = net_call(c->net, iflush, l->comm[k], 1, &data, &size, &mh, &ch->flush_req);
+  if (rc != NET_OK) {
+    conn_fail(c, rc == NET_EREMOTE ? P2P_EPEER : P2P_ETRANSPORT, err_get());
+    return -1;
+  }
+  return ch->flush_req != NULL;
+}
+
 /* test() said done. Returns 1 when the chunk must wait in `finishing`
- * (a copy to the GPU, or its turn to be consumed), 0 when it is done. */
+ * (a copy to the GPU, a flush, or its turn to be consumed), 0 when done. */
 int gpath_after_test(conn *c, lane *l, int k, chunk *ch) {
   if (!ch->is_recv) {
     gpath_release(c, ch);
     return 0;
   }
+  int flushing = start_flush(c, l, k, ch);
+  if (flushing) return flushing; /* 1, or -1 on failure */
   if (l->unpack[k]) {
     if (gpu_unpack_submit(l->unpack[k], ch->unpack_k, ch->ptr) != NET_OK)
       return gpu_fail(c, "unpack kernel launch");
@@ -164,6 +182,15 @@ int gpath_after_test(conn *c, lane *l, int k, chunk *ch) {
 /* Is a finishing chunk's copy done? */
 int gpath_finished(conn *c, lane *l, int k, chunk *ch, int *done) {
   *done = 1;
+  if (ch->flush_req) {
+    int rc = net_call(c->net, test, ch->flush_req, done, NULL);
+    if (rc != NET_OK) {
+      conn_fail(c, rc == NET_EREMOTE ? P2P_EPEER : P2P_ETRANSPORT, err_get());
+      return -1;
+    }
+    if (*done) ch->flush_req = NULL;
+    return 0;
+  }
   if (!l->unpack[k] && ch->mode == GPATH_HOST) return 0; /* waiting for its turn */
   int rc = l->unpack[k] ? gpu_unpack_done(l->unpack[k], ch->unpack_k, done)
                         : TIMED(3, gpu_staging_ready(c->stage[1], ch->slot, done));

@@ -234,6 +234,7 @@ static int setup_comms(hs *h, const ctrl_hello *mine, const ctrl_hello *theirs) 
     return ep_err(P2P_ETRANSPORT, "%s properties: %s", c->net->name, err_get());
   }
   c->ptr_support = props.ptr_support;
+  c->force_flush = props.force_flush;
   for (int j = 0; j < p->total; j++)
     p->devh[j] = (net_dev_handle){.netDeviceType = props.dev_type,
                                   .netDeviceVersion = props.dev_version};
