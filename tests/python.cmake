@@ -20,6 +20,9 @@ elseif(P2P_SANITIZE MATCHES "thread")
        "TSAN_OPTIONS=suppressions=${CMAKE_CURRENT_SOURCE_DIR}/python/tsan.supp")
 endif()
 set(P2P_PY_TESTS ON)
+if(NOT TARGET tcpx_p2p_ext)
+  set(P2P_PY_TESTS OFF)  # no Python headers at configure time
+endif()
 if(P2P_PY_SAN_LIB)
   execute_process(COMMAND ${CMAKE_C_COMPILER} -print-file-name=${P2P_PY_SAN_LIB}
                   OUTPUT_VARIABLE P2P_PY_SAN_PATH
