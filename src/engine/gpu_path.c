@@ -39,7 +39,8 @@ int gpath_chunk_mode(const conn *c, const chunk *ch) {
 static int staging_ring(conn *c, int dir, int device, gpu_staging **out) {
   if (!c->stage[dir]) {
     gpu_cuda *cuda;
-    int nslots = c->window * c->send_lanes[0].ncomms * ENGINE_LANES;
+    /* In flight plus staged ahead, on every comm of both lanes. */
+    int nslots = 2 * c->window * c->send_lanes[0].ncomms * ENGINE_LANES;
     if (nslots > GPATH_MAX_SLOTS) nslots = GPATH_MAX_SLOTS;
     if (gpu_cuda_load(&cuda) != NET_OK ||
         gpu_staging_open(cuda, device, c->chunk_size, nslots, &c->stage[dir]) != NET_OK)

@@ -509,9 +509,11 @@ static int pump_inflight(conn *c, lane *l, int k) {
 
 /* Post what the window allows; receives count until consumed. */
 static int pump_waiting(conn *c, lane *l, int k) {
-  int moved = 0, room = c->window - l->inflight[k].count - l->finishing[k].count;
-  for (chunk *ch = l->waiting[k].head; ch && room > 0; ch = ch->next, room--)
-    if (gpath_stage_ahead(c, ch) != 0) return -1; /* overlap copies */
+  /* Staged sends copy up to a window ahead of what may be posted, so the
+   * copy to pinned memory is done by the time the chunk's turn comes. */
+  int moved = 0, ahead = c->window;
+  for (chunk *ch = l->waiting[k].head; ch && ahead > 0; ch = ch->next, ahead--)
+    if (gpath_stage_ahead(c, ch) != 0) return -1;
   while (l->waiting[k].head &&
          l->inflight[k].count + l->finishing[k].count < c->window) {
     chunk *ch = l->waiting[k].head;
