@@ -16,6 +16,13 @@
 #include "twohost.h"
 #include "unpack.h"
 
+/* Without the CUDA toolkit at build time the plugin is not built: the
+ * test compiles and reports itself skipped. */
+#ifndef GPU_FAKE_TCPX_PATH
+#define GPU_FAKE_TCPX_MISSING 1
+#define GPU_FAKE_TCPX_PATH ""
+#endif
+
 #define MIB ((size_t)1 << 20)
 #define N 48
 #define WINDOW 16
@@ -274,7 +281,7 @@ static const check_case cases[] = {
 };
 
 int main(int argc, char **argv) {
-#ifndef GPU_FAKE_TCPX_PATH
+#ifdef GPU_FAKE_TCPX_MISSING
   (void)cases, (void)argc, (void)argv;
   printf("skipped: FakeTCPX not built (no CUDA headers or libcuda stub)\n");
   return 77;
