@@ -1,0 +1,87 @@
+/* The life of an op: made by an API call, submitted to its connection's
+ * progress thread, finished there (or at once when the connection is
+ * dead), reported to whoever waits or polls, then forgotten. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "engine.h"
+
+op *op_new(p2p_endpoint *ep, conn *c, p2p_op_kind kind, size_t nseg) {
+  op *o = calloc(1, sizeof *o);
+  op_seg *segs = calloc(nseg ? nseg : 1, sizeof *segs);
+  if (!o || !segs) {
+    free(o);
+    free(segs);
+    ep_err(P2P_ENOMEM, "out of memory");
+    return NULL;
+  }
+  o->segs = segs;
+  o->nseg = nseg;
+  o->kind = kind;
+  o->c = c;
+  pthread_cond_init(&o->cond, NULL);
+  pthread_mutex_lock(&ep->ops_lock);
+  o->id = ++ep->next_op_id;
+  int rc = idmap_put(&ep->ops, o->id, o);
+  pthread_mutex_unlock(&ep->ops_lock);
+  if (rc != 0) {
+    pthread_cond_destroy(&o->cond);
+    free(segs);
+    free(o);
+    return NULL;
+  }
+  return o;
+}
+
+/* Release an op that was never submitted (argument errors). */
+void op_discard(op *o) {
+  p2p_endpoint *ep = o->c->ep;
+  op_put_regions(o);
+  pthread_mutex_lock(&ep->ops_lock);
+  idmap_del(&ep->ops, o->id);
+  pthread_mutex_unlock(&ep->ops_lock);
+  pthread_cond_destroy(&o->cond);
+  free(o->segs);
+  free(o);
+}
+
+void op_put_regions(op *o) {
+  for (size_t i = 0; i < o->nseg; i++)
+    if (o->segs[i].mr) {
+      region_put(o->c->ep, o->segs[i].mr);
+      o->segs[i].mr = NULL;
+    }
+}
+
+void op_finish(op *o, int status, const char *why) {
+  p2p_endpoint *ep = o->c->ep;
+  op_put_regions(o);
+  pthread_mutex_lock(&ep->ops_lock);
+  o->status = status;
+  if (status != P2P_OK && why && why != o->err)
+    snprintf(o->err, sizeof o->err, "%s", why);
+  o->finished = 1;
+  atomic_fetch_add(status == P2P_OK ? &o->c->stats.ops_completed
+                                    : &o->c->stats.ops_failed, 1);
+  pthread_cond_broadcast(&o->cond);
+  pthread_mutex_unlock(&ep->ops_lock);
+}
+
+int op_submit(op *o) {
+  conn *c = o->c;
+  pthread_mutex_lock(&c->sub_lock);
+  int dead = atomic_load(&c->dead);
+  if (!dead) {
+    o->next = NULL;
+    if (c->submitted_tail) c->submitted_tail->next = o;
+    else c->submitted_head = o;
+    c->submitted_tail = o;
+  }
+  pthread_mutex_unlock(&c->sub_lock);
+  if (dead) {
+    op_finish(o, dead, c->dead_err);
+    return dead;
+  }
+  progress_wake(c->ep, c);
+  return P2P_OK;
+}
