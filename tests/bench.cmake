@@ -37,7 +37,7 @@ if(DEFINED CMAKE_SCRIPT_MODE_FILE)
     if(NOT size GREATER 0)
       message(FATAL_ERROR "size must be > 0: ${line}")
     endif()
-    if(NOT op STREQUAL "pingpong" AND NOT gbps GREATER 0)
+    if(NOT op MATCHES "pingpong$" AND NOT gbps GREATER 0)
       message(FATAL_ERROR "GB/s must be > 0: ${line}")
     endif()
     if(NOT op STREQUAL "net" AND NOT p50 GREATER 0)
@@ -45,7 +45,7 @@ if(DEFINED CMAKE_SCRIPT_MODE_FILE)
     endif()
     # The ping-pong reference is our own and always there; iperf3 only
     # where it is installed and asked for.
-    if(op STREQUAL "pingpong" OR RATIO STREQUAL "required")
+    if(op MATCHES "pingpong$" OR RATIO STREQUAL "required")
       if(NOT ratio GREATER 0)
         message(FATAL_ERROR "ratio must be a number > 0: ${line}")
       endif()
@@ -78,6 +78,9 @@ p2p_bench_test(bench_net_smoke 2 ${bench_ratio}
                "bench|net|--sizes|64K,1M|--iters|20|--ref-seconds|1|--json")
 p2p_bench_test(bench_net_loopback 1 ${bench_ratio}
                "bench|net|--loopback|--sizes|4M|--iters|8|--ref-seconds|1|--json")
+# Transport round trips next to the raw TCP ping-pong (always a ratio).
+p2p_bench_test(bench_net_pingpong 2 required
+               "bench|net|--pingpong|--sizes|256,64K|--iters|200|--json")
 # Endpoint: send, write, read at 2 sizes and one ping-pong row (256 B).
 p2p_bench_test(bench_p2p_smoke 7 ${bench_ratio}
                "bench|p2p|--sizes|256,1M|--iters|20|--ref-seconds|1|--json")

@@ -7,10 +7,15 @@
  * count: a warm-up (also the calibration of --seconds), the timed round,
  * and one checked message (receive buffer poisoned first, then compared
  * with the pattern byte for byte; not timed). Both sides keep up to
- * NET_WINDOW requests in flight and test them oldest first. */
+ * NET_WINDOW requests in flight and test them oldest first.
+ *
+ * --pingpong measures round trips instead: each side has a comm each way,
+ * side 1 sends and waits for the echo, in blocks that alternate with a raw
+ * TCP ping-pong between the same two processes (the reference). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bench_ref.h"
 #include "err.h"
@@ -26,6 +31,9 @@
 #define NET_WARMUP_BYTES (32ull << 20)
 #define NET_CONNECT_TIMEOUT_S 30.0
 #define NET_RUN_TIMEOUT_S 1800
+#define NET_PP_ITERS 2000              /* --pingpong: round trips per size */
+#define NET_PP_WARMUP 20
+#define NET_PP_BLOCK 50                /* raw and transport blocks alternate */
 
 typedef struct net_plan {
   size_t sizes[BENCH_MAX_SIZES];
@@ -35,6 +43,7 @@ typedef struct net_plan {
   double seconds;       /* > 0: calibrate the count to this long */
   int ref_seconds;      /* iperf3 -t; 0 = no reference */
   int ref_per_size;     /* iperf3 again right before each size */
+  int pingpong;         /* round trips instead of throughput */
   int json;
   const char *plugin;
   const char *mode;
@@ -316,27 +325,194 @@ static int sender(const twohost *th, int side, int peer_fd, void *arg) {
   return rc;
 }
 
+/* ---- --pingpong: round trips through the transport --------------------------------- */
+
+/* A comm each way on one transport instance, one buffer, and the raw
+ * reference socket. */
+typedef struct net_pp {
+  net_end tx, rx;       /* tx.t owns the transport; rx.t is the same */
+  void *lcomm;
+  int raw_fd;
+  double *lat_us, *raw_us;
+} net_pp;
+
+/* Connect to the peer's listener while accepting the peer on ours. */
+static int pp_connect_both(net_pp *p, unsigned char *theirs) {
+  net_dev_handle dh = {0}, *dhp = &dh;
+  double start = bench_now();
+  int idle = 0;
+  while (!p->tx.comm || !p->rx.comm) {
+    if (!p->tx.comm &&
+        net_call(p->tx.t, connect, 0, theirs, &p->tx.comm, NULL) != NET_OK)
+      return -1;
+    if (!p->rx.comm &&
+        net_call(p->tx.t, accept, p->lcomm, &p->rx.comm, &dhp) != NET_OK)
+      return -1;
+    if (bench_now() - start > NET_CONNECT_TIMEOUT_S)
+      return err_set(-1, "comms not up within %.0f s", NET_CONNECT_TIMEOUT_S);
+    bench_idle(&idle);
+  }
+  return 0;
+}
+
+static int pp_open(const net_plan *plan, const twohost *th, int side,
+                   int peer_fd, net_pp *p) {
+  memset(p, 0, sizeof *p);
+  p->raw_fd = -1;
+  unsigned char mine[NET_HANDLE_SIZE], theirs[NET_HANDLE_SIZE];
+  size_t max = largest(plan);
+  if (open_end(plan, 0, &p->tx) != 0) return fail("pingpong", "transport");
+  p->rx = p->tx;
+  p->rx.is_recv = 1;
+  if (net_call(p->tx.t, listen, 0, mine, &p->lcomm) != NET_OK)
+    return fail("pingpong", "listen");
+  if (oob_send(peer_fd, mine, sizeof mine) != 0 ||
+      oob_recv(peer_fd, theirs, sizeof theirs) != 0 ||
+      pp_connect_both(p, theirs) != 0)
+    return fail("pingpong", "connect");
+  p->tx.buf = p->rx.buf = aligned_alloc(4096, (max + 4095) & ~(size_t)4095);
+  p->lat_us = calloc((size_t)plan->iters, sizeof *p->lat_us);
+  p->raw_us = calloc((size_t)plan->iters, sizeof *p->raw_us);
+  if (!p->tx.buf || !p->lat_us || !p->raw_us)
+    return err_set(-1, "out of memory"), fail("pingpong", "buffers");
+  bench_fill(p->tx.buf, max, NET_SEED);
+  if (net_call(p->tx.t, reg_mr, p->tx.comm, p->tx.buf, max, NCCL_PTR_HOST,
+               &p->tx.mh) != NET_OK ||
+      net_call(p->tx.t, reg_mr, p->rx.comm, p->rx.buf, max, NCCL_PTR_HOST,
+               &p->rx.mh) != NET_OK)
+    return fail("pingpong", "register");
+  p->raw_fd = side == 0 ? pingpong_listen(th, peer_fd) : pingpong_dial(th, peer_fd);
+  return p->raw_fd < 0 ? -1 : 0;
+}
+
+static void pp_close(net_pp *p) {
+  net_transport *t = p->tx.t;
+  if (!t) return;
+  if (p->tx.mh) net_call(t, dereg_mr, p->tx.comm, p->tx.mh);
+  if (p->rx.mh) net_call(t, dereg_mr, p->rx.comm, p->rx.mh);
+  if (p->tx.comm) net_call(t, close_send, p->tx.comm);
+  if (p->rx.comm) net_call(t, close_recv, p->rx.comm);
+  if (p->lcomm) net_call(t, close_listen, p->lcomm);
+  t->ops->destroy(t);
+  if (p->raw_fd >= 0) close(p->raw_fd);
+  free(p->tx.buf);
+  free(p->lat_us);
+  free(p->raw_us);
+}
+
+/* One round trip: the initiator sends then receives the echo. */
+static int pp_round(net_pp *p, size_t size, int initiator) {
+  net_end *first = initiator ? &p->tx : &p->rx;
+  net_end *second = initiator ? &p->rx : &p->tx;
+  if (pipe_run(first, size, 1) != 0 || pipe_run(second, size, 1) != 0)
+    return fail("pingpong", "round trip");
+  return 0;
+}
+
+/* The initiator's checked round trip: the echo lands in a poisoned buffer
+ * (the send is done, so the buffer is free again). */
+static int pp_checked_round(net_pp *p, size_t size, int initiator) {
+  if (!initiator) return pp_round(p, size, 0);
+  if (pipe_run(&p->tx, size, 1) != 0) return fail("pingpong", "checked send");
+  memset(p->rx.buf, BENCH_POISON, size);
+  if (pipe_run(&p->rx, size, 1) != 0) return fail("pingpong", "checked echo");
+  return bench_check(p->rx.buf, size, NET_SEED, "bench net: checked echo") ? 0 : -1;
+}
+
+/* Blocks of raw round trips alternate with blocks through the transport,
+ * so both see the same machine. Only the initiator times. */
+static int pp_size(const net_plan *plan, net_pp *p, size_t size, int initiator) {
+  for (long i = -NET_PP_WARMUP; i < plan->iters; i += NET_PP_BLOCK) {
+    long n = i < 0 ? -i : plan->iters - i < NET_PP_BLOCK ? plan->iters - i
+                                                         : NET_PP_BLOCK;
+    for (long j = 0; j < n; j++) {
+      double t0 = bench_now();
+      if (pingpong_round(p->raw_fd, p->tx.buf, size, initiator) != 0) return -1;
+      if (i >= 0) p->raw_us[i + j] = (bench_now() - t0) * 1e6;
+    }
+    for (long j = 0; j < n; j++) {
+      double t0 = bench_now();
+      if (pp_round(p, size, initiator) != 0) return -1;
+      if (i >= 0) p->lat_us[i + j] = (bench_now() - t0) * 1e6;
+    }
+    if (i < 0) i = -NET_PP_BLOCK; /* the warm-up was one block */
+  }
+  return pp_checked_round(p, size, initiator);
+}
+
+static void pp_report(const net_plan *plan, const net_pp *p, size_t size) {
+  bench_stats st, raw;
+  size_t n = (size_t)plan->iters;
+  bench_stats_of(p->lat_us, n, &st);
+  bench_stats_of(p->raw_us, n, &raw);
+  double ratio = raw.p50 > 0 ? st.p50 / raw.p50 : -1;
+  char s[32];
+  bench_size_str(size, s, sizeof s);
+  if (plan->json) {
+    printf("{\"op\":\"net-pingpong\",\"size\":%zu,\"streams\":%d,\"iters\":%ld,"
+           "\"mode\":\"%s\",\"gbps\":null,", size, plan->streams, plan->iters,
+           plan->mode);
+    bench_json_num(stdout, "p50_us", st.p50, 0);
+    bench_json_num(stdout, "p99_us", st.p99, 0);
+    bench_json_num(stdout, "ref_p50_us", raw.p50, 0);
+    bench_json_num(stdout, "ref_p99_us", raw.p99, 0);
+    bench_json_num(stdout, "ratio", ratio, 1);
+  } else {
+    printf("%8s  %9.1f  %9.1f  %10.1f  %10.1f  %6.2f  %6ld  ok\n", s, st.p50,
+           st.p99, raw.p50, raw.p99, ratio, plan->iters);
+  }
+  fflush(stdout);
+}
+
+/* Both sides: side 1 initiates, times and reports; side 0 echoes. */
+static int pp_side(const twohost *th, int side, int peer_fd, void *arg) {
+  bench_side_start();
+  const net_plan *plan = arg;
+  net_pp p;
+  int rc = pp_open(plan, th, side, peer_fd, &p);
+  if (rc == 0 && side == 1) {
+    FILE *info = plan->json ? stderr : stdout;
+    fprintf(info, "transport: %s, %d TCP streams per comm (built-in), a comm "
+            "each way; raw TCP ping-pong between the same two processes in "
+            "blocks of %d round trips alternating with the transport's\n",
+            p.tx.t->name, plan->streams, NET_PP_BLOCK);
+    if (!plan->json)
+      fprintf(info, "%8s  %9s  %9s  %10s  %10s  %6s  %6s  %s\n", "size",
+              "p50 us", "p99 us", "raw p50 us", "raw p99 us", "ratio", "iters",
+              "check");
+    fflush(info);
+  }
+  for (int i = 0; i < plan->nsizes && rc == 0; i++) {
+    rc = pp_size(plan, &p, plan->sizes[i], side == 1);
+    if (rc == 0 && side == 1) pp_report(plan, &p, plan->sizes[i]);
+  }
+  pp_close(&p);
+  return rc;
+}
+
 /* ---- command line ------------------------------------------------------------------- */
 
 static int usage(FILE *out) {
   fprintf(out,
           "usage: tcpx-p2p bench net [--sizes 4K,64K,1M,16M,64M,256M] [--streams N]\n"
           "                          [--iters N | --seconds S] [--ref-seconds S]\n"
-          "                          [--ref-per-size] [--json] [--loopback]\n"
-          "                          [--plugin P]\n"
+          "                          [--ref-per-size] [--pingpong] [--json]\n"
+          "                          [--loopback] [--plugin P]\n"
           "  Throughput of one transport comm between two hosts (network\n"
           "  namespaces over veth as root, else loopback), %d requests in flight,\n"
           "  next to iperf3 -P N (N = streams per comm, default\n"
           "  TCPX_P2P_TCP_STREAMS or 4) run once, or right before each size with\n"
           "  --ref-per-size, for --ref-seconds (default 3; 0 = no reference).\n"
-          "  Default count per size: 1 GiB worth, %d..%d messages.\n",
-          NET_WINDOW, NET_MIN_MSGS, NET_MAX_MSGS);
+          "  Default count per size: 1 GiB worth, %d..%d messages.\n"
+          "  --pingpong: round trips through the transport instead (sizes\n"
+          "  default 256,4K,64K; --iters default %d), next to a raw TCP\n"
+          "  ping-pong between the same processes; ratio = p50 / raw p50.\n",
+          NET_WINDOW, NET_MIN_MSGS, NET_MAX_MSGS, NET_PP_ITERS);
   return out == stdout ? TOOL_OK : TOOL_USAGE;
 }
 
 static int parse_args(int argc, char **argv, net_plan *p, int *loopback) {
-  int n = bench_parse_sizes("4K,64K,1M,16M,64M,256M", p->sizes, BENCH_MAX_SIZES);
-  p->nsizes = n;
+  int sizes_given = 0;
   p->ref_seconds = 3;
   const char *env = getenv("TCPX_P2P_TCP_STREAMS");
   p->streams = env && atoi(env) > 0 ? atoi(env) : 4;
@@ -345,8 +521,9 @@ static int parse_args(int argc, char **argv, net_plan *p, int *loopback) {
     if (!strcmp(argv[i], "--json")) p->json = 1;
     else if (!strcmp(argv[i], "--loopback")) *loopback = 1;
     else if (!strcmp(argv[i], "--ref-per-size")) p->ref_per_size = 1;
+    else if (!strcmp(argv[i], "--pingpong")) p->pingpong = 1;
     else if (!v) return -1;
-    else if (!strcmp(argv[i], "--sizes"))
+    else if (!strcmp(argv[i], "--sizes") && ++sizes_given)
       p->nsizes = bench_parse_sizes(argv[++i], p->sizes, BENCH_MAX_SIZES);
     else if (!strcmp(argv[i], "--streams")) p->streams = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--iters")) p->iters = atol(argv[++i]);
@@ -355,6 +532,11 @@ static int parse_args(int argc, char **argv, net_plan *p, int *loopback) {
     else if (!strcmp(argv[i], "--plugin")) p->plugin = argv[++i];
     else return -1;
   }
+  if (!sizes_given)
+    p->nsizes = bench_parse_sizes(p->pingpong ? "256,4K,64K"
+                                              : "4K,64K,1M,16M,64M,256M",
+                                  p->sizes, BENCH_MAX_SIZES);
+  if (p->pingpong && p->iters == 0) p->iters = NET_PP_ITERS;
   if (p->nsizes < 1 || p->streams < 1 || p->iters < 0 || p->seconds < 0 ||
       p->ref_seconds < 0 || (p->iters > 0 && p->seconds > 0))
     return -1;
@@ -366,13 +548,14 @@ static void print_reference(const net_plan *plan) {
   if (plan->ref_seconds == 0)
     fprintf(info, "reference: none (--ref-seconds 0): ratio null\n");
   else if (plan->ref_per_size)
-    fprintf(info, "reference: iperf3 -P %d, %d s after 1 s omitted, measured "
-            "right before each size between the same hosts\n", plan->streams,
-            plan->ref_seconds);
+    fprintf(info, "reference: iperf3 -P %d, %d s after 1 s omitted, ends on "
+            "two CPUs, measured right before each size between the same "
+            "hosts\n", plan->streams, plan->ref_seconds);
   else if (plan->ref.available)
-    fprintf(info, "reference: iperf3 -P %d, %d s after 1 s omitted, measured "
-            "once per run between the same hosts: %.3f GB/s\n",
-            plan->ref.streams, plan->ref.seconds, plan->ref.gbps);
+    fprintf(info, "reference: iperf3 -P %d, %d s after 1 s omitted, ends on "
+            "CPUs %d and %d, measured once per run between the same hosts: "
+            "%.3f GB/s\n", plan->ref.streams, plan->ref.seconds,
+            plan->ref.cpu[0], plan->ref.cpu[1], plan->ref.gbps);
   else
     fprintf(info, "reference: unavailable (%s): ratio null\n", plan->ref.why);
   fflush(info);
@@ -395,10 +578,11 @@ int bench_net_main(int argc, char **argv) {
           th.addr[1], th.ifname[1], th.addr[0], th.ifname[0],
           th.netns ? "network namespaces over veth" : "loopback");
   plan.th = &th;
-  if (plan.ref_seconds > 0 && !plan.ref_per_size)
+  if (plan.ref_seconds > 0 && !plan.ref_per_size && !plan.pingpong)
     iperf3_measure(&th, plan.streams, plan.ref_seconds, 0, &plan.ref);
-  print_reference(&plan);
+  if (!plan.pingpong) print_reference(&plan);
   twohost_fn fn[2] = {receiver, sender};
+  if (plan.pingpong) fn[0] = fn[1] = pp_side;
   int rc = bench_interrupted() ? -1
                                : twohost_run(&th, fn, &plan, NET_RUN_TIMEOUT_S, NULL);
   twohost_teardown(&th);

@@ -614,9 +614,10 @@ static void print_iperf3(const p2p_plan *plan, const iperf3_result *r,
                          const char *dir) {
   FILE *info = plan->json ? stderr : stdout;
   if (r->available)
-    fprintf(info, "reference: iperf3 -P %d%s (%s), %d s after 1 s omitted, once "
-            "per run: %.3f GB/s\n", r->streams, r->reverse ? " -R" : "", dir,
-            r->seconds, r->gbps);
+    fprintf(info, "reference: iperf3 -P %d%s (%s), %d s after 1 s omitted, ends "
+            "on CPUs %d and %d, once per run: %.3f GB/s\n", r->streams,
+            r->reverse ? " -R" : "", dir, r->seconds, r->cpu[0], r->cpu[1],
+            r->gbps);
   else
     fprintf(info, "reference (%s): unavailable (%s): ratio null\n", dir,
             plan->ref_seconds ? r->why : "--ref-seconds 0");

@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -210,14 +211,38 @@ static int free_port(void) {
   return port;
 }
 
-/* Fork a child that enters `side` and runs argv with stdout on out_fd
- * (-1: /dev/null) and stderr on /dev/null. Returns its pid or -1. */
-static pid_t spawn_in_side(const twohost *th, int side, char *const argv[],
-                           int out_fd) {
+/* The first two CPUs this process may run on, for the two iperf3 ends;
+ * -1 where there are fewer (no pinning then). */
+static void pick_cpus(int cpu[2]) {
+  cpu_set_t set;
+  cpu[0] = cpu[1] = -1;
+  if (sched_getaffinity(0, sizeof set, &set) != 0) return;
+  int found = 0, first = -1;
+  for (int c = 0; c < CPU_SETSIZE && found < 2; c++)
+    if (CPU_ISSET(c, &set)) {
+      if (found++ == 0) first = c;
+      else {
+        cpu[0] = first;
+        cpu[1] = c;
+      }
+    }
+}
+
+/* Fork a child that enters `side`, is pinned to `cpu` (-1: not pinned) and
+ * runs argv with stdout on out_fd (-1: /dev/null) and stderr on /dev/null.
+ * Returns its pid or -1. */
+static pid_t spawn_in_side(const twohost *th, int side, int cpu,
+                           char *const argv[], int out_fd) {
   fflush(NULL);
   pid_t pid = fork();
   if (pid != 0) return pid;
   prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (cpu >= 0) {
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    sched_setaffinity(0, sizeof one, &one);
+  }
   int devnull = open("/dev/null", O_WRONLY);
   dup2(out_fd >= 0 ? out_fd : devnull, STDOUT_FILENO);
   dup2(devnull, STDERR_FILENO);
@@ -274,7 +299,7 @@ static char *iperf3_client(const twohost *th, const char *bin, int port,
     snprintf(why, wlen, "pipe: %s", strerror(errno));
     return NULL;
   }
-  pid_t pid = spawn_in_side(th, 1, argv, fds[1]);
+  pid_t pid = spawn_in_side(th, 1, r->cpu[1], argv, fds[1]);
   close(fds[1]);
   char *out = pid > 0 ? read_all(fds[0]) : NULL;
   close(fds[0]);
@@ -307,7 +332,7 @@ static void iperf3_run(const twohost *th, const char *bin, iperf3_result *r) {
   snprintf(p, sizeof p, "%d", port);
   char *server_argv[] = {(char *)bin, "-s", "-1", "-B", (char *)th->addr[0],
                          "-p", p, NULL};
-  pid_t server = spawn_in_side(th, 0, server_argv, -1);
+  pid_t server = spawn_in_side(th, 0, r->cpu[0], server_argv, -1);
   if (port < 0 || server < 0) {
     snprintf(r->why, sizeof r->why, "cannot start %.200s -s", bin);
     if (server > 0) reap(server, 0);
@@ -328,6 +353,7 @@ void iperf3_measure(const twohost *th, int streams, int seconds, int reverse,
                     iperf3_result *out) {
   *out = (iperf3_result){.streams = streams, .seconds = seconds,
                          .reverse = reverse};
+  pick_cpus(out->cpu);
   char bin[4096];
   if (find_program("iperf3", bin, sizeof bin) != 0) {
     snprintf(out->why, sizeof out->why, "iperf3 is not installed "

@@ -79,13 +79,17 @@ typedef struct iperf3_result {
   int streams;       /* -P */
   int seconds;       /* -t (after -O 1: one second of slow start omitted) */
   int reverse;       /* -R: side 0 sends */
+  int cpu[2];        /* the CPU each end was pinned to; -1: not pinned */
   char why[256];
 } iperf3_result;
 
 /* iperf3 -s in side 0's namespace, iperf3 -c -P streams -t seconds -J from
- * side 1 (with -R when `reverse`: data flows side 0 -> side 1). Never
- * fails the benchmark: a missing iperf3 or a failed run leaves
- * available = 0 and the reason. */
+ * side 1 (with -R when `reverse`: data flows side 0 -> side 1). The two
+ * ends are pinned to two different CPUs where two are allowed: iperf3
+ * 3.x is single-threaded, and two ends sharing one CPU halve its rate, so
+ * unpinned runs flip between two results; pinned, the reference is the
+ * stable, favourable one. Never fails the benchmark: a missing iperf3 or
+ * a failed run leaves available = 0 and the reason. */
 void iperf3_measure(const twohost *th, int streams, int seconds, int reverse,
                     iperf3_result *out);
 /* In a JSON document, the number at a path of object keys, e.g.

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <time.h>
 
 #include "engine.h"
@@ -105,6 +106,8 @@ int p2p_post(p2p_endpoint *ep, uint64_t conn_id, p2p_op_kind kind,
   return P2P_OK;
 }
 
+#define WAIT_SPIN_NS 50000ull
+
 /* ---- completion ------------------------------------------------------------------- */
 
 /* Under ops_lock: report a finished op to the caller and forget it. */
@@ -170,6 +173,13 @@ static int wait_op(p2p_endpoint *ep, uint64_t xfer_id, int timeout_ms,
   }
   o->waited = 1;
   int aborted = 0;
+  /* A short spin first: small transfers finish within a round trip, and a
+   * sleep on the condition variable costs a wake-up. */
+  for (uint64_t t0 = now_ns(); !o->finished && now_ns() - t0 < WAIT_SPIN_NS;) {
+    pthread_mutex_unlock(&ep->ops_lock);
+    sched_yield();
+    pthread_mutex_lock(&ep->ops_lock);
+  }
   while (!o->finished) {
     if (limit <= 0 || aborted) {
       pthread_cond_wait(&o->cond, &ep->ops_lock);

@@ -79,7 +79,9 @@ static size_t payload_len(const ctrl_msg *m) {
   case CTRL_HELLO: return HELLO_LEN;
   case CTRL_AUTH: return CTRL_MAC_SIZE;
   case CTRL_HANDLES: return 4 + (size_t)m->u.handles.count * CTRL_HANDLE_SIZE;
-  case CTRL_SEND: return 8 + 4 + (size_t)m->u.send.nseg * 8;
+  case CTRL_SEND:
+    return 8 + 4 + (size_t)m->u.send.nseg * 8 +
+           (m->u.send.data ? m->u.send.data_len : 0);
   case CTRL_SEND_DONE:
   case CTRL_WRITE_DONE:
   case CTRL_READ_DONE: return STATUS_LEN;
@@ -119,6 +121,9 @@ static int validate(const ctrl_msg *m) {
   case CTRL_SEND:
     if (m->u.send.nseg < 1 || m->u.send.nseg > CTRL_MAX_SEGS)
       return err_set(-1, "control: SEND with %u segments", m->u.send.nseg);
+    if (m->u.send.data && m->u.send.data_len > CTRL_MAX_INLINE)
+      return err_set(-1, "control: SEND with %u inline bytes (at most %u)",
+                     m->u.send.data_len, CTRL_MAX_INLINE);
     return 0;
   case CTRL_SEND_DONE:
   case CTRL_WRITE_DONE:
@@ -165,12 +170,23 @@ static int parse_payload(ctrl_msg *m, cursor *c) {
     m->u.handles.handles =
         get_bytes(c, (size_t)m->u.handles.count * CTRL_HANDLE_SIZE);
     return 0;
-  case CTRL_SEND:
+  case CTRL_SEND: {
     m->u.send.seq = get_le(c, 8);
-    m->u.send.nseg = (uint32_t)get_le(c, 4);
+    uint32_t raw = (uint32_t)get_le(c, 4);
+    m->u.send.nseg = raw & ~CTRL_SEND_INLINE;
     if (!c->bad && validate(m) != 0) return -1; /* before sizing the array */
     m->u.send.sizes = get_bytes(c, (size_t)m->u.send.nseg * 8);
+    if (c->bad || !(raw & CTRL_SEND_INLINE)) return 0;
+    uint64_t total = 0; /* inline bytes: exactly the sizes' sum */
+    for (uint32_t i = 0; i < m->u.send.nseg && total <= CTRL_MAX_INLINE; i++)
+      total += ctrl_send_size(&m->u.send, i);
+    if (total > CTRL_MAX_INLINE || total != c->left)
+      return err_set(-1, "control: SEND with %zu inline bytes for %llu declared",
+                     c->left, (unsigned long long)total);
+    m->u.send.data_len = (uint32_t)total;
+    m->u.send.data = get_bytes(c, total);
     return 0;
+  }
   case CTRL_SEND_DONE:
   case CTRL_WRITE_DONE:
   case CTRL_READ_DONE:
@@ -255,8 +271,9 @@ static void encode_payload(const ctrl_msg *m, const uint64_t *sizes64,
     break;
   case CTRL_SEND:
     put_le(w, m->u.send.seq, 8);
-    put_le(w, m->u.send.nseg, 4);
+    put_le(w, m->u.send.nseg | (m->u.send.data ? CTRL_SEND_INLINE : 0), 4);
     for (uint32_t i = 0; i < m->u.send.nseg; i++) put_le(w, sizes64[i], 8);
+    if (m->u.send.data) put_bytes(w, m->u.send.data, m->u.send.data_len);
     break;
   case CTRL_SEND_DONE:
   case CTRL_WRITE_DONE:
@@ -289,6 +306,11 @@ size_t ctrl_encode(const ctrl_msg *m, const uint64_t *sizes64, uint8_t *buf,
   if (m->type < CTRL_HELLO || m->type > CTRL_TYPE_MAX || validate(m) != 0) return 0;
   if (m->type == CTRL_HANDLES && m->u.handles.count && !m->u.handles.handles) return 0;
   if (m->type == CTRL_SEND && !sizes64) return 0;
+  if (m->type == CTRL_SEND && m->u.send.data) { /* inline: the sizes' sum */
+    uint64_t total = 0;
+    for (uint32_t i = 0; i < m->u.send.nseg; i++) total += sizes64[i];
+    if (total != m->u.send.data_len) return 0;
+  }
   size_t plen = payload_len(m);
   writer w = {buf, cap, 0};
   put_le(&w, (uint64_t)m->type, 2);

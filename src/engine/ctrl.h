@@ -19,13 +19,16 @@
 #define CTRL_HANDLE_SIZE 128
 #define CTRL_MAX_HANDLES 64
 #define CTRL_MAX_SEGS 65536
+#define CTRL_SEND_INLINE 0x80000000u /* nseg flag: the bytes follow inline */
+#define CTRL_MAX_INLINE (64u << 10)
 
 typedef enum ctrl_type {
   CTRL_HELLO = 1,      /* both ways first: version, GPU, nonce, layout */
   CTRL_AUTH = 2,       /* proof of the shared secret over both nonces */
   CTRL_HANDLES = 3,    /* transport handles the peer must connect to */
   CTRL_READY = 4,      /* all comms of the sender of this are connected */
-  CTRL_SEND = 5,       /* two-sided message: segment sizes; data follows on the two-sided lane */
+  CTRL_SEND = 5,       /* two-sided message: segment sizes; data follows
+                          inline (small) or on the two-sided lane */
   CTRL_SEND_DONE = 6,  /* receiver -> sender: status of a SEND */
   CTRL_WRITE = 7,      /* one-sided write: target region; data follows on the one-sided lane */
   CTRL_WRITE_DONE = 8, /* target -> initiator: status of a WRITE */
@@ -61,6 +64,9 @@ typedef struct ctrl_send {
   uint64_t seq;           /* two-sided message number on this connection */
   uint32_t nseg;
   const uint8_t *sizes;   /* nseg little-endian u64, in the input */
+  const uint8_t *data;    /* small messages: the bytes themselves (sum of
+                             sizes, <= CTRL_MAX_INLINE), else NULL */
+  uint32_t data_len;
 } ctrl_send;
 
 typedef struct ctrl_status {

@@ -64,6 +64,7 @@ void p2p_options_init(p2p_options *o) {
   o->connect_timeout_ms = env_int("TCPX_P2P_CONNECT_TIMEOUT_MS", 30000);
   o->op_timeout_ms = env_int("TCPX_P2P_OP_TIMEOUT_MS", 0);
   o->listen_port = env_int("TCPX_P2P_LISTEN_PORT", 0);
+  o->eager_max = (size_t)env_int("TCPX_P2P_EAGER_MAX", 64 << 10);
 }
 
 static const char *iface_filter(const p2p_options *o) {
@@ -92,6 +93,9 @@ static int check_options(p2p_options *o) {
                   ENGINE_MAX_COMMS, o->comms_per_lane);
   if (o->timeout_ms < 100 || o->connect_timeout_ms < 100)
     return ep_err(P2P_EINVAL, "timeouts must be at least 100 ms");
+  if (o->eager_max > CTRL_MAX_INLINE)
+    return ep_err(P2P_EINVAL, "eager_max must be at most %u, got %zu",
+                  CTRL_MAX_INLINE, o->eager_max);
   if (o->listen_port < 0 || o->listen_port > 65535)
     return ep_err(P2P_EINVAL, "listen port %d out of range", o->listen_port);
   return P2P_OK;

@@ -101,6 +101,7 @@ typedef struct op {
   int chunks_left;            /* data chunks not yet finished */
   int remote_left;            /* acknowledgements still expected */
   int started;
+  int eager;                  /* SEND carried inline */
   int status;                 /* P2P_OK until something fails */
   int finished;               /* under ep->ops_lock */
   int waited;                 /* a p2p_wait/p2p_send holds it */
@@ -162,8 +163,13 @@ typedef struct incoming_send {
   struct incoming_send *next;
   uint64_t seq;
   uint32_t nseg;
-  uint64_t sizes[];
+  uint8_t *data;              /* inline bytes (small messages), or NULL */
+  uint64_t sizes[];           /* then the inline bytes, if any */
 } incoming_send;
+
+/* Small host-memory messages travel inside their SEND; at most this many
+ * may wait for the peer's receive at once (the peer buffers them). */
+#define EAGER_MAX_PENDING 64
 
 struct conn {
   conn *next;                 /* in its progress thread's list */
@@ -191,6 +197,8 @@ struct conn {
   op *remote_ops;             /* WRITE/READ ops waiting on the peer */
   incoming_send *incoming_head, *incoming_tail;
   int nincoming;
+  int eager_pending;          /* inline SENDs not yet acknowledged */
+  size_t eager_max;           /* largest message sent inline */
   serve *serving;
   uint8_t *scratch;           /* drain buffer, chunk_size bytes */
   mem_region scratch_mr;
@@ -224,6 +232,7 @@ typedef struct progress_thread {
   conn *conns;                /* owned */
   atomic_int sleeping;
   int started;
+  int eager;                  /* SEND carried inline */
 } progress_thread;
 
 struct p2p_endpoint {
@@ -257,6 +266,7 @@ struct p2p_endpoint {
   progress_thread threads[ENGINE_MAX_THREADS];
   int nthreads;
   int spin_yields, nap_us;    /* idle with requests in flight: yield, then nap */
+  int idle_spin_us;           /* idle without: keep polling this long first */
 
   pthread_mutex_t conns_lock;
   idmap conns;                /* id -> conn */
@@ -330,6 +340,7 @@ int gpath_after_test(conn *c, lane *l, int k, chunk *ch);
 int gpath_finished(conn *c, lane *l, int k, chunk *ch, int *done);
 void gpath_release(conn *c, chunk *ch);
 void gpath_close(conn *c);
+int gpath_copy_to_gpu(int device, void *dst, const void *src, size_t n);
 
 /* ipc.c */
 void ipc_wait_workers(p2p_endpoint *ep);

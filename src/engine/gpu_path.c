@@ -200,6 +200,18 @@ int gpath_finished(conn *c, lane *l, int k, chunk *ch, int *done) {
   return 0;
 }
 
+/* A small synchronous copy into GPU memory (inline message bytes). */
+int gpath_copy_to_gpu(int device, void *dst, const void *src, size_t n) {
+  gpu_cuda *cuda;
+  if (gpu_cuda_load(&cuda) != NET_OK || gpu_cuda_use_device(cuda, device, NULL) != NET_OK)
+    return -1;
+  if (gpu_cuda_check(cuda, cuda->cuMemcpyHtoD(gpu_dptr(dst), src, n),
+                     "copy of %zu inline bytes to GPU %d", n, device) != NET_OK ||
+      gpu_cuda_check(cuda, cuda->cuCtxSynchronize(), "synchronize GPU %d", device) != NET_OK)
+    return -1;
+  return 0;
+}
+
 /* The comms are closed: drop unpack state and staging rings. */
 void gpath_close(conn *c) {
   if (getenv("TCPX_P2P_GPATH_STATS"))

@@ -271,6 +271,7 @@ static conn *conn_new(p2p_endpoint *ep, int fd, const char *peer_ip,
   snprintf(c->peer_ip, sizeof c->peer_ip, "%s", peer_ip);
   pthread_mutex_init(&c->sub_lock, NULL);
   c->window = ep->opts.window;
+  c->eager_max = ep->opts.eager_max;
   return c;
 }
 

@@ -19,6 +19,7 @@
 
 #define SPIN_YIELDS 200       /* idle rounds with requests in flight before napping */
 #define NAP_US 20
+#define IDLE_SPIN_US 100      /* keep polling this long after the last activity */
 
 /* ---- control channel ---------------------------------------------------------- */
 
@@ -219,10 +220,14 @@ static void sleep_in_poll(progress_thread *pt) {
   if (read(pt->wake_fd, &v, sizeof v) < 0 && errno != EAGAIN) { /* nothing to drain */ }
 }
 
+/* After activity the thread keeps polling (yielding the CPU) for a short
+ * while before it sleeps: the next message of an exchange usually comes
+ * within a round trip, and a wake-up from poll costs more than that. */
 static void *progress_main(void *arg) {
   progress_thread *pt = arg;
   p2p_endpoint *ep = pt->ep;
   int idle = 0;
+  uint64_t last_move = 0, linger = (uint64_t)ep->idle_spin_us * 1000;
   while (!atomic_load(&ep->stop)) {
     adopt_new(pt);
     int moved = 0, busy = 0;
@@ -233,9 +238,12 @@ static void *progress_main(void *arg) {
     }
     if (moved) {
       idle = 0;
+      last_move = now_ns();
     } else if (busy) {
       if (++idle < ep->spin_yields) sched_yield();
       else if (ep->nap_us > 0) usleep((useconds_t)ep->nap_us);
+    } else if (now_ns() - last_move < linger) {
+      sched_yield();
     } else {
       idle = 0;
       sleep_in_poll(pt);
@@ -248,6 +256,8 @@ int progress_start(p2p_endpoint *ep) {
   const char *spin = getenv("TCPX_P2P_SPIN_YIELDS"), *nap = getenv("TCPX_P2P_NAP_US");
   ep->spin_yields = spin && *spin ? atoi(spin) : SPIN_YIELDS;
   ep->nap_us = nap && *nap ? atoi(nap) : NAP_US;
+  const char *linger = getenv("TCPX_P2P_IDLE_SPIN_US");
+  ep->idle_spin_us = linger && *linger ? atoi(linger) : IDLE_SPIN_US;
   for (int i = 0; i < ep->nthreads; i++) {
     progress_thread *pt = &ep->threads[i];
     pt->ep = ep;

@@ -172,19 +172,44 @@ static int add_seg_chunks(conn *c, op *o, int lane_idx, int is_recv,
   return 0;
 }
 
+/* Small host-memory messages go inline in their SEND: no transport
+ * request, no chunk, one hop. The bytes are copied now, so the sender's
+ * buffer is free at once; the op still completes on the peer's SEND_DONE. */
+static uint8_t *gather_inline(conn *c, op *o, size_t total) {
+  if (total > c->eager_max || c->eager_pending >= EAGER_MAX_PENDING) return NULL;
+  for (size_t i = 0; i < o->nseg; i++)
+    if (o->segs[i].size && o->segs[i].mr->ptr_type != NCCL_PTR_HOST) return NULL;
+  uint8_t *data = malloc(total ? total : 1), *at = data;
+  for (size_t i = 0; data && i < o->nseg; i++) {
+    memcpy(at, o->segs[i].ptr, o->segs[i].size);
+    at += o->segs[i].size;
+  }
+  return data;
+}
+
 static int start_send(conn *c, op *o) {
   uint64_t *sizes = malloc(o->nseg * sizeof *sizes);
   if (!sizes) return -1;
-  for (size_t i = 0; i < o->nseg; i++) sizes[i] = o->segs[i].size;
+  size_t total = 0;
+  for (size_t i = 0; i < o->nseg; i++) total += sizes[i] = o->segs[i].size;
+  uint8_t *data = gather_inline(c, o, total);
   o->seq = c->next_send_seq++;
-  ctrl_msg m = {.type = CTRL_SEND, .u.send = {.seq = o->seq, .nseg = (uint32_t)o->nseg}};
+  ctrl_msg m = {.type = CTRL_SEND, .u.send = {.seq = o->seq, .nseg = (uint32_t)o->nseg,
+                                              .data = data, .data_len = (uint32_t)total}};
   int rc = conn_send_ctrl(c, &m, sizes);
   free(sizes);
+  free(data);
   if (rc != 0) return -1;
+  o->remote_left = 1;
+  if (data) {
+    o->eager = 1;
+    c->eager_pending++;
+    op_append(&c->sends_active, o);
+    return 0;
+  }
   for (size_t i = 0; i < o->nseg; i++)
     if (add_seg_chunks(c, o, LANE_TWO_SIDED, 0, &o->segs[i], o->segs[i].size) != 0)
       return -1;
-  o->remote_left = 1;
   op_append(&c->sends_active, o);
   return 0;
 }
@@ -248,6 +273,10 @@ static const char *recv_misfit(const op *o, const incoming_send *in,
 static int refuse_incoming(conn *c, const incoming_send *in, int status) {
   serve *sv = serve_new(c, CTRL_SEND_DONE, in->seq, status, 0, NULL);
   if (!sv) return -1;
+  if (in->data) { /* inline: nothing on the lane to drain */
+    serve_done(c, sv);
+    return 0;
+  }
   for (uint32_t i = 0; i < in->nseg; i++) {
     int n = lane_add_drain(c, &c->recv_lanes[LANE_TWO_SIDED], in->sizes[i], sv);
     if (n < 0) return -1;
@@ -257,10 +286,39 @@ static int refuse_incoming(conn *c, const incoming_send *in, int status) {
   return 0;
 }
 
+/* Inline bytes go straight into the receive's buffers. */
+static int copy_inline(conn *c, op *o, const incoming_send *in) {
+  const uint8_t *at = in->data;
+  for (uint32_t i = 0; i < in->nseg; i++) {
+    op_seg *s = &o->segs[i];
+    if (in->sizes[i] && s->mr->ptr_type == NCCL_PTR_CUDA) {
+      if (gpath_copy_to_gpu(s->mr->device, s->ptr, at, in->sizes[i]) != 0) {
+        char why[P2P_ERR_MAX];
+        snprintf(why, sizeof why, "copy to GPU memory: %s", err_get());
+        conn_fail(c, P2P_ENOTSUP, why);
+        return -1;
+      }
+    } else if (in->sizes[i]) {
+      memcpy(s->ptr, at, in->sizes[i]);
+    }
+    at += in->sizes[i];
+  }
+  return 0;
+}
+
 static int accept_incoming(conn *c, op *o, const incoming_send *in) {
   o->seq = in->seq;
   o->received = 0;
   op_append(&c->recvs_active, o);
+  if (in->data) {
+    for (uint32_t i = 0; i < in->nseg; i++) {
+      o->received += in->sizes[i];
+      o->segs[i].size = in->sizes[i];
+    }
+    if (copy_inline(c, o, in) != 0) return 0; /* the connection failed */
+    op_maybe_done(c, o);
+    return 0;
+  }
   for (uint32_t i = 0; i < in->nseg; i++) {
     o->received += in->sizes[i];
     o->segs[i].size = in->sizes[i]; /* what arrives; reported per segment */
@@ -312,12 +370,15 @@ static int on_send(conn *c, const ctrl_send *s) {
     return protocol_error(c, "too many messages waiting for a receive", s->seq);
   c->next_recv_seq++;
   c->nincoming++;
-  incoming_send *in = malloc(sizeof *in + s->nseg * sizeof(uint64_t));
+  size_t inline_len = s->data ? s->data_len : 0;
+  incoming_send *in = malloc(sizeof *in + s->nseg * sizeof(uint64_t) + inline_len);
   if (!in) return conn_fail(c, P2P_ENOMEM, "out of memory"), -1;
   in->next = NULL;
   in->seq = s->seq;
   in->nseg = s->nseg;
   for (uint32_t i = 0; i < s->nseg; i++) in->sizes[i] = ctrl_send_size(s, i);
+  in->data = s->data ? (uint8_t *)&in->sizes[s->nseg] : NULL;
+  if (inline_len) memcpy(in->data, s->data, inline_len);
   if (c->incoming_tail) c->incoming_tail->next = in;
   else c->incoming_head = in;
   c->incoming_tail = in;
@@ -344,6 +405,7 @@ static int on_status(conn *c, const ctrl_msg *m) {
   if (m->type == CTRL_SEND_DONE) {
     for (o = c->sends_active; o && o->seq != st->id; o = o->next) {}
     if (!o || o->remote_left == 0) return protocol_error(c, "unknown SEND_DONE", st->id);
+    if (o->eager) c->eager_pending--;
   } else {
     o = remote_op(c, m->type == CTRL_WRITE_DONE ? P2P_OP_WRITE : P2P_OP_READ,
                   st->id, &seg);

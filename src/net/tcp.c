@@ -55,7 +55,9 @@ void tcp_options_default(tcp_options *o) {
   memset(o, 0, sizeof *o);
   long cores = sysconf(_SC_NPROCESSORS_ONLN);
   o->nstreams = env_int("TCPX_P2P_TCP_STREAMS", 4);
-  int threads = cores >= 4 ? (int)(cores / 2) : 1;
+  /* Two threads at least: one core's copies cannot fill a comm's streams
+   * (measured: +16-24% for one comm on 2 cores). */
+  int threads = cores >= 4 ? (int)(cores / 2) : 2;
   o->nthreads = env_int("TCPX_P2P_TCP_THREADS",
                         threads < o->nstreams ? threads : o->nstreams);
   o->strict = env_int("TCPX_P2P_TCP_STRICT", 0);

@@ -14,7 +14,7 @@
 typedef struct tcp_options {
   int nstreams;        /* TCP streams per comm (TCPX_P2P_TCP_STREAMS, 4) */
   int nthreads;        /* helper threads per comm (TCPX_P2P_TCP_THREADS;
-                          default min(nstreams, max(1, cores / 2))) */
+                          default min(nstreams, max(2, cores / 2))) */
   int max_requests;    /* requests in flight per comm (32; strict: 16) */
   int max_recvs;       /* buffers per grouped irecv (8; strict: 1) */
   size_t min_split;    /* messages smaller than this use one stream (256 KiB) */
