@@ -45,6 +45,12 @@ def server(q_in, q_out, q_res):
         torch.cuda.synchronize()
         good = ok and torch.equal(buf[:n], pattern(n, n, dev)) and bool((buf[n:] == 0xA5).all())
         res.append((f"recv {n} B", good))
+    small = poisoned(4096, dev)  # a host send into GPU memory (inline bytes)
+    mr = reg(ep, small)
+    ok = ep.recv(conn, mr, small.data_ptr(), 3000)
+    torch.cuda.synchronize()
+    res.append(("recv 3000 B from host memory into GPU", ok and torch.equal(
+        small[:3000], pattern(3000, 3000, dev)) and bool((small[3000:] == 0xA5).all())))
     blocks = [poisoned(4096 * (i + 1), dev) for i in range(8)]  # vectored
     mrs = [reg(ep, b) for b in blocks]
     ok = ep.recvv(conn, mrs, [b.data_ptr() for b in blocks], [b.numel() for b in blocks], 8)
@@ -91,6 +97,8 @@ def client(q_in, q_out, q_res):
         while ok and not done:
             ok, done = ep.poll_async(xid)
         res.append((f"send_async {n} B", ok and done))
+    host = pattern(3000, 3000, "cpu")
+    res.append(("send 3000 B from host memory", ep.send(conn, reg(ep, host), host.data_ptr(), 3000)))
     blocks = [pattern(100 + i, 4096 * (i + 1), dev) for i in range(8)]
     ok = ep.sendv(conn, [reg(ep, b) for b in blocks], [b.data_ptr() for b in blocks],
                   [b.numel() for b in blocks], 8)
