@@ -372,8 +372,10 @@ static int test_unknown_status_refused(void) {
 
 static int test_wrapping_access_refused(void) {
   ctrl_type types[] = {CTRL_WRITE, CTRL_READ};
-  uint64_t offs[] = {UINT64_MAX, 1, UINT64_MAX - 4095};
-  uint64_t sizes[] = {1, UINT64_MAX, 4096};
+  /* (a size with the top bit set means "bytes inline", so wrapping
+   * comes from the offset) */
+  uint64_t offs[] = {UINT64_MAX, UINT64_MAX / 2 + 2, UINT64_MAX - 4095};
+  uint64_t sizes[] = {1, UINT64_MAX / 2, 4096};
   for (int t = 0; t < 2; t++) {
     for (int i = 0; i < 3; i++) {
       uint8_t buf[64];
@@ -383,6 +385,31 @@ static int test_wrapping_access_refused(void) {
       CHECK(refused(buf, len, "wraps"));
     }
   }
+  return 0;
+}
+
+/* Small WRITEs and READ_DATAs carry their bytes: round trip, and the
+ * declared size must match the bytes present. */
+static int test_inline_bytes(void) {
+  uint8_t bytes[100], buf[512];
+  for (size_t i = 0; i < sizeof bytes; i++) bytes[i] = (uint8_t)(i * 7);
+  ctrl_msg w = {.type = CTRL_WRITE,
+                .u.access = {.id = 5, .region = 9, .offset = 3, .size = 100, .data = bytes}};
+  ctrl_msg r = {.type = CTRL_READ_DATA, .u.read_data = {.id = 6, .size = 100, .data = bytes}};
+  ctrl_msg *msgs[] = {&w, &r};
+  for (int k = 0; k < 2; k++) {
+    size_t len = ctrl_encode(msgs[k], NULL, buf, sizeof buf);
+    CHECK(len == ctrl_encoded_len(msgs[k]) && len > 100);
+    ctrl_msg m;
+    CHECK_EQ(ctrl_parse(buf, len, &m), (long)len);
+    const uint8_t *data = k ? m.u.read_data.data : m.u.access.data;
+    CHECK(data && memcmp(data, bytes, 100) == 0);
+    CHECK_EQ(k ? m.u.read_data.size : m.u.access.size, 100);
+    buf[4] = (uint8_t)(buf[4] - 1); /* one byte fewer in the payload length */
+    CHECK(refused(buf, len - 1, "inline bytes"));
+  }
+  ctrl_msg read = {.type = CTRL_READ, .u.access = {.size = 4, .data = bytes}};
+  CHECK_EQ(ctrl_encode(&read, NULL, buf, sizeof buf), 0); /* a READ carries none */
   return 0;
 }
 
@@ -438,6 +465,7 @@ static const check_case cases[] = {
     CHECK_CASE(test_bad_segment_count_refused),
     CHECK_CASE(test_unknown_status_refused),
     CHECK_CASE(test_wrapping_access_refused),
+    CHECK_CASE(test_inline_bytes),
     CHECK_CASE(test_encode_refuses_small_buffer),
     CHECK_CASE(test_encode_refuses_invalid),
 };

@@ -86,8 +86,10 @@ static size_t payload_len(const ctrl_msg *m) {
   case CTRL_WRITE_DONE:
   case CTRL_READ_DONE: return STATUS_LEN;
   case CTRL_WRITE:
-  case CTRL_READ: return ACCESS_LEN;
-  case CTRL_READ_DATA: return READ_DATA_LEN;
+  case CTRL_READ:
+    return ACCESS_LEN + (m->u.access.data ? (size_t)m->u.access.size : 0);
+  case CTRL_READ_DATA:
+    return READ_DATA_LEN + (m->u.read_data.data ? (size_t)m->u.read_data.size : 0);
   case CTRL_READY:
   case CTRL_PING:
   case CTRL_BYE: return 0;
@@ -135,6 +137,13 @@ static int validate(const ctrl_msg *m) {
   case CTRL_READ:
     if (m->u.access.offset + m->u.access.size < m->u.access.offset)
       return err_set(-1, "control: access range wraps around");
+    if (m->u.access.data && (m->type == CTRL_READ || m->u.access.size > CTRL_MAX_INLINE))
+      return err_set(-1, "control: inline bytes in a READ or over %u", CTRL_MAX_INLINE);
+    return 0;
+  case CTRL_READ_DATA:
+    if (m->u.read_data.data && m->u.read_data.size > CTRL_MAX_INLINE)
+      return err_set(-1, "control: READ_DATA with %llu inline bytes",
+                     (unsigned long long)m->u.read_data.size);
     return 0;
   default:
     return 0;
@@ -142,6 +151,15 @@ static int validate(const ctrl_msg *m) {
 }
 
 /* ---- parse ----------------------------------------------------------------- */
+
+/* Inline bytes: exactly the rest of the payload, at most CTRL_MAX_INLINE. */
+static int get_inline(cursor *c, uint64_t size, const uint8_t **data) {
+  if (size > CTRL_MAX_INLINE || size != c->left)
+    return err_set(-1, "control: %zu inline bytes for %llu declared", c->left,
+                   (unsigned long long)size);
+  *data = get_bytes(c, (size_t)size);
+  return 0;
+}
 
 static int parse_payload(ctrl_msg *m, cursor *c) {
   switch (m->type) {
@@ -201,10 +219,18 @@ static int parse_payload(ctrl_msg *m, cursor *c) {
     get_copy(c, m->u.access.key, CTRL_KEY_SIZE);
     m->u.access.offset = get_le(c, 8);
     m->u.access.size = get_le(c, 8);
+    if (!c->bad && (m->u.access.size & CTRL_SIZE_INLINE)) {
+      m->u.access.size &= ~CTRL_SIZE_INLINE;
+      return get_inline(c, m->u.access.size, &m->u.access.data);
+    }
     return 0;
   case CTRL_READ_DATA:
     m->u.read_data.id = get_le(c, 8);
     m->u.read_data.size = get_le(c, 8);
+    if (!c->bad && (m->u.read_data.size & CTRL_SIZE_INLINE)) {
+      m->u.read_data.size &= ~CTRL_SIZE_INLINE;
+      return get_inline(c, m->u.read_data.size, &m->u.read_data.data);
+    }
     return 0;
   case CTRL_READY:
   case CTRL_PING:
@@ -288,11 +314,13 @@ static void encode_payload(const ctrl_msg *m, const uint64_t *sizes64,
     put_le(w, m->u.access.region, 8);
     put_bytes(w, m->u.access.key, CTRL_KEY_SIZE);
     put_le(w, m->u.access.offset, 8);
-    put_le(w, m->u.access.size, 8);
+    put_le(w, m->u.access.size | (m->u.access.data ? CTRL_SIZE_INLINE : 0), 8);
+    if (m->u.access.data) put_bytes(w, m->u.access.data, (size_t)m->u.access.size);
     break;
   case CTRL_READ_DATA:
     put_le(w, m->u.read_data.id, 8);
-    put_le(w, m->u.read_data.size, 8);
+    put_le(w, m->u.read_data.size | (m->u.read_data.data ? CTRL_SIZE_INLINE : 0), 8);
+    if (m->u.read_data.data) put_bytes(w, m->u.read_data.data, (size_t)m->u.read_data.size);
     break;
   case CTRL_READY:
   case CTRL_PING:

@@ -75,17 +75,24 @@ typedef struct ctrl_status {
   uint64_t size;          /* SEND_DONE: bytes received */
 } ctrl_status;
 
+/* Small WRITEs and READ_DATAs carry their bytes inline (flagged by the top
+ * bit of the size on the wire, size <= CTRL_MAX_INLINE); data is NULL
+ * otherwise and the bytes follow on the one-sided lane. */
+#define CTRL_SIZE_INLINE (1ull << 63)
+
 typedef struct ctrl_access {
   uint64_t id;            /* initiator's id for the op */
   uint64_t region;        /* advertised region id */
   uint8_t key[CTRL_KEY_SIZE];
   uint64_t offset;
   uint64_t size;
+  const uint8_t *data;    /* WRITE only: inline bytes (size of them) */
 } ctrl_access;
 
 typedef struct ctrl_read_data {
   uint64_t id;
   uint64_t size;
+  const uint8_t *data;    /* inline bytes (size of them), or NULL */
 } ctrl_read_data;
 
 typedef struct ctrl_msg {

@@ -221,12 +221,16 @@ static int start_access(conn *c, op *o, ctrl_type type) {
   op_append(&c->remote_ops, o);
   for (size_t i = 0; i < o->nseg; i++) {
     op_seg *s = &o->segs[i];
+    /* A small write from host memory carries its bytes (copied now). */
+    int inline_write = type == CTRL_WRITE && s->size <= c->eager_max &&
+                       (!s->size || s->mr->ptr_type == NCCL_PTR_HOST);
     ctrl_msg m = {.type = type,
                   .u.access = {.id = o->seq + i, .region = s->remote.exposure_id,
-                               .offset = 0, .size = s->size}};
+                               .offset = 0, .size = s->size,
+                               .data = inline_write ? (s->ptr ? s->ptr : (uint8_t *)"") : NULL}};
     memcpy(m.u.access.key, s->remote.key, CTRL_KEY_SIZE);
     if (conn_send_ctrl(c, &m, NULL) != 0) return -1;
-    if (type == CTRL_WRITE &&
+    if (type == CTRL_WRITE && !inline_write &&
         add_seg_chunks(c, o, LANE_ONE_SIDED, 0, s, s->size) != 0)
       return -1;
   }
@@ -286,21 +290,27 @@ static int refuse_incoming(conn *c, const incoming_send *in, int status) {
   return 0;
 }
 
+/* Inline bytes into a destination of region mr (host or GPU memory). */
+static int put_inline(conn *c, const mem_region *mr, uint8_t *dst,
+                      const uint8_t *src, size_t n) {
+  if (n == 0) return 0;
+  if (mr->ptr_type != NCCL_PTR_CUDA) {
+    memcpy(dst, src, n);
+    return 0;
+  }
+  if (gpath_copy_to_gpu(mr->device, dst, src, n) == 0) return 0;
+  char why[P2P_ERR_MAX];
+  snprintf(why, sizeof why, "copy to GPU memory: %s", err_get());
+  conn_fail(c, P2P_ENOTSUP, why);
+  return -1;
+}
+
 /* Inline bytes go straight into the receive's buffers. */
 static int copy_inline(conn *c, op *o, const incoming_send *in) {
   const uint8_t *at = in->data;
   for (uint32_t i = 0; i < in->nseg; i++) {
-    op_seg *s = &o->segs[i];
-    if (in->sizes[i] && s->mr->ptr_type == NCCL_PTR_CUDA) {
-      if (gpath_copy_to_gpu(s->mr->device, s->ptr, at, in->sizes[i]) != 0) {
-        char why[P2P_ERR_MAX];
-        snprintf(why, sizeof why, "copy to GPU memory: %s", err_get());
-        conn_fail(c, P2P_ENOTSUP, why);
-        return -1;
-      }
-    } else if (in->sizes[i]) {
-      memcpy(s->ptr, at, in->sizes[i]);
-    }
+    if (put_inline(c, o->segs[i].mr, o->segs[i].ptr, at, in->sizes[i]) != 0)
+      return -1;
     at += in->sizes[i];
   }
   return 0;
@@ -434,6 +444,12 @@ static int on_read_data(conn *c, const ctrl_read_data *rd) {
   if (rd->size != o->segs[seg].size)
     return protocol_error(c, "READ_DATA of the wrong size", rd->id);
   o->remote_left--;
+  if (rd->data) { /* a small read: the bytes came with the answer */
+    if (put_inline(c, o->segs[seg].mr, o->segs[seg].ptr, rd->data, rd->size) != 0)
+      return -1;
+    op_maybe_done(c, o);
+    return 0;
+  }
   if (add_seg_chunks(c, o, LANE_ONE_SIDED, 1, &o->segs[seg], rd->size) != 0)
     return conn_fail(c, P2P_ENOMEM, "out of memory"), -1;
   op_maybe_done(c, o);
@@ -450,6 +466,11 @@ static int on_write(conn *c, const ctrl_access *a) {
             (unsigned long long)a->size, c->peer_ip, err_get());
   serve *sv = serve_new(c, CTRL_WRITE_DONE, a->id, status, a->size, mr);
   if (!sv) return conn_fail(c, P2P_ENOMEM, "out of memory"), -1;
+  if (a->data) { /* a small write: its bytes came with it */
+    if (status == P2P_OK && put_inline(c, mr, ptr, a->data, a->size) != 0) return -1;
+    serve_done(c, sv);
+    return 0;
+  }
   lane *l = &c->recv_lanes[LANE_ONE_SIDED];
   int n = status == P2P_OK ? lane_add(c, l, ptr, a->size, 1, NULL, sv, mr)
                            : lane_add_drain(c, l, a->size, sv);
@@ -470,8 +491,16 @@ static int on_read(conn *c, const ctrl_access *a) {
     ctrl_msg m = {.type = CTRL_READ_DONE, .u.status = {.id = a->id, .status = status}};
     return conn_send_ctrl(c, &m, NULL);
   }
-  ctrl_msg m = {.type = CTRL_READ_DATA, .u.read_data = {.id = a->id, .size = a->size}};
-  if (conn_send_ctrl(c, &m, NULL) != 0) return region_release(c->ep, mr), -1;
+  /* Small reads of host memory answer with the bytes themselves. */
+  int inline_read = a->size <= c->eager_max && mr->ptr_type == NCCL_PTR_HOST;
+  ctrl_msg m = {.type = CTRL_READ_DATA,
+                .u.read_data = {.id = a->id, .size = a->size,
+                                .data = inline_read ? (ptr ? ptr : (uint8_t *)"") : NULL}};
+  int sent = conn_send_ctrl(c, &m, NULL);
+  if (sent != 0 || inline_read) {
+    region_release(c->ep, mr);
+    return sent;
+  }
   serve *sv = serve_new(c, 0, a->id, P2P_OK, a->size, mr);
   if (!sv) return region_release(c->ep, mr), -1;
   int n = lane_add(c, &c->send_lanes[LANE_ONE_SIDED], ptr, a->size, 0, NULL, sv, mr);
