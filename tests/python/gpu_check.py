@@ -111,6 +111,12 @@ def client(q_in, q_out, q_res):
     ok = ep.read(conn, reg(ep, back), back.data_ptr(), back.numel(), blob)
     torch.cuda.synchronize()
     res.append(("read 8 MiB back", ok and torch.equal(back, src)))
+    small = pattern(7, 1000, "cpu")  # host bytes inline into GPU memory
+    ok = ep.write(conn, reg(ep, small), small.data_ptr(), 1000, blob)
+    tiny = torch.zeros(1000, dtype=torch.uint8)
+    ok2 = ep.read(conn, reg(ep, tiny), tiny.data_ptr(), 1000, blob)
+    res.append(("small host write into GPU memory, read back to host",
+                ok and ok2 and torch.equal(tiny, small)))
     q_out.put("written")
     assert q_in.get() == "checked"
     ok, lconn = ep.connect_local(0)
