@@ -397,6 +397,10 @@ static int close_busy_side(const twohost *th, int side, int fd, void *arg) {
     SIDE_CHECK(is_recv ? post_recv(t, comm, buf + i * n, n, &reqs[i]) == 0
                        : post_send(t, comm, buf + i * n, n, 0, &reqs[i]) == 0);
   }
+  /* Both sides have posted before either closes (a send posted after the
+   * peer closed may rightly fail); 128 MiB cannot all be in flight yet. */
+  char mark = 'p', peer;
+  SIDE_CHECK(oob_send(fd, &mark, 1) == 0 && oob_recv(fd, &peer, 1) == 0);
   usleep(20000);
   uint64_t start = clock_ns();
   SIDE_CHECK((is_recv ? net_call(t, close_recv, comm)
