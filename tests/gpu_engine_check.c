@@ -2,6 +2,10 @@
  * by scripts/gpu-check on the GPU machine (needs CUDA; exits 77 without).
  *
  *   gpu_engine_check staged|unpack|ipc [--max BYTES] [--plugin PATH]
+ *   gpu_engine_check staging      (the pinned ring and CPU copies alone)
+ * Diagnosis knobs: GPU_CHECK_HOST_SIDE=send|recv (that side's "GPU" buffer
+ * is host memory), GPU_CHECK_PINNED=1 (pinned host->host reference),
+ * GPU_IPC_SAME=1 (both IPC processes on GPU 0).
  *
  * staged: the built-in TCP transport (host memory only): pinned staging.
  * unpack: the TCPX-like test plugin (TCPX_P2P_NET_PLUGIN names it): GPU

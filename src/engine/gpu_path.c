@@ -12,15 +12,9 @@
 #include <string.h>
 
 #include "engine.h"
-#include "sock.h"
 #include "log.h"
 #include "staging.h"
 #include "unpack.h"
-
-/* Debug counters (TCPX_P2P_GPATH_STATS=1): time in CUDA calls. */
-static atomic_uint_fast64_t stat_ns[4], stat_n[4];
-#define TIMED(i, expr) ({ uint64_t t0_ = clock_ns(); __typeof__(expr) r_ = (expr); \
-  atomic_fetch_add(&stat_ns[i], clock_ns() - t0_); atomic_fetch_add(&stat_n[i], 1); r_; })
 
 static int gpu_fail(conn *c, const char *what) {
   char why[P2P_ERR_MAX];
@@ -81,7 +75,7 @@ int gpath_stage_ahead(conn *c, chunk *ch) {
     return 0;
   if (take_slot(c, ch) != 0) return -1;
   if (ch->slot < 0) return 0;
-  if (TIMED(0, gpu_staging_d2h(c->stage[0], ch->slot, ch->ptr, ch->size)) != NET_OK)
+  if (gpu_staging_d2h(c->stage[0], ch->slot, ch->ptr, ch->size) != NET_OK)
     return gpu_fail(c, "device-to-host copy");
   ch->copying = 1;
   return 0;
@@ -102,7 +96,7 @@ int gpath_ready_to_post(conn *c, chunk *ch, int *ready) {
     *ready = 0;
     return 0;
   }
-  if (TIMED(1, gpu_staging_ready(c->stage[0], ch->slot, ready)) != NET_OK)
+  if (gpu_staging_ready(c->stage[0], ch->slot, ready) != NET_OK)
     return gpu_fail(c, "device-to-host copy");
   return 0;
 }
@@ -173,7 +167,7 @@ int gpath_after_test(conn *c, lane *l, int k, chunk *ch) {
     return 1;
   }
   if (ch->mode == GPATH_STAGED) {
-    if (TIMED(2, gpu_staging_h2d(c->stage[1], ch->slot, ch->ptr, ch->size)) != NET_OK)
+    if (gpu_staging_h2d(c->stage[1], ch->slot, ch->ptr, ch->size) != NET_OK)
       return gpu_fail(c, "host-to-device copy");
     return 1;
   }
@@ -194,7 +188,7 @@ int gpath_finished(conn *c, lane *l, int k, chunk *ch, int *done) {
   }
   if (!l->unpack[k] && ch->mode == GPATH_HOST) return 0; /* waiting for its turn */
   int rc = l->unpack[k] ? gpu_unpack_done(l->unpack[k], ch->unpack_k, done)
-                        : TIMED(3, gpu_staging_ready(c->stage[1], ch->slot, done));
+                        : gpu_staging_ready(c->stage[1], ch->slot, done);
   if (rc != NET_OK) return gpu_fail(c, "copy to GPU memory");
   if (*done) gpath_release(c, ch);
   return 0;
@@ -214,12 +208,6 @@ int gpath_copy_to_gpu(int device, void *dst, const void *src, size_t n) {
 
 /* The comms are closed: drop unpack state and staging rings. */
 void gpath_close(conn *c) {
-  if (getenv("TCPX_P2P_GPATH_STATS"))
-    for (int i = 0; i < 4; i++)
-      if (stat_n[i])
-        fprintf(stderr, "gpath stat %d: %llu calls, %.1f us avg, %.3f s total\n", i,
-                (unsigned long long)stat_n[i], (double)stat_ns[i] / 1e3 / (double)stat_n[i],
-                (double)stat_ns[i] / 1e9);
   for (int li = 0; li < ENGINE_LANES; li++)
     for (int k = 0; k < ENGINE_MAX_COMMS; k++)
       if (c->recv_lanes[li].unpack[k]) {
