@@ -9,6 +9,7 @@
 
 static inline void prng_fill(void *buf, size_t len, uint64_t seed) {
   uint64_t x = seed * 0x9E3779B97F4A7C15ull + 0x2545F4914F6CDD1Dull;
+  if (x == 0) x = 0x2545F4914F6CDD1Dull; /* xorshift must not start at 0 */
   unsigned char *p = buf;
   while (len) {
     x ^= x >> 12;

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "prng.h"
 
 #define TWOHOST_ADDR0 "10.211.0.1"
 #define TWOHOST_ADDR1 "10.211.0.2"
@@ -369,27 +370,9 @@ int oob_recv(int fd, void *buf, size_t len) {
 
 /* ---- data helpers ---- */
 
-/* xorshift64*: fast, reproducible, and no byte pattern repeats within any
- * buffer a test would use. The seed is mixed so 0 is a valid seed. */
-static uint64_t xorshift64s(uint64_t *x) {
-  *x ^= *x >> 12;
-  *x ^= *x << 25;
-  *x ^= *x >> 27;
-  return *x * 0x2545F4914F6CDD1DULL;
-}
-
+/* The library's seeded generator: tests and the CLI derive the same bytes. */
 void fill_random(void *buf, size_t len, unsigned long long seed) {
-  uint64_t x = (uint64_t)seed ^ 0x9E3779B97F4A7C15ULL;
-  if (x == 0) x = 0x9E3779B97F4A7C15ULL;
-  unsigned char *p = buf;
-  for (; len >= 8; p += 8, len -= 8) {
-    uint64_t v = xorshift64s(&x);
-    memcpy(p, &v, 8);
-  }
-  if (len > 0) {
-    uint64_t v = xorshift64s(&x);
-    memcpy(p, &v, len);
-  }
+  prng_fill(buf, len, (uint64_t)seed);
 }
 
 int bytes_equal(const void *a, const void *b, size_t len, const char *what) {
