@@ -138,16 +138,6 @@ int p2p_poll(p2p_endpoint *ep, uint64_t xfer_id, int *done) {
   return rc;
 }
 
-static void deadline_in(struct timespec *ts, int ms) {
-  clock_gettime(CLOCK_REALTIME, ts);
-  ts->tv_sec += ms / 1000;
-  ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-  if (ts->tv_nsec >= 1000000000L) {
-    ts->tv_sec++;
-    ts->tv_nsec -= 1000000000L;
-  }
-}
-
 static int wait_op(p2p_endpoint *ep, uint64_t xfer_id, int timeout_ms,
                    size_t *received);
 

@@ -17,6 +17,7 @@
 #include "auth.h"
 #include "cudadrv.h"
 #include "engine.h"
+#include "env.h"
 #include "log.h"
 #include "plugin.h"
 #include "sock.h"
@@ -37,6 +38,16 @@ int ep_err(int code, const char *fmt, ...) {
 
 uint64_t now_ns(void) { return clock_ns(); }
 
+void deadline_in(struct timespec *ts, int ms) {
+  clock_gettime(CLOCK_REALTIME, ts);
+  ts->tv_sec += ms / 1000;
+  ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+  if (ts->tv_nsec >= 1000000000L) {
+    ts->tv_sec++;
+    ts->tv_nsec -= 1000000000L;
+  }
+}
+
 int api_enter(p2p_endpoint *ep) {
   atomic_fetch_add(&ep->api_users, 1);
   if (!atomic_load(&ep->stop)) return P2P_OK;
@@ -47,11 +58,6 @@ int api_enter(p2p_endpoint *ep) {
 void api_leave(p2p_endpoint *ep) { atomic_fetch_sub(&ep->api_users, 1); }
 
 /* ---- options ---------------------------------------------------------------- */
-
-static int env_int(const char *name, int dflt) {
-  const char *v = getenv(name);
-  return v && *v ? atoi(v) : dflt;
-}
 
 void p2p_options_init(p2p_options *o) {
   memset(o, 0, sizeof *o);
@@ -632,13 +638,7 @@ static int take_accepted(p2p_endpoint *ep, int local, conn **out) {
   conn **tail = local ? &ep->local_tail : &ep->accepted_tail;
   int limit = ep->opts.op_timeout_ms;
   struct timespec until;
-  clock_gettime(CLOCK_REALTIME, &until);
-  until.tv_sec += limit / 1000;
-  until.tv_nsec += (long)(limit % 1000) * 1000000L;
-  if (until.tv_nsec >= 1000000000L) {
-    until.tv_sec++;
-    until.tv_nsec -= 1000000000L;
-  }
+  deadline_in(&until, limit);
   pthread_mutex_lock(&ep->accept_lock);
   int rc = 0;
   while (!*head && !atomic_load(&ep->stop) && rc == 0)

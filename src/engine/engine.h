@@ -14,6 +14,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "ctrl.h"
 #include "err.h"
@@ -297,6 +298,8 @@ int api_enter(p2p_endpoint *ep);
 void api_leave(p2p_endpoint *ep);
 conn *ep_conn_get(p2p_endpoint *ep, uint64_t conn_id); /* NULL + error */
 uint64_t now_ns(void);
+/* CLOCK_REALTIME now + ms, for pthread_cond_timedwait. */
+void deadline_in(struct timespec *ts, int ms);
 
 /* handshake.c: connector and acceptor sides. On success *out is a live
  * connection (comms up), not yet handed to a progress thread. */
@@ -313,6 +316,11 @@ void progress_adopt(p2p_endpoint *ep, conn *c);
 void progress_wake(p2p_endpoint *ep, conn *c);
 int conn_send_ctrl(conn *c, const ctrl_msg *m, const uint64_t *sizes64);
 void conn_fail(conn *c, int code, const char *why);
+/* Fail it for a failed transport call: a remote error (the peer's sockets
+ * reset or closed) is the peer's loss (P2P_EPEER), anything else the
+ * transport's (P2P_ETRANSPORT). Returns -1. */
+int conn_fail_net(conn *c, int net_rc);
+void conn_close_comms(conn *c);
 
 /* xfer.c: ops on the progress thread. */
 void xfer_start(conn *c, op *o);              /* a submitted op */

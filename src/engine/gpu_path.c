@@ -145,10 +145,7 @@ static int start_flush(conn *c, lane *l, int k, chunk *ch) {
   size_t size = ch->size;
   ch->flush_req = NULL;
   int rc = net_call(c->net, iflush, l->comm[k], 1, &data, &size, &mh, &ch->flush_req);
-  if (rc != NET_OK) {
-    conn_fail(c, rc == NET_EREMOTE ? P2P_EPEER : P2P_ETRANSPORT, err_get());
-    return -1;
-  }
+  if (rc != NET_OK) return conn_fail_net(c, rc);
   return ch->flush_req != NULL;
 }
 
@@ -179,10 +176,7 @@ int gpath_finished(conn *c, lane *l, int k, chunk *ch, int *done) {
   *done = 1;
   if (ch->flush_req) {
     int rc = net_call(c->net, test, ch->flush_req, done, NULL);
-    if (rc != NET_OK) {
-      conn_fail(c, rc == NET_EREMOTE ? P2P_EPEER : P2P_ETRANSPORT, err_get());
-      return -1;
-    }
+    if (rc != NET_OK) return conn_fail_net(c, rc);
     if (*done) ch->flush_req = NULL;
     return 0;
   }

@@ -329,12 +329,7 @@ static int handshake(p2p_endpoint *ep, int fd, const char *peer_ip, int role,
     say_refused(c);
     c->fd = -1; /* the caller owns and closes fd on failure */
     gpath_close(c);
-    for (int li = 0; li < ENGINE_LANES; li++) {
-      for (int k = 0; k < c->send_lanes[li].ncomms; k++)
-        if (c->send_lanes[li].comm[k]) net_call(c->net, close_send, c->send_lanes[li].comm[k]);
-      for (int k = 0; k < c->recv_lanes[li].ncomms; k++)
-        if (c->recv_lanes[li].comm[k]) net_call(c->net, close_recv, c->recv_lanes[li].comm[k]);
-    }
+    conn_close_comms(c);
     conn_free(c);
     err_set(rc, "%s", saved);
     return rc;

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "env.h"
 #include "log.h"
 #include "sock.h"
 
@@ -81,7 +82,8 @@ static int ctrl_read(conn *c) {
 
 /* ---- failure ------------------------------------------------------------------- */
 
-static void close_comms(conn *c) {
+/* Close every transport comm of the connection (set-up failure or fail). */
+void conn_close_comms(conn *c) {
   net_transport *t = c->net;
   for (int li = 0; li < ENGINE_LANES; li++) {
     for (int k = 0; k < c->send_lanes[li].ncomms; k++)
@@ -108,7 +110,7 @@ void conn_fail(conn *c, int code, const char *why) {
   log_msg(code == P2P_ECANCELED || c->peer_closed ? LOG_INFO : LOG_WARN, "%s",
           c->dead_err);
   regions_forget_comms(c->ep, c);
-  close_comms(c);
+  conn_close_comms(c);
   gpath_close(c); /* waits for copies still writing into GPU buffers */
   xfer_fail_all(c, code, c->dead_err);
   while (queued) {
@@ -120,6 +122,11 @@ void conn_fail(conn *c, int code, const char *why) {
     close(c->fd);
     c->fd = -1;
   }
+}
+
+int conn_fail_net(conn *c, int net_rc) {
+  conn_fail(c, net_rc == NET_EREMOTE ? P2P_EPEER : P2P_ETRANSPORT, err_get());
+  return -1;
 }
 
 /* ---- one connection ----------------------------------------------------------- */
@@ -253,11 +260,9 @@ static void *progress_main(void *arg) {
 }
 
 int progress_start(p2p_endpoint *ep) {
-  const char *spin = getenv("TCPX_P2P_SPIN_YIELDS"), *nap = getenv("TCPX_P2P_NAP_US");
-  ep->spin_yields = spin && *spin ? atoi(spin) : SPIN_YIELDS;
-  ep->nap_us = nap && *nap ? atoi(nap) : NAP_US;
-  const char *linger = getenv("TCPX_P2P_IDLE_SPIN_US");
-  ep->idle_spin_us = linger && *linger ? atoi(linger) : IDLE_SPIN_US;
+  ep->spin_yields = env_int("TCPX_P2P_SPIN_YIELDS", SPIN_YIELDS);
+  ep->nap_us = env_int("TCPX_P2P_NAP_US", NAP_US);
+  ep->idle_spin_us = env_int("TCPX_P2P_IDLE_SPIN_US", IDLE_SPIN_US);
   for (int i = 0; i < ep->nthreads; i++) {
     progress_thread *pt = &ep->threads[i];
     pt->ep = ep;

@@ -135,8 +135,7 @@ int p2p_dereg(p2p_endpoint *ep, uint64_t mr_id) {
   remove_exposures(ep, mr_id);
   /* Peer accesses already moving bytes finish before dereg returns. */
   struct timespec until;
-  clock_gettime(CLOCK_REALTIME, &until);
-  until.tv_sec += ep->opts.timeout_ms / 1000 + 1;
+  deadline_in(&until, ep->opts.timeout_ms + 1000);
   int timed_out = 0;
   while (mr->serving > 0 && !timed_out)
     timed_out = pthread_cond_timedwait(&ep->regions_cond, &ep->regions_lock, &until) != 0;

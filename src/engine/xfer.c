@@ -544,21 +544,13 @@ static int post_chunk(conn *c, void *comm, chunk *ch, void **req) {
   return net_call(t, irecv, comm, 1, &data, &size, &tag, &mh, req);
 }
 
-/* A failed transport call fails the connection: a remote error (the
- * peer's sockets reset or closed) is the peer's loss, anything else the
- * transport's. */
-static int transport_error(conn *c, int net_rc) {
-  conn_fail(c, net_rc == NET_EREMOTE ? P2P_EPEER : P2P_ETRANSPORT, err_get());
-  return -1;
-}
-
 /* Receives are consumed in posting order, after their copy finished. */
 static int consume(conn *c, void *comm, chunk *ch) {
   net_transport *t = c->net;
   int rc;
   if (ch->is_recv && t->ops->irecv_consumed &&
       (rc = net_call(t, irecv_consumed, comm, 1, ch->request)) != NET_OK)
-    return transport_error(c, rc);
+    return conn_fail_net(c, rc);
   chunk_done(c, ch);
   return 0;
 }
@@ -585,7 +577,7 @@ static int pump_inflight(conn *c, lane *l, int k) {
     chunk *ch = l->inflight[k].head;
     int done = 0;
     int rc = net_call(c->net, test, ch->request, &done, NULL);
-    if (rc != NET_OK) return transport_error(c, rc);
+    if (rc != NET_OK) return conn_fail_net(c, rc);
     if (!done) break;
     fifo_pop(&l->inflight[k]);
     moved++;
@@ -612,7 +604,7 @@ static int pump_waiting(conn *c, lane *l, int k) {
     if (gpath_ready_to_post(c, ch, &ready) != 0) return -1;
     if (!ready) break;
     int rc = post_chunk(c, l->comm[k], ch, &ch->request);
-    if (rc != NET_OK) return transport_error(c, rc);
+    if (rc != NET_OK) return conn_fail_net(c, rc);
     if (!ch->request) break; /* transport busy: later */
     if (ch->is_recv && gpath_posted_recv(c, l, k, ch) != 0) return -1;
     fifo_push(&l->inflight[k], fifo_pop(&l->waiting[k]));

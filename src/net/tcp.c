@@ -11,6 +11,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "env.h"
 #include "sock.h"
 #include "tcp_internal.h"
 
@@ -45,11 +46,6 @@ struct tcp_pending_connect {
 };
 
 /* ---- options and instance ------------------------------------------- */
-
-static int env_int(const char *name, int dflt) {
-  const char *v = getenv(name);
-  return v && *v ? atoi(v) : dflt;
-}
 
 void tcp_options_default(tcp_options *o) {
   memset(o, 0, sizeof *o);
