@@ -141,7 +141,58 @@ void bench_catch_interrupt(void) {
 
 int bench_interrupted(void) { return interrupted; }
 
-void bench_side_start(void) { signal(SIGINT, SIG_DFL); }
+/* ---- CPU placement ------------------------------------------------------------ */
+
+int bench_cpu_halves(cpu_set_t half[2]) {
+  cpu_set_t set;
+  CPU_ZERO(&half[0]);
+  CPU_ZERO(&half[1]);
+  if (sched_getaffinity(0, sizeof set, &set) != 0) return -1;
+  int n = CPU_COUNT(&set), seen = 0;
+  if (n < 2) return -1;
+  for (int c = 0; c < CPU_SETSIZE && seen < n; c++)
+    if (CPU_ISSET(c, &set)) CPU_SET(c, &half[seen++ < n / 2 ? 0 : 1]);
+  return 0;
+}
+
+int bench_parse_cpus(const char *word, int *apart) {
+  if (!strcmp(word, "apart") || !strcmp(word, "free")) {
+    *apart = !strcmp(word, "apart");
+    return 0;
+  }
+  fprintf(stderr, "tcpx-p2p bench: --cpus takes apart or free, not '%s'\n", word);
+  return -1;
+}
+
+static void print_cpu_list(FILE *out, const cpu_set_t *set) {
+  const char *sep = "";
+  for (int c = 0; c < CPU_SETSIZE; c++)
+    if (CPU_ISSET(c, set)) {
+      fprintf(out, "%s%d", sep, c);
+      sep = ",";
+    }
+}
+
+void bench_print_cpus(FILE *out, int apart) {
+  cpu_set_t half[2];
+  if (!apart || bench_cpu_halves(half) != 0) {
+    fprintf(out, "placement: both sides wherever the scheduler puts them%s\n",
+            apart ? " (fewer than 2 CPUs)" : " (--cpus free)");
+    return;
+  }
+  fprintf(out, "placement: side 0 on CPU ");
+  print_cpu_list(out, &half[0]);
+  fprintf(out, ", side 1 on CPU ");
+  print_cpu_list(out, &half[1]);
+  fprintf(out, ", all their threads (two hosts, each its own cores)\n");
+}
+
+void bench_side_start(int side, int apart) {
+  signal(SIGINT, SIG_DFL);
+  cpu_set_t half[2];
+  if (apart && bench_cpu_halves(half) == 0)
+    sched_setaffinity(0, sizeof half[side], &half[side]);
+}
 
 #define OOB_WAIT_MS (3600 * 1000)
 

@@ -45,6 +45,7 @@ typedef struct net_plan {
   int ref_per_size;     /* iperf3 again right before each size */
   int pingpong;         /* round trips instead of throughput */
   int json;
+  int cpus_apart;       /* each side on its own half of the CPUs */
   const char *plugin;
   const char *mode;
   const twohost *th;    /* for iperf3 runs from the receiver */
@@ -272,9 +273,8 @@ static void print_transport(const net_plan *plan, const net_end *e) {
 
 static int receiver(const twohost *th, int side, int peer_fd, void *arg) {
   (void)th;
-  (void)side;
-  bench_side_start();
   const net_plan *plan = arg;
+  bench_side_start(side, plan->cpus_apart);
   net_end e;
   unsigned char handle[NET_HANDLE_SIZE];
   void *lcomm = NULL;
@@ -307,9 +307,8 @@ static int send_size(net_end *e, int peer_fd, size_t size) {
 
 static int sender(const twohost *th, int side, int peer_fd, void *arg) {
   (void)th;
-  (void)side;
-  bench_side_start();
   const net_plan *plan = arg;
+  bench_side_start(side, plan->cpus_apart);
   net_end e;
   unsigned char handle[NET_HANDLE_SIZE];
   int rc = -1;
@@ -466,8 +465,8 @@ static void pp_report(const net_plan *plan, const net_pp *p, size_t size) {
 
 /* Both sides: side 1 initiates, times and reports; side 0 echoes. */
 static int pp_side(const twohost *th, int side, int peer_fd, void *arg) {
-  bench_side_start();
   const net_plan *plan = arg;
+  bench_side_start(side, plan->cpus_apart);
   net_pp p;
   int rc = pp_open(plan, th, side, peer_fd, &p);
   if (rc == 0 && side == 1) {
@@ -497,7 +496,7 @@ static int usage(FILE *out) {
           "usage: tcpx-p2p bench net [--sizes 4K,64K,1M,16M,64M,256M] [--streams N]\n"
           "                          [--iters N | --seconds S] [--ref-seconds S]\n"
           "                          [--ref-per-size] [--pingpong] [--json]\n"
-          "                          [--loopback] [--plugin P]\n"
+          "                          [--loopback] [--plugin P] [--cpus apart|free]\n"
           "  Throughput of one transport comm between two hosts (network\n"
           "  namespaces over veth as root, else loopback), %d requests in flight,\n"
           "  next to iperf3 -P N (N = streams per comm, default\n"
@@ -506,7 +505,9 @@ static int usage(FILE *out) {
           "  Default count per size: 1 GiB worth, %d..%d messages.\n"
           "  --pingpong: round trips through the transport instead (sizes\n"
           "  default 256,4K,64K; --iters default %d), next to a raw TCP\n"
-          "  ping-pong between the same processes; ratio = p50 / raw p50.\n",
+          "  ping-pong between the same processes; ratio = p50 / raw p50.\n"
+          "  --cpus apart (default): each side and its threads on its own half\n"
+          "  of the CPUs, like two hosts; free: where the scheduler puts them.\n",
           NET_WINDOW, NET_MIN_MSGS, NET_MAX_MSGS, NET_PP_ITERS);
   return out == stdout ? TOOL_OK : TOOL_USAGE;
 }
@@ -514,6 +515,7 @@ static int usage(FILE *out) {
 static int parse_args(int argc, char **argv, net_plan *p, int *loopback) {
   int sizes_given = 0;
   p->ref_seconds = 3;
+  p->cpus_apart = 1;
   const char *env = getenv("TCPX_P2P_TCP_STREAMS");
   p->streams = env && atoi(env) > 0 ? atoi(env) : 4;
   for (int i = 1; i < argc; i++) {
@@ -530,7 +532,9 @@ static int parse_args(int argc, char **argv, net_plan *p, int *loopback) {
     else if (!strcmp(argv[i], "--seconds")) p->seconds = atof(argv[++i]);
     else if (!strcmp(argv[i], "--ref-seconds")) p->ref_seconds = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--plugin")) p->plugin = argv[++i];
-    else return -1;
+    else if (!strcmp(argv[i], "--cpus")) {
+      if (bench_parse_cpus(argv[++i], &p->cpus_apart) != 0) return -1;
+    } else return -1;
   }
   if (!sizes_given)
     p->nsizes = bench_parse_sizes(p->pingpong ? "256,4K,64K"
@@ -577,6 +581,7 @@ int bench_net_main(int argc, char **argv) {
   fprintf(info, "bench net: side 1 %s (%s) -> side 0 %s (%s), %s\n",
           th.addr[1], th.ifname[1], th.addr[0], th.ifname[0],
           th.netns ? "network namespaces over veth" : "loopback");
+  bench_print_cpus(info, plan.cpus_apart);
   plan.th = &th;
   if (plan.ref_seconds > 0 && !plan.ref_per_size && !plan.pingpong)
     iperf3_measure(&th, plan.streams, plan.ref_seconds, 0, &plan.ref);

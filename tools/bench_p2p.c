@@ -49,6 +49,7 @@ typedef struct p2p_plan {
   long iters;                /* 0 = by byte budget */
   int ref_seconds;           /* iperf3 -t; 0 = no bandwidth reference */
   int json;
+  int cpus_apart;            /* each side on its own half of the CPUs */
   const char *plugin;
   const char *mode;
   int comms_per_lane, tcp_streams;
@@ -574,9 +575,8 @@ static void print_layout(const p2p_plan *plan) {
 }
 
 static int server(const twohost *th, int side, int peer_fd, void *arg) {
-  (void)side;
-  bench_side_start();
   const p2p_plan *plan = arg;
+  bench_side_start(side, plan->cpus_apart);
   p2p_side s;
   int rc = open_side(plan, th, peer_fd, 0, &s);
   if (rc == 0) rc = server_connect(&s);
@@ -591,9 +591,8 @@ static int server(const twohost *th, int side, int peer_fd, void *arg) {
 }
 
 static int client(const twohost *th, int side, int peer_fd, void *arg) {
-  (void)side;
-  bench_side_start();
   const p2p_plan *plan = arg;
+  bench_side_start(side, plan->cpus_apart);
   p2p_side s;
   int rc = open_side(plan, th, peer_fd, 1, &s);
   if (rc == 0) rc = client_connect(&s);
@@ -656,7 +655,9 @@ static int usage(FILE *out) {
           "  (sendv/recvv/writev/readv). pingpong (sizes <= 64K, sync): send then\n"
           "  receive the echo. References in the same run: iperf3 -P (comms per\n"
           "  lane x TCP streams) for --ref-seconds (default 3; 0 = none), and a\n"
-          "  raw TCP ping-pong. Default iterations: 512 MiB worth, %d..%d.\n",
+          "  raw TCP ping-pong. Default iterations: 512 MiB worth, %d..%d.\n"
+          "  --cpus apart (default): each side and its threads on its own half\n"
+          "  of the CPUs, like two hosts; free: where the scheduler puts them.\n",
           P2P_DEPTH, P2P_DEPTH, P2P_MIN_ITERS, P2P_MAX_ITERS);
   return out == stdout ? TOOL_OK : TOOL_USAGE;
 }
@@ -679,7 +680,8 @@ static int parse_ops(const char *list, p2p_plan *p) {
 }
 
 static int parse_args(int argc, char **argv, p2p_plan *p, int *loopback) {
-  *p = (p2p_plan){.depth = P2P_DEPTH, .kv_blocks = 1, .ref_seconds = 3};
+  *p = (p2p_plan){.depth = P2P_DEPTH, .kv_blocks = 1, .ref_seconds = 3,
+                  .cpus_apart = 1};
   p->nsizes = bench_parse_sizes("256,4K,64K,1M,16M,64M,256M,1G", p->sizes,
                                 BENCH_MAX_SIZES);
   parse_ops("send,write,read,pingpong", p);
@@ -698,7 +700,9 @@ static int parse_args(int argc, char **argv, p2p_plan *p, int *loopback) {
     else if (!strcmp(argv[i], "--iters")) p->iters = atol(argv[++i]);
     else if (!strcmp(argv[i], "--ref-seconds")) p->ref_seconds = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--plugin")) p->plugin = argv[++i];
-    else return -1;
+    else if (!strcmp(argv[i], "--cpus")) {
+      if (bench_parse_cpus(argv[++i], &p->cpus_apart) != 0) return -1;
+    } else return -1;
   }
   if (p->nsizes < 1 || p->depth < 1 || p->depth > P2P_DEPTH || p->kv_blocks < 1 ||
       p->kv_blocks > P2P_MAX_BLOCKS ||

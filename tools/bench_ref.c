@@ -211,21 +211,15 @@ static int free_port(void) {
   return port;
 }
 
-/* The first two CPUs this process may run on, for the two iperf3 ends;
- * -1 where there are fewer (no pinning then). */
+/* One CPU for each iperf3 end, the first of each side's half (see
+ * bench_side_start); -1 where there are fewer than two (no pinning). */
 static void pick_cpus(int cpu[2]) {
-  cpu_set_t set;
+  cpu_set_t half[2];
   cpu[0] = cpu[1] = -1;
-  if (sched_getaffinity(0, sizeof set, &set) != 0) return;
-  int found = 0, first = -1;
-  for (int c = 0; c < CPU_SETSIZE && found < 2; c++)
-    if (CPU_ISSET(c, &set)) {
-      if (found++ == 0) first = c;
-      else {
-        cpu[0] = first;
-        cpu[1] = c;
-      }
-    }
+  if (bench_cpu_halves(half) != 0) return;
+  for (int side = 0; side < 2; side++)
+    for (int c = 0; c < CPU_SETSIZE && cpu[side] < 0; c++)
+      if (CPU_ISSET(c, &half[side])) cpu[side] = c;
 }
 
 /* Fork a child that enters `side`, is pinned to `cpu` (-1: not pinned) and

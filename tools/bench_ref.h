@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sched.h>
 #include <stdio.h>
 
 #include "twohost.h"
@@ -48,7 +49,17 @@ double bench_now(void);
  * children, which call bench_side_start() first, die of it. */
 void bench_catch_interrupt(void);
 int bench_interrupted(void);
-void bench_side_start(void);
+/* First call of a side process. apart: pin it (and the threads it will
+ * start) to its half of this process's CPUs, as two hosts each have their
+ * own cores; the references are measured with the same placement. */
+void bench_side_start(int side, int apart);
+/* This process's CPUs split in two (first half, second half); -1 when it
+ * has fewer than two. */
+int bench_cpu_halves(cpu_set_t half[2]);
+/* --cpus apart|free -> *apart (1|0); -1 and a message otherwise. */
+int bench_parse_cpus(const char *word, int *apart);
+/* One line saying where the sides run. */
+void bench_print_cpus(FILE *out, int apart);
 /* oob_recv after waiting up to an hour for the first byte: the peer may be
  * busy with a long timed phase (oob_recv alone gives up after 30 s). */
 int bench_oob_wait(int fd, void *buf, size_t len);

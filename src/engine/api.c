@@ -83,8 +83,9 @@ static const char *kind_name(p2p_op_kind kind) {
   return names[kind];
 }
 
-int p2p_post(p2p_endpoint *ep, uint64_t conn_id, p2p_op_kind kind,
-             const p2p_iov *iov, size_t n, uint64_t *xfer_id) {
+/* caller_waits: a blocking call that waits for the op next. */
+static int post_op(p2p_endpoint *ep, uint64_t conn_id, p2p_op_kind kind,
+                   const p2p_iov *iov, size_t n, int caller_waits, uint64_t *xfer_id) {
   if (!ep || !xfer_id) return ep_err(P2P_EINVAL, "post: NULL argument");
   if (kind < P2P_OP_SEND || kind > P2P_OP_WRITE)
     return ep_err(P2P_EINVAL, "post: unknown op kind %d", (int)kind);
@@ -95,7 +96,7 @@ int p2p_post(p2p_endpoint *ep, uint64_t conn_id, p2p_op_kind kind,
   int rc = build_op(ep, c, kind, iov, n, &o);
   if (rc != P2P_OK) return err_wrap(rc, "%s", kind_name(kind));
   uint64_t id = o->id;
-  rc = op_submit(o);
+  rc = op_submit(o, caller_waits);
   if (rc != P2P_OK) {
     char why[P2P_ERR_MAX];
     snprintf(why, sizeof why, "%s", o->err);
@@ -106,7 +107,11 @@ int p2p_post(p2p_endpoint *ep, uint64_t conn_id, p2p_op_kind kind,
   return P2P_OK;
 }
 
-#define WAIT_SPIN_NS 50000ull
+int p2p_post(p2p_endpoint *ep, uint64_t conn_id, p2p_op_kind kind,
+             const p2p_iov *iov, size_t n, uint64_t *xfer_id) {
+  return post_op(ep, conn_id, kind, iov, n, 0, xfer_id);
+}
+
 
 /* ---- completion ------------------------------------------------------------------- */
 
@@ -150,11 +155,12 @@ int p2p_wait(p2p_endpoint *ep, uint64_t xfer_id, int timeout_ms, size_t *receive
   return rc;
 }
 
+/* Wait for the op, driving its connection meanwhile when nobody else does
+ * (see engine.h); else sleep on the op, trying again every millisecond. */
 static int wait_op(p2p_endpoint *ep, uint64_t xfer_id, int timeout_ms,
                    size_t *received) {
   int limit = timeout_ms < 0 ? ep->opts.op_timeout_ms : timeout_ms;
-  struct timespec until;
-  deadline_in(&until, limit);
+  uint64_t deadline = limit > 0 ? now_ns() + (uint64_t)limit * 1000000ull : UINT64_MAX;
   pthread_mutex_lock(&ep->ops_lock);
   op *o = idmap_get(&ep->ops, xfer_id);
   if (!o || o->waited) {
@@ -162,19 +168,9 @@ static int wait_op(p2p_endpoint *ep, uint64_t xfer_id, int timeout_ms,
     return ep_err(P2P_ENOTFOUND, "wait: no transfer %llu", (unsigned long long)xfer_id);
   }
   o->waited = 1;
-  int aborted = 0;
-  /* A short spin first: small transfers finish within a round trip, and a
-   * sleep on the condition variable costs a wake-up. */
-  for (uint64_t t0 = now_ns(); !o->finished && now_ns() - t0 < WAIT_SPIN_NS;) {
-    pthread_mutex_unlock(&ep->ops_lock);
-    sched_yield();
-    pthread_mutex_lock(&ep->ops_lock);
-  }
+  conn *c = o->c;
   while (!o->finished) {
-    if (limit <= 0 || aborted) {
-      pthread_cond_wait(&o->cond, &ep->ops_lock);
-    } else if (pthread_cond_timedwait(&o->cond, &ep->ops_lock, &until) != 0 &&
-               !o->finished) {
+    if (now_ns() >= deadline) {
       if (timeout_ms >= 0) { /* the caller's own limit: still pending */
         o->waited = 0;
         pthread_mutex_unlock(&ep->ops_lock);
@@ -183,8 +179,20 @@ static int wait_op(p2p_endpoint *ep, uint64_t xfer_id, int timeout_ms,
       }
       /* The op timeout: bytes may still be moving into the buffers; only
        * failing the connection (comms closed) makes it safe to return. */
-      aborted = 1;
-      conn_abort(o->c, P2P_ETIMEDOUT);
+      deadline = UINT64_MAX;
+      conn_abort(c, P2P_ETIMEDOUT);
+    }
+    pthread_mutex_unlock(&ep->ops_lock);
+    int drove = !atomic_load(&ep->stop) && conn_try_drive(c);
+    if (drove) {
+      conn_drive_until(c, o, deadline);
+      conn_end_drive(c, 0);
+    }
+    pthread_mutex_lock(&ep->ops_lock);
+    if (!drove && !o->finished) {
+      struct timespec slice;
+      deadline_in(&slice, 1);
+      pthread_cond_timedwait(&o->cond, &ep->ops_lock, &slice);
     }
   }
   int rc = reap(ep, o, received);
@@ -195,7 +203,7 @@ static int wait_op(p2p_endpoint *ep, uint64_t xfer_id, int timeout_ms,
 static int run(p2p_endpoint *ep, uint64_t conn_id, p2p_op_kind kind,
                const p2p_iov *iov, size_t n, size_t *received) {
   uint64_t id;
-  int rc = p2p_post(ep, conn_id, kind, iov, n, &id);
+  int rc = post_op(ep, conn_id, kind, iov, n, 1, &id);
   return rc == P2P_OK ? p2p_wait(ep, id, -1, received) : rc;
 }
 

@@ -443,7 +443,8 @@ int p2p_endpoint_create(const p2p_options *opts, p2p_endpoint **out) {
   int kept = keep_strings(ep, opts);
   ep->listen_fd = -1;
   ep->local_fd = -1;
-  for (int i = 0; i < ENGINE_MAX_THREADS; i++) ep->threads[i].wake_fd = -1;
+  for (int i = 0; i < ENGINE_MAX_THREADS; i++)
+    ep->threads[i].wake_fd = ep->threads[i].epoll_fd = -1;
   ep_init_locks(ep);
   int rc = kept == P2P_OK ? ep_start(ep) : kept;
   if (rc != P2P_OK) {

@@ -2,11 +2,14 @@
  * transfers (ops) and their chunks, memory regions and advertised
  * exposures. Shared by the src/engine/ files; not API.
  *
- * Threads: application threads call the API; they create ops, queue them
- * on the connection and wait on the op. Each connection belongs to one
- * progress thread, the only one that touches its control socket and its
- * transport comms. An acceptor thread takes incoming connections through
- * the handshake and queues them for p2p_accept. */
+ * Threads: application threads call the API; they create ops and wait on
+ * them. Whoever holds a connection's drive_lock "drives" it: reads and
+ * writes its control socket, starts its ops and pumps its transport
+ * comms. Each connection belongs to one progress thread, which drives it
+ * when nobody else does; an API thread that waits for an op drives the
+ * connection itself when the lock is free (no hand-over between threads,
+ * which costs a wake-up per message). An acceptor thread takes incoming
+ * connections through the handshake and queues them for p2p_accept. */
 #ifndef TCPX_P2P_ENGINE_H
 #define TCPX_P2P_ENGINE_H
 
@@ -104,7 +107,7 @@ typedef struct op {
   int started;
   int eager;                  /* SEND carried inline */
   int status;                 /* P2P_OK until something fails */
-  int finished;               /* under ep->ops_lock */
+  atomic_int finished;        /* set under ep->ops_lock; read anywhere */
   int waited;                 /* a p2p_wait/p2p_send holds it */
   pthread_cond_t cond;
   char err[P2P_ERR_MAX];
@@ -191,7 +194,9 @@ struct conn {
   /* Submission from API threads (under sub_lock). */
   pthread_mutex_t sub_lock;
   op *submitted_head, *submitted_tail;
-  /* Owned by the progress thread. */
+  /* Everything below is owned by whoever holds drive_lock. */
+  pthread_mutex_t drive_lock;
+  int watch_events;           /* what the progress thread's epoll watches on fd */
   op *sends_active;           /* SEND ops waiting for SEND_DONE */
   op *recvs_waiting;          /* RECV ops not matched yet, in order */
   op *recvs_active;           /* matched RECV ops receiving chunks */
@@ -228,12 +233,13 @@ typedef struct progress_thread {
   pthread_t tid;
   int index;
   int wake_fd;                /* eventfd */
+  int epoll_fd;               /* its connections' control sockets + wake_fd */
+  atomic_int kicked;          /* woken since it last looked: do not sleep */
   pthread_mutex_t lock;       /* guards `adopt` */
   conn *adopt;                /* new connections to take over */
   conn *conns;                /* owned */
   atomic_int sleeping;
   int started;
-  int eager;                  /* SEND carried inline */
 } progress_thread;
 
 struct p2p_endpoint {
@@ -314,6 +320,16 @@ int progress_start(p2p_endpoint *ep);
 void progress_stop(p2p_endpoint *ep);
 void progress_adopt(p2p_endpoint *ep, conn *c);
 void progress_wake(p2p_endpoint *ep, conn *c);
+/* An API thread drives a connection itself (see "Threads" above):
+ * conn_try_drive takes drive_lock if it is free; conn_start starts an op
+ * (after those queued before it); conn_drive_until drives until the op
+ * finishes, the connection dies or the deadline (now_ns) passes;
+ * conn_end_drive hands the connection back to its progress thread, woken
+ * if there is work to poll for (unless the caller goes on to wait). */
+int conn_try_drive(conn *c);
+void conn_start(conn *c, op *o);
+void conn_drive_until(conn *c, op *o, uint64_t deadline_ns);
+void conn_end_drive(conn *c, int caller_waits);
 int conn_send_ctrl(conn *c, const ctrl_msg *m, const uint64_t *sizes64);
 void conn_fail(conn *c, int code, const char *why);
 /* Fail it for a failed transport call: a remote error (the peer's sockets
@@ -332,7 +348,7 @@ int xfer_busy(const conn *c);                 /* requests in flight? */
 /* ops (endpoint.c): creation, completion, lookup. */
 op *op_new(p2p_endpoint *ep, conn *c, p2p_op_kind kind, size_t nseg);
 void op_finish(op *o, int status, const char *why);
-int op_submit(op *o);
+int op_submit(op *o, int caller_waits);
 void op_discard(op *o);
 void op_put_regions(op *o);
 void conn_abort(conn *c, int code);

@@ -270,6 +270,8 @@ static conn *conn_new(p2p_endpoint *ep, int fd, const char *peer_ip,
   if (is_local) c->devs[0] = 0;
   snprintf(c->peer_ip, sizeof c->peer_ip, "%s", peer_ip);
   pthread_mutex_init(&c->sub_lock, NULL);
+  pthread_mutex_init(&c->drive_lock, NULL);
+  c->watch_events = -1; /* no progress thread watches it yet */
   c->window = ep->opts.window;
   c->eager_max = ep->opts.eager_max;
   return c;
@@ -282,6 +284,7 @@ void conn_free(conn *c) {
   bytebuf_free(&c->out);
   free(c->scratch);
   pthread_mutex_destroy(&c->sub_lock);
+  pthread_mutex_destroy(&c->drive_lock);
   free(c);
 }
 

@@ -1,5 +1,5 @@
-/* The life of an op: made by an API call, submitted to its connection's
- * progress thread, finished there (or at once when the connection is
+/* The life of an op: made by an API call, started on its connection by
+ * whoever drives it, finished there (or at once when the connection is
  * dead), reported to whoever waits or polls, then forgotten. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,21 +67,28 @@ void op_finish(op *o, int status, const char *why) {
   pthread_mutex_unlock(&ep->ops_lock);
 }
 
-int op_submit(op *o) {
+/* Start the op on this thread when nobody drives its connection (no
+ * hand-over); else queue it for the driver and wake the progress thread.
+ * caller_waits: the caller drives next (p2p_wait), the thread may sleep. */
+int op_submit(op *o, int caller_waits) {
   conn *c = o->c;
-  pthread_mutex_lock(&c->sub_lock);
-  int dead = atomic_load(&c->dead);
-  if (!dead) {
-    o->next = NULL;
-    if (c->submitted_tail) c->submitted_tail->next = o;
-    else c->submitted_head = o;
-    c->submitted_tail = o;
+  int dead;
+  if (conn_try_drive(c)) {
+    dead = atomic_load(&c->dead);
+    if (!dead) conn_start(c, o);
+    conn_end_drive(c, caller_waits);
+  } else {
+    pthread_mutex_lock(&c->sub_lock);
+    dead = atomic_load(&c->dead);
+    if (!dead) {
+      o->next = NULL;
+      if (c->submitted_tail) c->submitted_tail->next = o;
+      else c->submitted_head = o;
+      c->submitted_tail = o;
+    }
+    pthread_mutex_unlock(&c->sub_lock);
+    if (!dead) progress_wake(c->ep, c);
   }
-  pthread_mutex_unlock(&c->sub_lock);
-  if (dead) {
-    op_finish(o, dead, c->dead_err);
-    return dead;
-  }
-  progress_wake(c->ep, c);
-  return P2P_OK;
+  if (dead) op_finish(o, dead, c->dead_err);
+  return dead ? dead : P2P_OK;
 }

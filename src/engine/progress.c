@@ -1,15 +1,18 @@
-/* Progress threads: each owns a set of connections and is the only thread
- * that touches their control sockets and transport comms. It reads and
- * dispatches control messages, starts submitted ops, pumps the transport,
- * flushes control bytes and watches the peer's liveness. While requests
- * are in flight it polls the transport (yielding, then napping); when idle
- * it sleeps in poll() on the control sockets and its wake eventfd. */
+/* Driving connections: reading and dispatching control messages, starting
+ * submitted ops, pumping the transport, flushing control bytes, watching
+ * the peer's liveness. Whoever holds a connection's drive_lock does it: an
+ * API thread waiting for one of its ops, or else the connection's progress
+ * thread. While requests are in flight the driver polls the transport
+ * (yielding, then napping); when idle a progress thread sleeps in
+ * epoll_wait on its control sockets and its wake eventfd, and a waiting
+ * API thread in poll() on its one control socket. */
 #include <errno.h>
 #include <poll.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -21,6 +24,8 @@
 #define SPIN_YIELDS 200       /* idle rounds with requests in flight before napping */
 #define NAP_US 20
 #define IDLE_SPIN_US 100      /* keep polling this long after the last activity */
+#define WAIT_SPIN_NS 50000ull /* a waiting caller polls its socket this long first */
+#define WAIT_SLICE_MS 10      /* then sleeps in poll() this long at most per round */
 
 /* ---- control channel ---------------------------------------------------------- */
 
@@ -80,6 +85,8 @@ static int ctrl_read(conn *c) {
   return handled + (got > 0);
 }
 
+static void watch_forget(conn *c);
+
 /* ---- failure ------------------------------------------------------------------- */
 
 /* Close every transport comm of the connection (set-up failure or fail). */
@@ -119,6 +126,7 @@ void conn_fail(conn *c, int code, const char *why) {
     op_finish(o, code, c->dead_err);
   }
   if (c->fd >= 0) {
+    watch_forget(c);
     close(c->fd);
     c->fd = -1;
   }
@@ -184,6 +192,89 @@ static int conn_progress(conn *c) {
   return n;
 }
 
+/* ---- who watches the control socket --------------------------------------------- */
+
+/* Set what the progress thread's epoll watches on c->fd (drive_lock held):
+ * nothing while an API thread drives it, so that the thread is not woken
+ * for bytes the caller reads itself. */
+static void watch_set(conn *c, int events) {
+  if (c->fd < 0 || c->watch_events < 0 || c->watch_events == events) return;
+  struct epoll_event ev = {.events = (uint32_t)events, .data.ptr = c};
+  if (epoll_ctl(c->ep->threads[c->thread].epoll_fd, EPOLL_CTL_MOD, c->fd, &ev) == 0)
+    c->watch_events = events;
+}
+
+static int watch_wanted(const conn *c) {
+  return EPOLLIN | (c->out.len > c->out.off ? EPOLLOUT : 0);
+}
+
+static void watch_forget(conn *c) {
+  if (c->fd >= 0 && c->watch_events >= 0)
+    epoll_ctl(c->ep->threads[c->thread].epoll_fd, EPOLL_CTL_DEL, c->fd, NULL);
+  c->watch_events = -1;
+}
+
+/* ---- driving from an API thread ---------------------------------------------------- */
+
+int conn_try_drive(conn *c) { return pthread_mutex_trylock(&c->drive_lock) == 0; }
+
+void conn_start(conn *c, op *o) {
+  take_submissions(c); /* ops queued before this one start first */
+  xfer_start(c, o);
+  if (!atomic_load(&c->dead) && xfer_pump(c) >= 0) ctrl_flush(c);
+}
+
+/* The progress thread must poll for this connection when transport
+ * requests are in flight or an API thread asked for something. */
+static int needs_thread(conn *c) {
+  if (atomic_load(&c->dead)) return 0;
+  if (xfer_busy(c) || atomic_load(&c->abort_code)) return 1;
+  pthread_mutex_lock(&c->sub_lock);
+  int queued = c->submitted_head != NULL;
+  pthread_mutex_unlock(&c->sub_lock);
+  return queued;
+}
+
+void conn_end_drive(conn *c, int caller_waits) {
+  int kick = !caller_waits && needs_thread(c);
+  /* A caller about to wait keeps the socket to itself (it reads next). */
+  if (!atomic_load(&c->dead)) watch_set(c, caller_waits ? 0 : watch_wanted(c));
+  pthread_mutex_unlock(&c->drive_lock);
+  if (kick) progress_wake(c->ep, c);
+}
+
+/* Sleep until the control socket has bytes (or room for pending ones). */
+static void wait_socket(conn *c, uint64_t left_ns) {
+  uint64_t slice = (uint64_t)WAIT_SLICE_MS * 1000000ull;
+  int ms = left_ns < slice ? (int)((left_ns + 999999) / 1000000) : WAIT_SLICE_MS;
+  struct pollfd p = {c->fd, (short)(POLLIN | (c->out.len > c->out.off ? POLLOUT : 0)), 0};
+  poll(&p, 1, ms);
+}
+
+void conn_drive_until(conn *c, op *o, uint64_t deadline_ns) {
+  p2p_endpoint *ep = c->ep;
+  watch_set(c, 0);
+  uint64_t last_move = now_ns();
+  int yields = 0;
+  while (!atomic_load(&o->finished) && !atomic_load(&c->dead) &&
+         !atomic_load(&ep->stop)) {
+    int moved = conn_progress(c);
+    uint64_t now = now_ns();
+    if (atomic_load(&o->finished) || atomic_load(&c->dead) || now >= deadline_ns) break;
+    if (moved) {
+      last_move = now;
+      yields = 0;
+    } else if (xfer_busy(c)) {
+      if (++yields < ep->spin_yields) sched_yield();
+      else if (ep->nap_us > 0) usleep((useconds_t)ep->nap_us);
+    } else if (now - last_move < WAIT_SPIN_NS) {
+      sched_yield();
+    } else {
+      wait_socket(c, deadline_ns - now);
+    }
+  }
+}
+
 /* ---- the thread ----------------------------------------------------------------- */
 
 static void adopt_new(progress_thread *pt) {
@@ -199,29 +290,17 @@ static void adopt_new(progress_thread *pt) {
   }
 }
 
-static int has_submissions(progress_thread *pt) {
-  int any = 0;
-  pthread_mutex_lock(&pt->lock);
-  any = pt->adopt != NULL;
-  pthread_mutex_unlock(&pt->lock);
-  for (conn *c = pt->conns; c && !any; c = c->next) {
-    pthread_mutex_lock(&c->sub_lock);
-    any = c->submitted_head != NULL || atomic_load(&c->abort_code);
-    pthread_mutex_unlock(&c->sub_lock);
-  }
-  return any;
-}
-
-static void sleep_in_poll(progress_thread *pt) {
-  struct pollfd pfd[256];
-  nfds_t n = 0;
-  pfd[n++] = (struct pollfd){pt->wake_fd, POLLIN, 0};
-  for (conn *c = pt->conns; c && n < 256; c = c->next)
-    if (c->fd >= 0)
-      pfd[n++] = (struct pollfd){c->fd, POLLIN | (c->out.len > c->out.off ? POLLOUT : 0), 0};
-  int timeout = pt->ep->opts.timeout_ms / 8;
+static void sleep_in_epoll(progress_thread *pt) {
   atomic_store(&pt->sleeping, 1);
-  if (!has_submissions(pt)) poll(pfd, n, timeout > 0 ? timeout : 100);
+  for (conn *c = pt->conns; c; c = c->next)
+    if (!atomic_load(&c->dead) && conn_try_drive(c)) {
+      if (!atomic_load(&c->dead)) watch_set(c, watch_wanted(c));
+      pthread_mutex_unlock(&c->drive_lock);
+    }
+  int timeout = pt->ep->opts.timeout_ms / 8;
+  struct epoll_event ev[64];
+  if (!atomic_exchange(&pt->kicked, 0))
+    epoll_wait(pt->epoll_fd, ev, 64, timeout > 0 ? timeout : 100);
   atomic_store(&pt->sleeping, 0);
   uint64_t v;
   if (read(pt->wake_fd, &v, sizeof v) < 0 && errno != EAGAIN) { /* nothing to drain */ }
@@ -229,7 +308,9 @@ static void sleep_in_poll(progress_thread *pt) {
 
 /* After activity the thread keeps polling (yielding the CPU) for a short
  * while before it sleeps: the next message of an exchange usually comes
- * within a round trip, and a wake-up from poll costs more than that. */
+ * within a round trip, and a wake-up from epoll costs more than that.
+ * Connections an API thread drives are skipped; it wakes us when it
+ * leaves work behind. */
 static void *progress_main(void *arg) {
   progress_thread *pt = arg;
   p2p_endpoint *ep = pt->ep;
@@ -239,9 +320,12 @@ static void *progress_main(void *arg) {
     adopt_new(pt);
     int moved = 0, busy = 0;
     for (conn *c = pt->conns; c; c = c->next) {
-      if (atomic_load(&c->dead)) continue;
-      moved += conn_progress(c);
-      busy |= !atomic_load(&c->dead) && (xfer_busy(c) || c->out.len > c->out.off);
+      if (atomic_load(&c->dead) || !conn_try_drive(c)) continue;
+      if (!atomic_load(&c->dead)) {
+        moved += conn_progress(c);
+        busy |= !atomic_load(&c->dead) && (xfer_busy(c) || c->out.len > c->out.off);
+      }
+      pthread_mutex_unlock(&c->drive_lock);
     }
     if (moved) {
       idle = 0;
@@ -253,7 +337,7 @@ static void *progress_main(void *arg) {
       sched_yield();
     } else {
       idle = 0;
-      sleep_in_poll(pt);
+      sleep_in_epoll(pt);
     }
   }
   return NULL;
@@ -269,7 +353,12 @@ int progress_start(p2p_endpoint *ep) {
     pt->index = i;
     pthread_mutex_init(&pt->lock, NULL);
     pt->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (pt->wake_fd < 0) return ep_err(P2P_ESYS, "eventfd: %s", strerror(errno));
+    pt->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+    if (pt->wake_fd < 0 || pt->epoll_fd < 0)
+      return ep_err(P2P_ESYS, "progress thread: %s", strerror(errno));
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+    if (epoll_ctl(pt->epoll_fd, EPOLL_CTL_ADD, pt->wake_fd, &ev) != 0)
+      return ep_err(P2P_ESYS, "epoll_ctl: %s", strerror(errno));
   }
   for (int i = 0; i < ep->nthreads; i++) {
     int e = pthread_create(&ep->threads[i].tid, NULL, progress_main, &ep->threads[i]);
@@ -279,7 +368,8 @@ int progress_start(p2p_endpoint *ep) {
   return P2P_OK;
 }
 
-/* Stop the threads; their connections are then failed by the caller. */
+/* Stop the threads, then fail their connections: the drive lock waits for
+ * API threads still driving one (they leave within a poll slice). */
 void progress_stop(p2p_endpoint *ep) {
   atomic_store(&ep->stop, 1);
   for (int i = 0; i < ep->nthreads; i++) {
@@ -292,21 +382,29 @@ void progress_stop(p2p_endpoint *ep) {
     pt->started = 0;
     adopt_new(pt);
     for (conn *c = pt->conns; c; c = c->next) {
+      pthread_mutex_lock(&c->drive_lock);
       if (!atomic_load(&c->dead) && c->fd >= 0) { /* tell the peer, best effort */
         ctrl_msg bye = {.type = CTRL_BYE};
         conn_send_ctrl(c, &bye, NULL);
         ctrl_flush(c);
       }
       conn_fail(c, P2P_ECANCELED, "endpoint destroyed");
+      pthread_mutex_unlock(&c->drive_lock);
     }
     if (pt->wake_fd >= 0) close(pt->wake_fd);
-    pt->wake_fd = -1;
+    if (pt->epoll_fd >= 0) close(pt->epoll_fd);
+    pt->wake_fd = pt->epoll_fd = -1;
     pthread_mutex_destroy(&pt->lock);
   }
 }
 
+/* Hand a new connection to its progress thread, its socket watched. */
 void progress_adopt(p2p_endpoint *ep, conn *c) {
   progress_thread *pt = &ep->threads[c->thread];
+  pthread_mutex_lock(&c->drive_lock);
+  struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+  c->watch_events = epoll_ctl(pt->epoll_fd, EPOLL_CTL_ADD, c->fd, &ev) == 0 ? EPOLLIN : -1;
+  pthread_mutex_unlock(&c->drive_lock);
   pthread_mutex_lock(&pt->lock);
   c->next = pt->adopt;
   pt->adopt = c;
@@ -316,6 +414,7 @@ void progress_adopt(p2p_endpoint *ep, conn *c) {
 
 void progress_wake(p2p_endpoint *ep, conn *c) {
   progress_thread *pt = &ep->threads[c->thread];
+  atomic_store(&pt->kicked, 1);
   if (atomic_load(&pt->sleeping)) {
     uint64_t one = 1;
     if (write(pt->wake_fd, &one, sizeof one) < 0) { /* awake anyway */ }
