@@ -738,6 +738,7 @@ int bench_p2p_main(int argc, char **argv) {
           th.netns ? "network namespaces over veth" : "loopback",
           plan.async ? "async" : "sync", plan.async ? "post + poll window" :
           "each call timed");
+  bench_print_cpus(info, plan.cpus_apart);
   measure_references(&th, &plan);
   twohost_fn fn[2] = {server, client};
   int rc = bench_interrupted() ? -1

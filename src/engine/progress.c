@@ -205,7 +205,7 @@ static void watch_set(conn *c, int events) {
 }
 
 static int watch_wanted(const conn *c) {
-  return EPOLLIN | (c->out.len > c->out.off ? EPOLLOUT : 0);
+  return (int)EPOLLIN | (c->out.len > c->out.off ? (int)EPOLLOUT : 0);
 }
 
 static void watch_forget(conn *c) {
@@ -403,7 +403,7 @@ void progress_adopt(p2p_endpoint *ep, conn *c) {
   progress_thread *pt = &ep->threads[c->thread];
   pthread_mutex_lock(&c->drive_lock);
   struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
-  c->watch_events = epoll_ctl(pt->epoll_fd, EPOLL_CTL_ADD, c->fd, &ev) == 0 ? EPOLLIN : -1;
+  c->watch_events = epoll_ctl(pt->epoll_fd, EPOLL_CTL_ADD, c->fd, &ev) == 0 ? (int)EPOLLIN : -1;
   pthread_mutex_unlock(&c->drive_lock);
   pthread_mutex_lock(&pt->lock);
   c->next = pt->adopt;
