@@ -5,9 +5,11 @@
  *   connects again with a new peer process;
  * - the link goes down in the peer's namespace mid-transfer: the same on
  *   both sides, and a new connection works once the link is back;
- * - the endpoint is destroyed with async ops in flight: it returns at
- *   once, frees everything (LeakSanitizer in the ASan build), and the
- *   peer's ops fail promptly. */
+ * - the endpoint is destroyed with async ops in flight and a thread
+ *   blocked in p2p_recv (driving the connection itself): it returns at
+ *   once, the blocked call returns P2P_ECANCELED, everything is freed
+ *   (LeakSanitizer in the ASan build), and the peer's ops fail promptly. */
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -312,6 +314,21 @@ static int test_fault_link_down_mid_transfer(void) {
 
 /* ---- destroy with ops in flight ---- */
 
+/* A thread blocked in p2p_recv while the endpoint is destroyed. */
+typedef struct blocked_recv {
+  p2p_endpoint *ep;
+  uint64_t conn, mr;
+  uint8_t buf[4096];
+  int rc;
+} blocked_recv;
+
+static void *blocked_recv_main(void *arg) {
+  blocked_recv *b = arg;
+  size_t got = 0;
+  b->rc = p2p_recv(b->ep, b->conn, b->mr, b->buf, sizeof b->buf, &got);
+  return NULL;
+}
+
 /* Side 0 has a 1 GiB receive under way, a send nobody receives, a write
  * and a read (on two regions side 1 advertised), and a half-open control
  * connection from side 1; destroy returns at once. Side 1's ops then
@@ -339,11 +356,18 @@ static int destroy_side0(const twohost *th, int side, int fd, void *arg) {
   int done = 1;
   CHECK_EQ(p2p_poll(ep, id[0], &done), P2P_OK);
   CHECK_EQ(done, 0);
+  blocked_recv blocked = {.ep = ep, .conn = conn, .rc = 1};
+  pthread_t tid;
+  CHECK_EQ(p2p_reg(ep, blocked.buf, sizeof blocked.buf, &blocked.mr), P2P_OK);
+  CHECK_EQ(pthread_create(&tid, NULL, blocked_recv_main, &blocked), 0);
+  usleep(100 * 1000);  /* inside p2p_recv, driving the connection */
   double t0 = eph_now_ms();
   p2p_endpoint_destroy(ep);
   double took = eph_now_ms() - t0;
+  pthread_join(tid, NULL);
   if (took > 1000 * EPH_SLOWDOWN) fprintf(stderr, "  destroy took %.0f ms\n", took);
   CHECK(took <= 1000 * EPH_SLOWDOWN);
+  CHECK_EQ(blocked.rc, P2P_ECANCELED);
   CHECK_EQ(eph_put_u64(fd, STEP_DONE), 0);
   free(rbuf);
   for (int k = 0; k < 3; k++) free(bufs[k]);
