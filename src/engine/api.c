@@ -1,5 +1,5 @@
-/* The transfer API: check arguments, build an op, submit it to the
- * connection's progress thread, and wait for it or hand out its id. */
+/* The transfer API: check arguments, build an op, start it on its
+ * connection (engine.h: who drives), and wait for it or hand out its id. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

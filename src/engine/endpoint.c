@@ -735,8 +735,8 @@ int p2p_close(p2p_endpoint *ep, uint64_t conn_id) {
   return P2P_OK;
 }
 
-/* Ask the connection's progress thread to fail it (it alone may touch the
- * comms). */
+/* Ask the connection's driver to fail it (only the driver may touch the
+ * comms); a waiting caller or the progress thread sees it at once. */
 void conn_abort(conn *c, int code) {
   int expected = 0;
   atomic_compare_exchange_strong(&c->abort_code, &expected, code);

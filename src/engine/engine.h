@@ -338,7 +338,7 @@ void conn_fail(conn *c, int code, const char *why);
 int conn_fail_net(conn *c, int net_rc);
 void conn_close_comms(conn *c);
 
-/* xfer.c: ops on the progress thread. */
+/* xfer.c: ops, run by the connection's driver (drive_lock held). */
 void xfer_start(conn *c, op *o);              /* a submitted op */
 int xfer_on_ctrl(conn *c, const ctrl_msg *m); /* a control message */
 int xfer_pump(conn *c);                       /* post and test chunks */

@@ -1,4 +1,4 @@
-/* Transfers on a connection's progress thread: announce each op on the
+/* Transfers, run by whoever drives the connection: announce each op on the
  * control channel, cut its bytes into chunks striped over the lane's
  * comms, keep a window of transport requests in flight per comm, and
  * finish ops when their chunks and the peer's acknowledgements are in.
