@@ -274,6 +274,7 @@ struct p2p_endpoint {
   int nthreads;
   int spin_yields, nap_us;    /* idle with requests in flight: yield, then nap */
   int idle_spin_us;           /* idle without: keep polling this long first */
+  int wait_spin_us;           /* a waiting caller polls its socket this long */
 
   pthread_mutex_t conns_lock;
   idmap conns;                /* id -> conn */

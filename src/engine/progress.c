@@ -24,7 +24,7 @@
 #define SPIN_YIELDS 200       /* idle rounds with requests in flight before napping */
 #define NAP_US 20
 #define IDLE_SPIN_US 100      /* keep polling this long after the last activity */
-#define WAIT_SPIN_NS 50000ull /* a waiting caller polls its socket this long first */
+#define WAIT_SPIN_US 50      /* a waiting caller polls its socket this long first */
 #define WAIT_SLICE_MS 10      /* then sleeps in poll() this long at most per round */
 
 /* ---- control channel ---------------------------------------------------------- */
@@ -267,7 +267,7 @@ void conn_drive_until(conn *c, op *o, uint64_t deadline_ns) {
     } else if (xfer_busy(c)) {
       if (++yields < ep->spin_yields) sched_yield();
       else if (ep->nap_us > 0) usleep((useconds_t)ep->nap_us);
-    } else if (now - last_move < WAIT_SPIN_NS) {
+    } else if (now - last_move < (uint64_t)ep->wait_spin_us * 1000) {
       sched_yield();
     } else {
       wait_socket(c, deadline_ns - now);
@@ -347,6 +347,7 @@ int progress_start(p2p_endpoint *ep) {
   ep->spin_yields = env_int("TCPX_P2P_SPIN_YIELDS", SPIN_YIELDS);
   ep->nap_us = env_int("TCPX_P2P_NAP_US", NAP_US);
   ep->idle_spin_us = env_int("TCPX_P2P_IDLE_SPIN_US", IDLE_SPIN_US);
+  ep->wait_spin_us = env_int("TCPX_P2P_WAIT_SPIN_US", WAIT_SPIN_US);
   for (int i = 0; i < ep->nthreads; i++) {
     progress_thread *pt = &ep->threads[i];
     pt->ep = ep;
