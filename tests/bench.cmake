@@ -1,7 +1,9 @@
 # Smoke runs of `tcpx-p2p bench net|p2p`: one or two small sizes each,
 # checking that every stdout line of --json is a JSON object with the
 # expected fields, positive bandwidth and latency, and a positive ratio
-# against its reference. Not a timed assertion: numbers only have to exist.
+# against its reference; bandwidth rows also carry the second reference
+# (N iperf3 processes x 1 stream), null or positive. Not a timed
+# assertion: numbers only have to exist.
 #
 # This file is both the ctest fragment (included by tests/CMakeLists.txt)
 # and, run with `cmake -P`, the checker each test runs:
@@ -51,6 +53,22 @@ if(DEFINED CMAKE_SCRIPT_MODE_FILE)
       endif()
     elseif(NOT ratio_type STREQUAL "NULL" AND NOT ratio GREATER 0)
       message(FATAL_ERROR "ratio must be null or > 0: ${line}")
+    endif()
+    # Reference 2 (N iperf3 processes x 1 stream): in every bandwidth row,
+    # null where it was not measured (--ref-seconds 0, --ref-procs 0, no
+    # iperf3, a failed client).
+    if(NOT op MATCHES "pingpong$")
+      foreach(key ref_procs_gbps ratio_procs)
+        string(JSON type ERROR_VARIABLE missing TYPE "${line}" ${key})
+        if(missing)
+          message(FATAL_ERROR "no \"${key}\": ${line}")
+        endif()
+        string(JSON value GET "${line}" ${key})
+        if(NOT type STREQUAL "NULL" AND
+           (NOT type STREQUAL "NUMBER" OR NOT value GREATER 0))
+          message(FATAL_ERROR "${key} must be null or a number > 0: ${line}")
+        endif()
+      endforeach()
     endif()
   endforeach()
   return()

@@ -143,11 +143,21 @@ int bench_interrupted(void) { return interrupted; }
 
 /* ---- CPU placement ------------------------------------------------------------ */
 
+/* The CPUs the benchmark started on, read in the parent before a side
+ * pins itself: a side that measures a reference (--ref-per-size) must
+ * split the whole set, not its own half. */
+static cpu_set_t start_cpus;
+static int start_cpus_known;
+
+void bench_cpus_init(void) {
+  start_cpus_known = sched_getaffinity(0, sizeof start_cpus, &start_cpus) == 0;
+}
+
 int bench_cpu_halves(cpu_set_t half[2]) {
-  cpu_set_t set;
+  cpu_set_t set = start_cpus;
   CPU_ZERO(&half[0]);
   CPU_ZERO(&half[1]);
-  if (sched_getaffinity(0, sizeof set, &set) != 0) return -1;
+  if (!start_cpus_known && sched_getaffinity(0, sizeof set, &set) != 0) return -1;
   int n = CPU_COUNT(&set), seen = 0;
   if (n < 2) return -1;
   for (int c = 0; c < CPU_SETSIZE && seen < n; c++)

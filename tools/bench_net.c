@@ -1,6 +1,9 @@
 /* tcpx-p2p bench net: host-to-host throughput through the transport layer
  * (net.h: listen/connect/accept, isend/irecv/test) between the two hosts,
- * next to iperf3 with as many parallel streams as one transport comm has.
+ * next to iperf3 with as many parallel streams as one transport comm has:
+ * one iperf3 -P N (single-threaded in 3.12, so one core per end), and N
+ * iperf3 processes of one stream each running at once (as many cores as
+ * streams, like our transport's threads).
  *
  * Side 0 receives and times, side 1 sends. For each size the receiver
  * runs rounds, each announced over the out-of-band socket with its message
@@ -43,13 +46,15 @@ typedef struct net_plan {
   double seconds;       /* > 0: calibrate the count to this long */
   int ref_seconds;      /* iperf3 -t; 0 = no reference */
   int ref_per_size;     /* iperf3 again right before each size */
+  int ref_procs;        /* also N iperf3 processes x 1 stream */
   int pingpong;         /* round trips instead of throughput */
   int json;
   int cpus_apart;       /* each side on its own half of the CPUs */
   const char *plugin;
   const char *mode;
   const twohost *th;    /* for iperf3 runs from the receiver */
-  iperf3_result ref;    /* the once-per-run measurement */
+  iperf3_result ref;    /* the once-per-run measurements: -P N, */
+  iperf3_result procs;  /* N processes x -P 1 */
 } net_plan;
 
 /* One end of the benchmark's comm. */
@@ -210,11 +215,24 @@ static uint64_t timed_count(const net_plan *plan, size_t size, uint64_t warm,
   return (uint64_t)n;
 }
 
-static void report(const net_plan *plan, const iperf3_result *r, size_t size,
-                   uint64_t count, double gbps) {
-  double ref = r->available ? r->gbps : -1;
+/* A reference's GB/s, or -1 when it was not measured. */
+static double ref_gbps(const iperf3_result *r) {
+  return r->available ? r->gbps : -1;
+}
+
+/* "%11.3f  %6.3f" of a reference and its ratio, or n/a and null. */
+static void ref_cells(char *buf, size_t len, double ref, double ratio) {
+  if (ref > 0) snprintf(buf, len, "%11.3f  %6.3f", ref, ratio);
+  else snprintf(buf, len, "%11s  %6s", "n/a", "null");
+}
+
+static void report(const net_plan *plan, const iperf3_result *r,
+                   const iperf3_result *procs, size_t size, uint64_t count,
+                   double gbps) {
+  double ref = ref_gbps(r), ref2 = ref_gbps(procs);
   double ratio = ref > 0 ? gbps / ref : -1;
-  char s[32];
+  double ratio2 = ref2 > 0 ? gbps / ref2 : -1;
+  char s[32], cells[64], cells2[64];
   bench_size_str(size, s, sizeof s);
   if (plan->json) {
     printf("{\"op\":\"net\",\"size\":%zu,\"streams\":%d,\"msgs\":%llu,"
@@ -222,24 +240,35 @@ static void report(const net_plan *plan, const iperf3_result *r, size_t size,
            plan->mode);
     bench_json_num(stdout, "gbps", gbps, 0);
     bench_json_num(stdout, "ref_gbps", ref, 0);
-    bench_json_num(stdout, "ratio", ratio, 1);
-  } else if (ref > 0) {
-    printf("%8s  %8.3f  %11.3f  %6.3f  %7llu  ok\n", s, gbps, ref, ratio,
-           (unsigned long long)count);
+    bench_json_num(stdout, "ratio", ratio, 0);
+    bench_json_num(stdout, "ref_procs_gbps", ref2, 0);
+    bench_json_num(stdout, "ratio_procs", ratio2, 1);
   } else {
-    printf("%8s  %8.3f  %11s  %6s  %7llu  ok\n", s, gbps, "n/a", "null",
+    ref_cells(cells, sizeof cells, ref, ratio);
+    ref_cells(cells2, sizeof cells2, ref2, ratio2);
+    printf("%8s  %8.3f  %s  %s  %7llu  ok\n", s, gbps, cells, cells2,
            (unsigned long long)count);
   }
   fflush(stdout);
 }
 
+/* Both references, as the plan asks; the reason on stderr for one that
+ * failed. */
+static void measure_references(const net_plan *plan, iperf3_result *ref,
+                               iperf3_result *procs) {
+  iperf3_measure(plan->th, plan->streams, plan->ref_seconds, 0, ref);
+  if (!ref->available) fprintf(stderr, "bench net: reference: %s\n", ref->why);
+  if (!plan->ref_procs) return;
+  iperf3_measure_procs(plan->th, plan->streams, plan->ref_seconds, 0, procs);
+  if (!procs->available)
+    fprintf(stderr, "bench net: reference 2: %s\n", procs->why);
+}
+
 static int recv_size(const net_plan *plan, net_end *e, int peer_fd, size_t size) {
-  iperf3_result ref = plan->ref;
-  if (plan->ref_per_size && plan->ref_seconds > 0) {
-    /* The sender idles meanwhile, waiting for the first round. */
-    iperf3_measure(plan->th, plan->streams, plan->ref_seconds, 0, &ref);
-    if (!ref.available) fprintf(stderr, "bench net: reference: %s\n", ref.why);
-  }
+  iperf3_result ref = plan->ref, procs = plan->procs;
+  /* The sender idles meanwhile, waiting for the first round. */
+  if (plan->ref_per_size && plan->ref_seconds > 0)
+    measure_references(plan, &ref, &procs);
   uint64_t warm = NET_WARMUP_BYTES / size, stop = 0, one = 1;
   warm = warm < 2 ? 2 : warm > 256 ? 256 : warm;
   double warm_secs, secs, unused;
@@ -251,7 +280,8 @@ static int recv_size(const net_plan *plan, net_end *e, int peer_fd, size_t size)
   if (!bench_check(e->buf, size, NET_SEED, "bench net: checked message"))
     return err_set(-1, "the checked message of %zu bytes arrived corrupted", size);
   if (oob_send(peer_fd, &stop, sizeof stop) != 0) return -1;
-  report(plan, &ref, size, count, bench_gbps((double)size * (double)count, secs));
+  report(plan, &ref, &procs, size, count,
+         bench_gbps((double)size * (double)count, secs));
   return 0;
 }
 
@@ -266,8 +296,8 @@ static void print_transport(const net_plan *plan, const net_end *e) {
             "flight, receiver times\n", e->t->name, e->t->path,
             e->t->abi_version, NET_WINDOW);
   if (!plan->json)
-    fprintf(info, "%8s  %8s  %11s  %6s  %7s  %s\n", "size", "GB/s",
-            "iperf3 GB/s", "ratio", "msgs", "check");
+    fprintf(info, "%8s  %8s  %11s  %6s  %11s  %6s  %7s  %s\n", "size", "GB/s",
+            "iperf3 GB/s", "ratio", "procs GB/s", "ratio2", "msgs", "check");
   fflush(info);
 }
 
@@ -495,13 +525,16 @@ static int usage(FILE *out) {
   fprintf(out,
           "usage: tcpx-p2p bench net [--sizes 4K,64K,1M,16M,64M,256M] [--streams N]\n"
           "                          [--iters N | --seconds S] [--ref-seconds S]\n"
-          "                          [--ref-per-size] [--pingpong] [--json]\n"
-          "                          [--loopback] [--plugin P] [--cpus apart|free]\n"
+          "                          [--ref-per-size] [--ref-procs 1|0] [--pingpong]\n"
+          "                          [--json] [--loopback] [--plugin P]\n"
+          "                          [--cpus apart|free]\n"
           "  Throughput of one transport comm between two hosts (network\n"
           "  namespaces over veth as root, else loopback), %d requests in flight,\n"
           "  next to iperf3 -P N (N = streams per comm, default\n"
           "  TCPX_P2P_TCP_STREAMS or 4) run once, or right before each size with\n"
-          "  --ref-per-size, for --ref-seconds (default 3; 0 = no reference).\n"
+          "  --ref-per-size, for --ref-seconds (default 3; 0 = no reference);\n"
+          "  and next to N iperf3 processes of 1 stream each at once, each pair\n"
+          "  on its own CPUs (reference 2, ratio2; --ref-procs 0 skips it).\n"
           "  Default count per size: 1 GiB worth, %d..%d messages.\n"
           "  --pingpong: round trips through the transport instead (sizes\n"
           "  default 256,4K,64K; --iters default %d), next to a raw TCP\n"
@@ -515,6 +548,7 @@ static int usage(FILE *out) {
 static int parse_args(int argc, char **argv, net_plan *p, int *loopback) {
   int sizes_given = 0;
   p->ref_seconds = 3;
+  p->ref_procs = 1;
   p->cpus_apart = 1;
   const char *env = getenv("TCPX_P2P_TCP_STREAMS");
   p->streams = env && atoi(env) > 0 ? atoi(env) : 4;
@@ -531,6 +565,7 @@ static int parse_args(int argc, char **argv, net_plan *p, int *loopback) {
     else if (!strcmp(argv[i], "--iters")) p->iters = atol(argv[++i]);
     else if (!strcmp(argv[i], "--seconds")) p->seconds = atof(argv[++i]);
     else if (!strcmp(argv[i], "--ref-seconds")) p->ref_seconds = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--ref-procs")) p->ref_procs = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--plugin")) p->plugin = argv[++i];
     else if (!strcmp(argv[i], "--cpus")) {
       if (bench_parse_cpus(argv[++i], &p->cpus_apart) != 0) return -1;
@@ -542,7 +577,8 @@ static int parse_args(int argc, char **argv, net_plan *p, int *loopback) {
                                   p->sizes, BENCH_MAX_SIZES);
   if (p->pingpong && p->iters == 0) p->iters = NET_PP_ITERS;
   if (p->nsizes < 1 || p->streams < 1 || p->iters < 0 || p->seconds < 0 ||
-      p->ref_seconds < 0 || (p->iters > 0 && p->seconds > 0))
+      p->ref_seconds < 0 || (p->ref_procs != 0 && p->ref_procs != 1) ||
+      (p->iters > 0 && p->seconds > 0))
     return -1;
   return 0;
 }
@@ -565,9 +601,42 @@ static void print_reference(const net_plan *plan) {
   fflush(info);
 }
 
+/* Reference 2: where its pairs ran, or "not pinned". */
+static void procs_placement(const iperf3_result *r, char *buf, size_t len) {
+  if (r->cpu[0] < 0)
+    snprintf(buf, len, "not pinned (fewer than 2 CPUs)");
+  else
+    snprintf(buf, len, "servers on %d CPU(s) of side 0's half from CPU %d, "
+             "clients on %d of side 1's from CPU %d", r->ncpus[0], r->cpu[0],
+             r->ncpus[1], r->cpu[1]);
+}
+
+static void print_reference2(const net_plan *plan) {
+  FILE *info = plan->json ? stderr : stdout;
+  char where[160];
+  procs_placement(&plan->procs, where, sizeof where);
+  if (plan->ref_seconds == 0 || !plan->ref_procs)
+    fprintf(info, "reference 2: none (%s): ratio2 null\n",
+            plan->ref_seconds == 0 ? "--ref-seconds 0" : "--ref-procs 0");
+  else if (plan->ref_per_size)
+    fprintf(info, "reference 2: %d iperf3 processes x 1 stream at once, %d s "
+            "after 1 s omitted, summed, measured right before each size "
+            "between the same hosts\n", plan->streams, plan->ref_seconds);
+  else if (plan->procs.available)
+    fprintf(info, "reference 2: %d iperf3 processes x 1 stream at once, %d s "
+            "after 1 s omitted, %s, summed, measured once per run between "
+            "the same hosts: %.3f GB/s\n", plan->procs.procs,
+            plan->procs.seconds, where, plan->procs.gbps);
+  else
+    fprintf(info, "reference 2: unavailable (%s): ratio2 null\n",
+            plan->procs.why);
+  fflush(info);
+}
+
 int bench_net_main(int argc, char **argv) {
   net_plan plan = {0};
   int loopback = 0;
+  bench_cpus_init();
   for (int i = 1; i < argc; i++)
     if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return usage(stdout);
   if (parse_args(argc, argv, &plan, &loopback) != 0) return usage(stderr);
@@ -583,9 +652,15 @@ int bench_net_main(int argc, char **argv) {
           th.netns ? "network namespaces over veth" : "loopback");
   bench_print_cpus(info, plan.cpus_apart);
   plan.th = &th;
-  if (plan.ref_seconds > 0 && !plan.ref_per_size && !plan.pingpong)
+  if (plan.ref_seconds > 0 && !plan.ref_per_size && !plan.pingpong) {
     iperf3_measure(&th, plan.streams, plan.ref_seconds, 0, &plan.ref);
-  if (!plan.pingpong) print_reference(&plan);
+    if (plan.ref_procs)
+      iperf3_measure_procs(&th, plan.streams, plan.ref_seconds, 0, &plan.procs);
+  }
+  if (!plan.pingpong) {
+    print_reference(&plan);
+    print_reference2(&plan);
+  }
   twohost_fn fn[2] = {receiver, sender};
   if (plan.pingpong) fn[0] = fn[1] = pp_side;
   int rc = bench_interrupted() ? -1

@@ -1,8 +1,10 @@
 /* tcpx-p2p bench p2p: the endpoint API between two hosts, in the shape of
  * UCCL's benchmark_uccl.py (one warm-up, then timed iterations per size),
  * next to the raw references measured in the same run between the same
- * hosts: iperf3 with as many streams as an op's data crosses (bandwidth),
- * and a raw TCP ping-pong (round-trip latency at small sizes).
+ * hosts: iperf3 with as many streams as an op's data crosses (bandwidth;
+ * once as iperf3 -P N, single-threaded in 3.12, and once as N iperf3
+ * processes of one stream each at once, which may use N cores), and a raw
+ * TCP ping-pong (round-trip latency at small sizes).
  *
  * Side 0 is the server (accepts; receives, or owns the advertised region),
  * side 1 the client (connects; sends, writes, reads; times and reports).
@@ -48,6 +50,7 @@ typedef struct p2p_plan {
   int kv_blocks;
   long iters;                /* 0 = by byte budget */
   int ref_seconds;           /* iperf3 -t; 0 = no bandwidth reference */
+  int ref_procs;             /* also N iperf3 processes x 1 stream */
   int json;
   int cpus_apart;            /* each side on its own half of the CPUs */
   const char *plugin;
@@ -55,6 +58,8 @@ typedef struct p2p_plan {
   int comms_per_lane, tcp_streams;
   iperf3_result ref_fwd;     /* side 1 -> side 0: send, write */
   iperf3_result ref_rev;     /* side 0 -> side 1: read */
+  iperf3_result procs_fwd;   /* the same as N processes x -P 1 */
+  iperf3_result procs_rev;
 } p2p_plan;
 
 /* One side's endpoint, connection, buffers and the current block layout. */
@@ -218,8 +223,11 @@ static void report_bandwidth(const p2p_side *s, bench_op op, size_t size,
   bench_stats_of(s->lat_us, (size_t)iters, &st);
   double gbps = bench_gbps((double)size * (double)iters, secs);
   const iperf3_result *ref = op == OP_READ ? &plan->ref_rev : &plan->ref_fwd;
+  const iperf3_result *procs = op == OP_READ ? &plan->procs_rev : &plan->procs_fwd;
   double ref_gbps = ref->available ? ref->gbps : -1;
   double ratio = ref_gbps > 0 ? gbps / ref_gbps : -1;
+  double procs_gbps = procs->available ? procs->gbps : -1;
+  double ratio2 = procs_gbps > 0 ? gbps / procs_gbps : -1;
   char sz[32];
   bench_size_str(size, sz, sizeof sz);
   if (plan->json) {
@@ -231,15 +239,22 @@ static void report_bandwidth(const p2p_side *s, bench_op op, size_t size,
     bench_json_num(stdout, "p50_us", st.p50, 0);
     bench_json_num(stdout, "p99_us", st.p99, 0);
     bench_json_num(stdout, "ref_gbps", ref_gbps, 0);
-    bench_json_num(stdout, "ratio", ratio, 1);
+    bench_json_num(stdout, "ratio", ratio, 0);
+    bench_json_num(stdout, "ref_procs_gbps", procs_gbps, 0);
+    bench_json_num(stdout, "ratio_procs", ratio2, 1);
   } else {
-    char refs[40] = "n/a", rs[16] = "null";
+    char refs[40] = "n/a", rs[16] = "null", refs2[40] = "n/a", rs2[16] = "null";
     if (ref_gbps > 0) {
       snprintf(refs, sizeof refs, "iperf3 %.3f GB/s", ref_gbps);
       snprintf(rs, sizeof rs, "%.3f", ratio);
     }
-    printf("%-8s %6s %6zu %6ld %8.3f %9.1f %9.1f  %-18s %s\n", op_names[op], sz,
-           s->nblocks, iters, gbps, st.p50, st.p99, refs, rs);
+    if (procs_gbps > 0) {
+      snprintf(refs2, sizeof refs2, "procs %.3f GB/s", procs_gbps);
+      snprintf(rs2, sizeof rs2, "%.3f", ratio2);
+    }
+    printf("%-8s %6s %6zu %6ld %8.3f %9.1f %9.1f  %-18s %-6s  %-18s %s\n",
+           op_names[op], sz, s->nblocks, iters, gbps, st.p50, st.p99, refs, rs,
+           refs2, rs2);
   }
   fflush(stdout);
 }
@@ -569,8 +584,9 @@ static void print_layout(const p2p_plan *plan) {
           c, t, c * t, count_tcp_sockets(), c * t, 4 * c * t,
           raw ? " and raw ping-pong" : "", 4 * c * t + 2 + raw);
   if (!plan->json)
-    fprintf(info, "%-8s %6s %6s %6s %8s %9s %9s  %-18s %s\n", "op", "size",
-            "blocks", "iters", "GB/s", "p50 us", "p99 us", "reference", "ratio");
+    fprintf(info, "%-8s %6s %6s %6s %8s %9s %9s  %-18s %-6s  %-18s %s\n", "op",
+            "size", "blocks", "iters", "GB/s", "p50 us", "p99 us", "reference",
+            "ratio", "reference 2", "ratio2");
   fflush(info);
 }
 
@@ -622,16 +638,50 @@ static void print_iperf3(const p2p_plan *plan, const iperf3_result *r,
             plan->ref_seconds ? r->why : "--ref-seconds 0");
 }
 
-static void measure_references(const twohost *th, p2p_plan *plan) {
+static void print_procs(const p2p_plan *plan, const iperf3_result *r,
+                        const char *dir) {
+  FILE *info = plan->json ? stderr : stdout;
+  char where[160] = "not pinned (fewer than 2 CPUs)";
+  if (r->cpu[0] >= 0)
+    snprintf(where, sizeof where, "servers on %d CPU(s) of side 0's half from "
+             "CPU %d, clients on %d of side 1's from CPU %d", r->ncpus[0],
+             r->cpu[0], r->ncpus[1], r->cpu[1]);
+  if (r->available)
+    fprintf(info, "reference 2: %d iperf3 processes x 1 stream%s at once (%s), "
+            "%d s after 1 s omitted, %s, summed, once per run: %.3f GB/s\n",
+            r->procs, r->reverse ? " (-R)" : "", dir, r->seconds, where,
+            r->gbps);
+  else
+    fprintf(info, "reference 2 (%s): unavailable (%s): ratio2 null\n", dir,
+            !plan->ref_seconds ? "--ref-seconds 0"
+            : !plan->ref_procs ? "--ref-procs 0" : r->why);
+}
+
+/* iperf3 -P N and, unless --ref-procs 0, N processes x -P 1, in one
+ * direction. */
+static void measure_direction(const twohost *th, const p2p_plan *plan,
+                              int reverse, iperf3_result *ref,
+                              iperf3_result *procs) {
   int streams = plan->comms_per_lane * plan->tcp_streams;
-  if (plan->ref_seconds > 0 && (has_op(plan, OP_SEND) || has_op(plan, OP_WRITE)))
-    iperf3_measure(th, streams, plan->ref_seconds, 0, &plan->ref_fwd);
-  if (plan->ref_seconds > 0 && has_op(plan, OP_READ))
-    iperf3_measure(th, streams, plan->ref_seconds, 1, &plan->ref_rev);
-  if (has_op(plan, OP_SEND) || has_op(plan, OP_WRITE))
+  if (plan->ref_seconds <= 0) return;
+  iperf3_measure(th, streams, plan->ref_seconds, reverse, ref);
+  if (plan->ref_procs)
+    iperf3_measure_procs(th, streams, plan->ref_seconds, reverse, procs);
+}
+
+static void measure_references(const twohost *th, p2p_plan *plan) {
+  int fwd = has_op(plan, OP_SEND) || has_op(plan, OP_WRITE);
+  int rev = has_op(plan, OP_READ);
+  if (fwd) measure_direction(th, plan, 0, &plan->ref_fwd, &plan->procs_fwd);
+  if (rev) measure_direction(th, plan, 1, &plan->ref_rev, &plan->procs_rev);
+  if (fwd) {
     print_iperf3(plan, &plan->ref_fwd, "client -> server, as send and write");
-  if (has_op(plan, OP_READ))
+    print_procs(plan, &plan->procs_fwd, "client -> server");
+  }
+  if (rev) {
     print_iperf3(plan, &plan->ref_rev, "server -> client, as read");
+    print_procs(plan, &plan->procs_rev, "server -> client");
+  }
   if (has_op(plan, OP_PINGPONG))
     fprintf(plan->json ? stderr : stdout, "reference: raw TCP ping-pong (one "
             "socket, TCP_NODELAY, blocking I/O) between the same two processes, "
@@ -646,16 +696,18 @@ static int usage(FILE *out) {
           "usage: tcpx-p2p bench p2p [--sizes 256,4K,64K,1M,16M,64M,256M,1G]\n"
           "                          [--ops send,write,read,pingpong] [--async]\n"
           "                          [--depth N] [--kv-blocks N] [--iters N]\n"
-          "                          [--ref-seconds S] [--json] [--loopback]\n"
-          "                          [--plugin P]\n"
+          "                          [--ref-seconds S] [--ref-procs 1|0] [--json]\n"
+          "                          [--loopback] [--plugin P] [--cpus apart|free]\n"
           "  The endpoint API between two hosts (network namespaces as root, else\n"
           "  loopback). Per op and size: GB/s and per-transfer latency p50/p99\n"
           "  (sync: each call; --async: up to --depth (default %d, max %d) posted\n"
           "  and polled). --kv-blocks N splits each transfer into N blocks\n"
           "  (sendv/recvv/writev/readv). pingpong (sizes <= 64K, sync): send then\n"
           "  receive the echo. References in the same run: iperf3 -P (comms per\n"
-          "  lane x TCP streams) for --ref-seconds (default 3; 0 = none), and a\n"
-          "  raw TCP ping-pong. Default iterations: 512 MiB worth, %d..%d.\n"
+          "  lane x TCP streams) for --ref-seconds (default 3; 0 = none), the same\n"
+          "  number of iperf3 processes of 1 stream each at once, each pair on its\n"
+          "  own CPUs (reference 2, ratio2; --ref-procs 0 skips it), and a raw\n"
+          "  TCP ping-pong. Default iterations: 512 MiB worth, %d..%d.\n"
           "  --cpus apart (default): each side and its threads on its own half\n"
           "  of the CPUs, like two hosts; free: where the scheduler puts them.\n",
           P2P_DEPTH, P2P_DEPTH, P2P_MIN_ITERS, P2P_MAX_ITERS);
@@ -681,7 +733,7 @@ static int parse_ops(const char *list, p2p_plan *p) {
 
 static int parse_args(int argc, char **argv, p2p_plan *p, int *loopback) {
   *p = (p2p_plan){.depth = P2P_DEPTH, .kv_blocks = 1, .ref_seconds = 3,
-                  .cpus_apart = 1};
+                  .ref_procs = 1, .cpus_apart = 1};
   p->nsizes = bench_parse_sizes("256,4K,64K,1M,16M,64M,256M,1G", p->sizes,
                                 BENCH_MAX_SIZES);
   parse_ops("send,write,read,pingpong", p);
@@ -699,6 +751,7 @@ static int parse_args(int argc, char **argv, p2p_plan *p, int *loopback) {
     else if (!strcmp(argv[i], "--kv-blocks")) p->kv_blocks = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--iters")) p->iters = atol(argv[++i]);
     else if (!strcmp(argv[i], "--ref-seconds")) p->ref_seconds = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--ref-procs")) p->ref_procs = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--plugin")) p->plugin = argv[++i];
     else if (!strcmp(argv[i], "--cpus")) {
       if (bench_parse_cpus(argv[++i], &p->cpus_apart) != 0) return -1;
@@ -706,7 +759,8 @@ static int parse_args(int argc, char **argv, p2p_plan *p, int *loopback) {
   }
   if (p->nsizes < 1 || p->depth < 1 || p->depth > P2P_DEPTH || p->kv_blocks < 1 ||
       p->kv_blocks > P2P_MAX_BLOCKS ||
-      p->iters < 0 || p->ref_seconds < 0)
+      p->iters < 0 || p->ref_seconds < 0 ||
+      (p->ref_procs != 0 && p->ref_procs != 1))
     return -1;
   return 0;
 }
@@ -725,6 +779,7 @@ static void read_layout(p2p_plan *p) {
 int bench_p2p_main(int argc, char **argv) {
   p2p_plan plan;
   int loopback = 0;
+  bench_cpus_init();
   for (int i = 1; i < argc; i++)
     if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return usage(stdout);
   if (parse_args(argc, argv, &plan, &loopback) != 0) return usage(stderr);

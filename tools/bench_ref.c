@@ -181,8 +181,20 @@ int json_string_at(const char *json, const char *const *path, char *buf,
 /* ---- reference: iperf3 --------------------------------------------------- */
 
 #define IPERF3_OMIT_S 1          /* slow start, left out of the result */
-#define IPERF3_CONNECT_TRIES 50  /* the server needs a moment to listen */
+#define IPERF3_CONNECT_TRIES 50  /* 100 ms apart, while every client is refused */
+#define IPERF3_LISTEN_WAIT_MS 5000
 #define IPERF3_SERVER_GRACE_MS 3000
+#define IPERF3_CLIENT_GRACE_MS 5000
+#define IPERF3_PORT_TRIES 100
+
+/* One iperf3 server (side 0) and its client (side 1). */
+typedef struct iperf3_pair {
+  int port;
+  int cpu[2];        /* server's CPU, client's; -1: not pinned */
+  pid_t server, client;  /* -1: not running (or reaped) */
+  int out_fd;        /* the client's stdout; -1 when closed */
+  int ok;            /* the client reported a result */
+} iperf3_pair;
 
 static int find_program(const char *name, char *out, size_t cap) {
   const char *path = getenv("PATH");
@@ -211,15 +223,45 @@ static int free_port(void) {
   return port;
 }
 
-/* One CPU for each iperf3 end, the first of each side's half (see
- * bench_side_start); -1 where there are fewer than two (no pinning). */
-static void pick_cpus(int cpu[2]) {
+/* Distinct free ports for the n pairs (free_port may hand out one twice,
+ * as nothing holds it in between). Returns 0 or -1. */
+static int pick_ports(iperf3_pair *p, int n) {
+  for (int k = 0; k < n; k++) {
+    int dup = 1;
+    for (int tries = 0; dup && tries < IPERF3_PORT_TRIES; tries++) {
+      p[k].port = free_port();
+      dup = p[k].port < 0;
+      for (int j = 0; j < k; j++) dup |= p[j].port == p[k].port;
+    }
+    if (dup) return -1;
+  }
+  return 0;
+}
+
+/* The k-th CPU of `set`, counting modulo its size; -1 when it is empty. */
+static int nth_cpu(const cpu_set_t *set, int k) {
+  int n = CPU_COUNT(set), seen = 0;
+  for (int c = 0; n > 0 && c < CPU_SETSIZE; c++)
+    if (CPU_ISSET(c, set) && seen++ == k % n) return c;
+  return -1;
+}
+
+/* Pair k's server on the k-th CPU of side 0's half, its client on the k-th
+ * of side 1's (the halves of bench_side_start): one pair keeps the two
+ * ends of a single-threaded iperf3 on two CPUs, several pairs spread over
+ * each side's cores as a multi-threaded sender and receiver do. No
+ * pinning where there are fewer than two CPUs. */
+static void place_pairs(iperf3_pair *p, int n, iperf3_result *r) {
   cpu_set_t half[2];
-  cpu[0] = cpu[1] = -1;
-  if (bench_cpu_halves(half) != 0) return;
-  for (int side = 0; side < 2; side++)
-    for (int c = 0; c < CPU_SETSIZE && cpu[side] < 0; c++)
-      if (CPU_ISSET(c, &half[side])) cpu[side] = c;
+  int pinned = bench_cpu_halves(half) == 0;
+  for (int k = 0; k < n; k++)
+    for (int side = 0; side < 2; side++)
+      p[k].cpu[side] = pinned ? nth_cpu(&half[side], k) : -1;
+  for (int side = 0; side < 2; side++) {
+    int size = pinned ? CPU_COUNT(&half[side]) : 0;
+    r->cpu[side] = p[0].cpu[side];
+    r->ncpus[side] = size < n ? size : n;
+  }
 }
 
 /* Fork a child that enters `side`, is pinned to `cpu` (-1: not pinned) and
@@ -277,84 +319,214 @@ static void reap(pid_t pid, int grace_ms) {
   waitpid(pid, &status, 0);
 }
 
-/* One client run: its JSON output (heap), or NULL with `why` set. */
-static char *iperf3_client(const twohost *th, const char *bin, int port,
-                           const iperf3_result *r, char *why, size_t wlen) {
-  char p[16], par[16], secs[16], omit[16];
-  snprintf(p, sizeof p, "%d", port);
-  snprintf(par, sizeof par, "%d", r->streams);
+static int start_servers(const twohost *th, const char *bin, iperf3_pair *p,
+                         int n, iperf3_result *r) {
+  for (int k = 0; k < n; k++) {
+    char port[16];
+    snprintf(port, sizeof port, "%d", p[k].port);
+    char *argv[] = {(char *)bin, "-s", "-1", "-B", (char *)th->addr[0], "-p",
+                    port, NULL};
+    p[k].server = spawn_in_side(th, 0, p[k].cpu[0], argv, -1);
+    if (p[k].server < 0) {
+      snprintf(r->why, sizeof r->why, "cannot start %.200s -s", bin);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* 1 when process `pid` has a TCP socket listening on `port`, as its own
+ * network namespace sees it (/proc/PID/net): asking by connecting would
+ * use up a one-off (-1) server. Tables that cannot be read count as
+ * listening; the clients' retry on "unable to connect" still covers it. */
+static int listening(pid_t pid, int port) {
+  static const char *const tables[] = {"tcp", "tcp6"};
+  int found = 0, readable = 0;
+  for (int t = 0; t < 2 && !found; t++) {
+    char path[64], line[512];
+    snprintf(path, sizeof path, "/proc/%d/net/%s", (int)pid, tables[t]);
+    FILE *f = fopen(path, "r");
+    if (!f) continue;
+    readable = 1;
+    unsigned lport, state;
+    /* "   0: 0100D30A:1451 00000000:0000 0A ...": local port, state
+     * (0A = LISTEN); the header line does not match. */
+    while (!found && fgets(line, sizeof line, f))
+      found = sscanf(line, " %*d: %*[0-9A-Fa-f]:%x %*[0-9A-Fa-f]:%*x %x",
+                     &lport, &state) == 2 &&
+              lport == (unsigned)port && state == 0x0A;
+    fclose(f);
+  }
+  return found || !readable;
+}
+
+/* Until every server listens: the clients start together and must not be
+ * refused one by one. */
+static int wait_listening(iperf3_pair *p, int n, iperf3_result *r) {
+  int waited = 0, status;
+  for (int k = 0; k < n;) {
+    if (waitpid(p[k].server, &status, WNOHANG) == p[k].server) {
+      p[k].server = -1;
+      snprintf(r->why, sizeof r->why, "iperf3 -s on port %d exited before "
+               "listening", p[k].port);
+      return -1;
+    }
+    if (listening(p[k].server, p[k].port)) {
+      k++;
+    } else if (waited >= IPERF3_LISTEN_WAIT_MS) {
+      snprintf(r->why, sizeof r->why, "iperf3 -s not listening on port %d "
+               "after %d ms", p[k].port, IPERF3_LISTEN_WAIT_MS);
+      return -1;
+    } else {
+      usleep(10000);
+      waited += 10;
+    }
+  }
+  return 0;
+}
+
+/* Start pair k's client (-P streams / procs), its stdout on p->out_fd. */
+static int start_client(const twohost *th, const char *bin, iperf3_pair *p,
+                        const iperf3_result *r) {
+  char port[16], par[16], secs[16], omit[16];
+  snprintf(port, sizeof port, "%d", p->port);
+  snprintf(par, sizeof par, "%d", r->streams / r->procs);
   snprintf(secs, sizeof secs, "%d", r->seconds);
   snprintf(omit, sizeof omit, "%d", IPERF3_OMIT_S);
   char *argv[] = {(char *)bin, "-c", (char *)th->addr[0], "-B",
-                  (char *)th->addr[1], "-p", p, "-P", par, "-t", secs, "-O",
+                  (char *)th->addr[1], "-p", port, "-P", par, "-t", secs, "-O",
                   omit, "-J", r->reverse ? "-R" : NULL, NULL};
   int fds[2];
-  if (pipe2(fds, O_CLOEXEC) != 0) {
-    snprintf(why, wlen, "pipe: %s", strerror(errno));
-    return NULL;
-  }
-  pid_t pid = spawn_in_side(th, 1, r->cpu[1], argv, fds[1]);
+  if (pipe2(fds, O_CLOEXEC) != 0) return -1;
+  p->client = spawn_in_side(th, 1, p->cpu[1], argv, fds[1]);
   close(fds[1]);
-  char *out = pid > 0 ? read_all(fds[0]) : NULL;
-  close(fds[0]);
-  if (pid > 0) reap(pid, 5000);
-  if (!out) snprintf(why, wlen, "running %.200s -c failed", bin);
-  return out;
+  if (p->client < 0) {
+    close(fds[0]);
+    return -1;
+  }
+  p->out_fd = fds[0];
+  return 0;
 }
 
-/* Parse the client's JSON into r; the error text when iperf3 reported one. */
-static int iperf3_parse(const char *json, iperf3_result *r) {
+/* Parse a client's JSON: *gbps, or -1 with the error iperf3 reported. */
+static int iperf3_parse(const char *json, double *gbps, char *why,
+                        size_t wlen) {
   static const char *const bps[] = {"end", "sum_received", "bits_per_second",
                                     NULL};
   static const char *const error[] = {"error", NULL};
   double v;
-  if (json_string_at(json, error, r->why, sizeof r->why) == 0) return -1;
+  if (json_string_at(json, error, why, wlen) == 0) return -1;
   if (json_number_at(json, bps, &v) != 0 || v <= 0) {
-    snprintf(r->why, sizeof r->why, "iperf3 -J output has no "
+    snprintf(why, wlen, "iperf3 -J output has no "
              "end.sum_received.bits_per_second");
     return -1;
   }
-  r->gbps = v / 8e9;
+  *gbps = v / 8e9;
   return 0;
 }
 
-/* Start the server, run the client (retrying while the server is not yet
- * listening), stop the server. */
-static void iperf3_run(const twohost *th, const char *bin, iperf3_result *r) {
-  int port = free_port();
-  char p[16];
-  snprintf(p, sizeof p, "%d", port);
-  char *server_argv[] = {(char *)bin, "-s", "-1", "-B", (char *)th->addr[0],
-                         "-p", p, NULL};
-  pid_t server = spawn_in_side(th, 0, r->cpu[0], server_argv, -1);
-  if (port < 0 || server < 0) {
-    snprintf(r->why, sizeof r->why, "cannot start %.200s -s", bin);
-    if (server > 0) reap(server, 0);
-    return;
-  }
-  for (int attempt = 0; attempt < IPERF3_CONNECT_TRIES; attempt++) {
-    char *json = iperf3_client(th, bin, port, r, r->why, sizeof r->why);
-    int ok = json && iperf3_parse(json, r) == 0;
-    free(json);
-    if (ok) r->available = 1;
-    if (ok || !strstr(r->why, "connect")) break;
-    usleep(100000);  /* "unable to connect": server not listening yet */
-  }
-  reap(server, IPERF3_SERVER_GRACE_MS);
+/* Read a started client's output to its end, reap it, parse it. Clients
+ * print only when done, so reading them one after the other does not
+ * hold any back while it measures. */
+static int finish_client(const char *bin, iperf3_pair *p, double *gbps,
+                         char *why, size_t wlen) {
+  char *json = read_all(p->out_fd);
+  close(p->out_fd);
+  p->out_fd = -1;
+  reap(p->client, IPERF3_CLIENT_GRACE_MS);
+  p->client = -1;
+  if (!json) snprintf(why, wlen, "running %.200s -c failed", bin);
+  p->ok = json && iperf3_parse(json, gbps, why, wlen) == 0;
+  free(json);
+  return p->ok ? 0 : -1;
 }
 
-void iperf3_measure(const twohost *th, int streams, int seconds, int reverse,
-                    iperf3_result *out) {
-  *out = (iperf3_result){.streams = streams, .seconds = seconds,
-                         .reverse = reverse};
-  pick_cpus(out->cpu);
+/* Every pair's client at once; r->gbps = the sum of what they received.
+ * Returns 0, 1 when every client was refused (no server listened yet, so
+ * none is used up: try again), or -1 with r->why naming a failed client. */
+static int run_clients(const twohost *th, const char *bin, iperf3_pair *p,
+                       int n, iperf3_result *r) {
+  int started = 0, failed = 0, refused = 0;
+  double sum = 0;
+  while (started < n && start_client(th, bin, &p[started], r) == 0) started++;
+  for (int k = 0; k < started; k++) {
+    char why[sizeof r->why];
+    double gbps = 0;
+    if (finish_client(bin, &p[k], &gbps, why, sizeof why) == 0) {
+      sum += gbps;
+      continue;
+    }
+    refused += strstr(why, "unable to connect") != NULL;
+    if (failed++ > 0) continue;
+    if (n == 1) snprintf(r->why, sizeof r->why, "%s", why);
+    else snprintf(r->why, sizeof r->why, "client %d of %d (port %d): %.200s",
+                  k + 1, n, p[k].port, why);
+  }
+  if (started < n) {
+    snprintf(r->why, sizeof r->why, "cannot start %.200s -c", bin);
+    return -1;
+  }
+  if (failed == 0) r->gbps = sum;
+  return failed == 0 ? 0 : refused == n ? 1 : -1;
+}
+
+/* Servers whose client finished exit by themselves (-1); others are
+ * killed at once. */
+static void stop_servers(iperf3_pair *p, int n) {
+  for (int k = 0; k < n; k++)
+    if (p[k].server > 0) reap(p[k].server, p[k].ok ? IPERF3_SERVER_GRACE_MS : 0);
+}
+
+/* r->procs pairs: start the servers, wait until they listen, run the
+ * clients together (again while every one is refused), stop the servers. */
+static void iperf3_run(const twohost *th, const char *bin, iperf3_pair *p,
+                       iperf3_result *r) {
+  int n = r->procs, rc = -1;
+  place_pairs(p, n, r);
+  if (pick_ports(p, n) != 0)
+    snprintf(r->why, sizeof r->why, "no free TCP port for iperf3");
+  else if (start_servers(th, bin, p, n, r) == 0 && wait_listening(p, n, r) == 0)
+    for (int attempt = 0; attempt < IPERF3_CONNECT_TRIES; attempt++) {
+      if ((rc = run_clients(th, bin, p, n, r)) != 1) break;
+      usleep(100000);
+    }
+  r->available = rc == 0;
+  stop_servers(p, n);
+}
+
+/* `procs` pairs of `streams / procs` streams each. */
+static void measure(const twohost *th, int streams, int procs, int seconds,
+                    int reverse, iperf3_result *out) {
+  *out = (iperf3_result){.streams = streams, .procs = procs,
+                         .seconds = seconds, .reverse = reverse,
+                         .cpu = {-1, -1}};
   char bin[4096];
+  iperf3_pair *p = NULL;
   if (find_program("iperf3", bin, sizeof bin) != 0) {
     snprintf(out->why, sizeof out->why, "iperf3 is not installed "
              "(scripts/setup installs the Debian package iperf3)");
     return;
   }
-  iperf3_run(th, bin, out);
+  if (procs < 1 || streams % procs != 0 ||
+      !(p = calloc((size_t)procs, sizeof *p))) {
+    snprintf(out->why, sizeof out->why, "cannot run %d iperf3 pairs of %d "
+             "streams in all", procs, streams);
+    return;
+  }
+  for (int k = 0; k < procs; k++)
+    p[k] = (iperf3_pair){.server = -1, .client = -1, .out_fd = -1};
+  iperf3_run(th, bin, p, out);
+  free(p);
+}
+
+void iperf3_measure(const twohost *th, int streams, int seconds, int reverse,
+                    iperf3_result *out) {
+  measure(th, streams, 1, seconds, reverse, out);
+}
+
+void iperf3_measure_procs(const twohost *th, int streams, int seconds,
+                          int reverse, iperf3_result *out) {
+  measure(th, streams, streams, seconds, reverse, out);
 }
 
 /* ---- reference: raw TCP ping-pong -------------------------------------- */

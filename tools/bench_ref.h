@@ -53,8 +53,11 @@ int bench_interrupted(void);
  * start) to its half of this process's CPUs, as two hosts each have their
  * own cores; the references are measured with the same placement. */
 void bench_side_start(int side, int apart);
-/* This process's CPUs split in two (first half, second half); -1 when it
- * has fewer than two. */
+/* Remember the CPUs this process may use: call first thing in the
+ * parent, before the sides (which inherit it) pin themselves. */
+void bench_cpus_init(void);
+/* Those CPUs split in two (first half, second half); -1 when there are
+ * fewer than two. */
 int bench_cpu_halves(cpu_set_t half[2]);
 /* --cpus apart|free -> *apart (1|0); -1 and a message otherwise. */
 int bench_parse_cpus(const char *word, int *apart);
@@ -86,11 +89,19 @@ int bench_check(const void *buf, size_t len, uint64_t seed, const char *what);
 /* ---- reference: iperf3 --------------------------------------------------- */
 typedef struct iperf3_result {
   int available;     /* 0: not measured; `why` says why */
-  double gbps;       /* end.sum_received.bits_per_second / 8e9 */
-  int streams;       /* -P */
+  double gbps;       /* end.sum_received.bits_per_second / 8e9, summed over
+                        the processes */
+  int streams;       /* TCP streams in all: -P of each client x procs */
+  int procs;         /* iperf3 client/server pairs run at the same time:
+                        1 for iperf3_measure (-P streams), streams for
+                        iperf3_measure_procs (-P 1 each) */
   int seconds;       /* -t (after -O 1: one second of slow start omitted) */
   int reverse;       /* -R: side 0 sends */
-  int cpu[2];        /* the CPU each end was pinned to; -1: not pinned */
+  int cpu[2];        /* the CPUs the first pair's ends were pinned to (side
+                        0's end, side 1's); -1: not pinned */
+  int ncpus[2];      /* CPUs each side's ends were spread over: pair k on
+                        the k-th CPU of the side's half, modulo its size;
+                        0: not pinned */
   char why[256];
 } iperf3_result;
 
@@ -103,6 +114,16 @@ typedef struct iperf3_result {
  * a failed run leaves available = 0 and the reason. */
 void iperf3_measure(const twohost *th, int streams, int seconds, int reverse,
                     iperf3_result *out);
+/* The same with `streams` pairs of iperf3 processes, one stream each (-P
+ * 1), all running at once, their received rates summed. iperf3 3.12 runs
+ * all -P streams on one thread, so on a host with many cores
+ * iperf3_measure is bounded by one core per end; this one lets the kernel
+ * use as many cores as there are streams. Server k is pinned to the k-th
+ * CPU of side 0's half, client k to the k-th of side 1's (modulo each
+ * half's size), so on two CPUs it is about iperf3_measure again. Any
+ * client failing leaves available = 0 and says which. */
+void iperf3_measure_procs(const twohost *th, int streams, int seconds,
+                          int reverse, iperf3_result *out);
 /* In a JSON document, the number at a path of object keys, e.g.
  * {"end", "sum_received", "bits_per_second", NULL}. Returns 0 and *value,
  * or -1 when the path is missing or the text is not JSON. */
