@@ -2,6 +2,7 @@
 values), result shapes, logging, helpers and the uccl package."""
 import ctypes
 import logging
+import socket
 import struct
 import subprocess
 import sys
@@ -206,9 +207,23 @@ def test_out_of_range_integers_raise_value_error(ep, value):
         ep.connect("127.0.0.1", 0, remote_port=value - 1)
 
 
-def test_default_remote_port_is_refused_by_the_library(ep):
-    # UCCL's default remote_port=-1; tcpx-p2p needs the port from metadata
-    assert ep.connect("127.0.0.1", 0) == (False, 0)
+def _gpu_with_free_default_port():
+    """A GPU index whose default port (19000 + index) nobody listens on."""
+    for gpu in range(50, 400):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", 19000 + gpu))
+                return gpu
+            except OSError:
+                continue
+    pytest.skip("no free port in 19050..19399")
+
+
+def test_default_remote_port_without_a_listener_fails(ep):
+    # UCCL's default remote_port=-1 means 19000 + remote GPU index; with
+    # nothing listening there, connect fails cleanly. (GPU 0's port may
+    # belong to an endpoint of a test running in parallel.)
+    assert ep.connect("127.0.0.1", _gpu_with_free_default_port()) == (False, 0)
 
 
 @pytest.mark.parametrize("meta", [b"", b"\0" * 63, b"\0" * 65, bytearray(10)])
