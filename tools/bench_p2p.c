@@ -475,6 +475,7 @@ static int open_side(const p2p_plan *plan, const twohost *th, int peer_fd,
   p2p_options opts;
   p2p_options_init(&opts);
   opts.plugin = plan->plugin;
+  opts.no_local = 1; /* both sides would claim GPU 0's same-host socket */
   size_t max = largest(plan);
   long most = 0;
   for (int o = 0; o < plan->nops; o++)
