@@ -1,11 +1,13 @@
 /* One-sided transfers between two endpoints in two network namespaces:
  * write and read (blocking and posted) at sizes from 0 B to 256 MiB,
  * writev/readv with 32 blocks, several descriptors of one region; every
- * byte checked, destinations poisoned, guard bytes after them.
- * Refusals: test_endpoint_refusal.c. */
+ * byte checked, destinations poisoned, guard bytes after them. The owner
+ * serves reads promptly while idle, also right after a call of its own
+ * that finished without waiting. Refusals: test_endpoint_refusal.c. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "ep_harness.h"
@@ -247,10 +249,77 @@ static int test_ops_several_advertises_of_one_region(void) {
   return 0;
 }
 
+/* ---- served while the owner idles ---- */
+
+/* The owner's last call is a receive whose message had already arrived,
+ * so it finishes inside the post, with no wait: its connection must still
+ * be watched by the progress thread, which serves the peer's read while
+ * the owner makes no call at all (it sleeps up to timeout / 8 = 1.25 s
+ * otherwise). */
+#define IDLE_READ_SIZE 256
+#define IDLE_READ_LIMIT_MS (100.0 * EPH_SLOWDOWN)
+
+static int idle_owner(p2p_endpoint *ep, uint64_t conn, int fd) {
+  uint8_t *region = gbuf_new(IDLE_READ_SIZE), desc[P2P_DESC_SIZE];
+  uint64_t mr, step;
+  CHECK(region);
+  pat_fill(region, IDLE_READ_SIZE, 611);
+  CHECK_EQ(p2p_reg(ep, region, IDLE_READ_SIZE, &mr), P2P_OK);
+  CHECK_EQ(p2p_advertise(ep, conn, mr, region, IDLE_READ_SIZE, desc), P2P_OK);
+  CHECK_EQ(eph_get_u64(fd, &step), 0);  /* the peer's send is posted */
+  usleep(100 * 1000);                   /* and has arrived */
+  CHECK(eph_recv_pattern(ep, conn, 100, 100, 610) == 0);
+  CHECK_EQ(oob_send(fd, desc, sizeof desc), 0);
+  CHECK_EQ(eph_get_u64(fd, &step), 0);  /* idle until the peer has read */
+  CHECK_EQ(p2p_dereg(ep, mr), P2P_OK);
+  gbuf_free(region, IDLE_READ_SIZE);
+  return 0;
+}
+
+static int idle_reader(p2p_endpoint *ep, uint64_t conn, int fd) {
+  uint8_t *src = malloc(100), *dst = gbuf_new(IDLE_READ_SIZE), desc[P2P_DESC_SIZE];
+  uint64_t smr, dmr, id;
+  CHECK(src && dst);
+  pat_fill(src, 100, 610);
+  CHECK_EQ(p2p_reg(ep, src, 100, &smr), P2P_OK);
+  CHECK_EQ(p2p_reg(ep, dst, IDLE_READ_SIZE, &dmr), P2P_OK);
+  p2p_iov v = {smr, src, 100, NULL};
+  CHECK_EQ(p2p_post(ep, conn, P2P_OP_SEND, &v, 1, &id), P2P_OK);
+  CHECK_EQ(eph_put_u64(fd, 1), 0);
+  CHECK_EQ(p2p_wait(ep, id, -1, NULL), P2P_OK);
+  CHECK_EQ(oob_recv(fd, desc, sizeof desc), 0);
+  double t0 = eph_now_ms();
+  CHECK_EQ(p2p_read(ep, conn, dmr, dst, IDLE_READ_SIZE, desc), P2P_OK);
+  double took = eph_now_ms() - t0;
+  if (took > IDLE_READ_LIMIT_MS)
+    fprintf(stderr, "  read from an idle owner took %.1f ms (limit %.0f)\n",
+            took, IDLE_READ_LIMIT_MS);
+  CHECK(took <= IDLE_READ_LIMIT_MS);
+  CHECK(pat_check(dst, IDLE_READ_SIZE, 611, "read from an idle owner"));
+  CHECK(gbuf_guard_ok(dst, IDLE_READ_SIZE, "guard"));
+  CHECK_EQ(eph_put_u64(fd, 1), 0);
+  CHECK_EQ(p2p_dereg(ep, smr), P2P_OK);
+  CHECK_EQ(p2p_dereg(ep, dmr), P2P_OK);
+  free(src);
+  gbuf_free(dst, IDLE_READ_SIZE);
+  return 0;
+}
+
+static int idle_body(p2p_endpoint *ep, uint64_t conn, int fd, int side, void *arg) {
+  (void)arg;
+  return side == 0 ? idle_owner(ep, conn, fd) : idle_reader(ep, conn, fd);
+}
+
+static int test_ops_read_served_while_owner_idles(void) {
+  CHECK_EQ(eph_pair_run(&hosts, idle_body, idle_body, NULL, 60), 0);
+  return 0;
+}
+
 static const check_case cases[] = {
     CHECK_CASE(test_ops_write_read_sizes),
     CHECK_CASE(test_ops_writev_readv_32_blocks),
     CHECK_CASE(test_ops_several_advertises_of_one_region),
+    CHECK_CASE(test_ops_read_served_while_owner_idles),
 };
 
 int main(int argc, char **argv) {

@@ -83,9 +83,8 @@ static const char *kind_name(p2p_op_kind kind) {
   return names[kind];
 }
 
-/* caller_waits: a blocking call that waits for the op next. */
-static int post_op(p2p_endpoint *ep, uint64_t conn_id, p2p_op_kind kind,
-                   const p2p_iov *iov, size_t n, int caller_waits, uint64_t *xfer_id) {
+int p2p_post(p2p_endpoint *ep, uint64_t conn_id, p2p_op_kind kind,
+             const p2p_iov *iov, size_t n, uint64_t *xfer_id) {
   if (!ep || !xfer_id) return ep_err(P2P_EINVAL, "post: NULL argument");
   if (kind < P2P_OP_SEND || kind > P2P_OP_WRITE)
     return ep_err(P2P_EINVAL, "post: unknown op kind %d", (int)kind);
@@ -96,7 +95,7 @@ static int post_op(p2p_endpoint *ep, uint64_t conn_id, p2p_op_kind kind,
   int rc = build_op(ep, c, kind, iov, n, &o);
   if (rc != P2P_OK) return err_wrap(rc, "%s", kind_name(kind));
   uint64_t id = o->id;
-  rc = op_submit(o, caller_waits);
+  rc = op_submit(o);
   if (rc != P2P_OK) {
     char why[P2P_ERR_MAX];
     snprintf(why, sizeof why, "%s", o->err);
@@ -105,11 +104,6 @@ static int post_op(p2p_endpoint *ep, uint64_t conn_id, p2p_op_kind kind,
   }
   *xfer_id = id; /* o may be reaped by a poller from here on */
   return P2P_OK;
-}
-
-int p2p_post(p2p_endpoint *ep, uint64_t conn_id, p2p_op_kind kind,
-             const p2p_iov *iov, size_t n, uint64_t *xfer_id) {
-  return post_op(ep, conn_id, kind, iov, n, 0, xfer_id);
 }
 
 
@@ -186,7 +180,7 @@ static int wait_op(p2p_endpoint *ep, uint64_t xfer_id, int timeout_ms,
     int drove = !atomic_load(&ep->stop) && conn_try_drive(c);
     if (drove) {
       conn_drive_until(c, o, deadline);
-      conn_end_drive(c, 0);
+      conn_end_drive(c);
     }
     pthread_mutex_lock(&ep->ops_lock);
     if (!drove && !o->finished) {
@@ -203,7 +197,7 @@ static int wait_op(p2p_endpoint *ep, uint64_t xfer_id, int timeout_ms,
 static int run(p2p_endpoint *ep, uint64_t conn_id, p2p_op_kind kind,
                const p2p_iov *iov, size_t n, size_t *received) {
   uint64_t id;
-  int rc = post_op(ep, conn_id, kind, iov, n, 1, &id);
+  int rc = p2p_post(ep, conn_id, kind, iov, n, &id);
   return rc == P2P_OK ? p2p_wait(ep, id, -1, received) : rc;
 }
 

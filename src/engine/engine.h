@@ -325,12 +325,12 @@ void progress_wake(p2p_endpoint *ep, conn *c);
  * conn_try_drive takes drive_lock if it is free; conn_start starts an op
  * (after those queued before it); conn_drive_until drives until the op
  * finishes, the connection dies or the deadline (now_ns) passes;
- * conn_end_drive hands the connection back to its progress thread, woken
- * if there is work to poll for (unless the caller goes on to wait). */
+ * conn_end_drive hands the connection back to its progress thread (its
+ * socket watched again), woken if there is work to poll for. */
 int conn_try_drive(conn *c);
 void conn_start(conn *c, op *o);
 void conn_drive_until(conn *c, op *o, uint64_t deadline_ns);
-void conn_end_drive(conn *c, int caller_waits);
+void conn_end_drive(conn *c);
 int conn_send_ctrl(conn *c, const ctrl_msg *m, const uint64_t *sizes64);
 void conn_fail(conn *c, int code, const char *why);
 /* Fail it for a failed transport call: a remote error (the peer's sockets
@@ -349,7 +349,7 @@ int xfer_busy(const conn *c);                 /* requests in flight? */
 /* ops (endpoint.c): creation, completion, lookup. */
 op *op_new(p2p_endpoint *ep, conn *c, p2p_op_kind kind, size_t nseg);
 void op_finish(op *o, int status, const char *why);
-int op_submit(op *o, int caller_waits);
+int op_submit(op *o);
 void op_discard(op *o);
 void op_put_regions(op *o);
 void conn_abort(conn *c, int code);

@@ -68,15 +68,14 @@ void op_finish(op *o, int status, const char *why) {
 }
 
 /* Start the op on this thread when nobody drives its connection (no
- * hand-over); else queue it for the driver and wake the progress thread.
- * caller_waits: the caller drives next (p2p_wait), the thread may sleep. */
-int op_submit(op *o, int caller_waits) {
+ * hand-over); else queue it for the driver and wake the progress thread. */
+int op_submit(op *o) {
   conn *c = o->c;
   int dead;
   if (conn_try_drive(c)) {
     dead = atomic_load(&c->dead);
     if (!dead) conn_start(c, o);
-    conn_end_drive(c, caller_waits);
+    conn_end_drive(c);
   } else {
     pthread_mutex_lock(&c->sub_lock);
     dead = atomic_load(&c->dead);

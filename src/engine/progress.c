@@ -235,10 +235,9 @@ static int needs_thread(conn *c) {
   return queued;
 }
 
-void conn_end_drive(conn *c, int caller_waits) {
-  int kick = !caller_waits && needs_thread(c);
-  /* A caller about to wait keeps the socket to itself (it reads next). */
-  if (!atomic_load(&c->dead)) watch_set(c, caller_waits ? 0 : watch_wanted(c));
+void conn_end_drive(conn *c) {
+  int kick = needs_thread(c);
+  if (!atomic_load(&c->dead)) watch_set(c, watch_wanted(c));
   pthread_mutex_unlock(&c->drive_lock);
   if (kick) progress_wake(c->ep, c);
 }
