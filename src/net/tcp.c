@@ -61,6 +61,7 @@ void tcp_options_default(tcp_options *o) {
   o->max_recvs = o->strict ? 1 : TCP_MAX_RECVS;
   o->min_split = (size_t)env_int("TCPX_P2P_TCP_MIN_SPLIT", 256 << 10);
   o->user_timeout_ms = env_int("TCPX_P2P_TCP_TIMEOUT_MS", 10000);
+  o->rcvlowat = env_int("TCPX_P2P_TCP_RCVLOWAT", 256 << 10);
   const char *f = getenv("TCPX_P2P_SOCKET_IFNAME");
   if (!f || !*f) f = getenv("NCCL_SOCKET_IFNAME");
   if (f) snprintf(o->ifname, sizeof o->ifname, "%s", f);

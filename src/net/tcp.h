@@ -19,6 +19,9 @@ typedef struct tcp_options {
   int max_recvs;       /* buffers per grouped irecv (8; strict: 1) */
   size_t min_split;    /* messages smaller than this use one stream (256 KiB) */
   int user_timeout_ms; /* TCP_USER_TIMEOUT on every stream (TCPX_P2P_TCP_TIMEOUT_MS, 10000) */
+  int rcvlowat;        /* a receiving stream's thread wakes once this many
+                          bytes of its part are there, at most (SO_RCVLOWAT;
+                          TCPX_P2P_TCP_RCVLOWAT, 256 KiB; 0: any byte) */
   int strict;          /* TCPX rules, errors where TCPX errors (TCPX_P2P_TCP_STRICT) */
   int allow_loopback;  /* offer lo even when other interfaces exist */
   char ifname[256];    /* interface filter; default TCPX_P2P_SOCKET_IFNAME,

@@ -108,6 +108,7 @@ typedef struct tcp_stream {
   tcp_msg_hdr hdr;
   char *part;
   size_t part_len;
+  int lowat;            /* SO_RCVLOWAT now set on fd */
 } tcp_stream;
 
 typedef struct tcp_thread {

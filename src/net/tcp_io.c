@@ -146,6 +146,17 @@ static int accept_header(tcp_comm *c, tcp_stream *st, tcp_slot *slot) {
   return NET_OK;
 }
 
+/* Wake the stream's thread only when `want` bytes (at most the option's
+ * value) have arrived: fewer, larger receives of a long part. */
+static void set_lowat(tcp_comm *c, tcp_stream *st, size_t want) {
+  int cap = c->inst->opts.rcvlowat;
+  if (cap <= 1 && st->lowat <= 1) return;
+  int v = cap <= 1 ? 1 : want < (size_t)cap ? (int)want : cap;
+  if (v != st->lowat &&
+      setsockopt(st->fd, SOL_SOCKET, SO_RCVLOWAT, &v, sizeof v) == 0)
+    st->lowat = v;
+}
+
 static int recv_progress(tcp_comm *c, tcp_stream *st, int *moved) {
   for (;;) {
     uint64_t tail = atomic_load_explicit(&c->tail, memory_order_acquire);
@@ -166,7 +177,11 @@ static int recv_progress(tcp_comm *c, tcp_stream *st, int *moved) {
     rc = sock_recv_some(st->fd, st->part, st->part_len, &st->done);
     if (st->done != before) *moved = 1;
     if (rc != NET_OK) return rc;
-    if (st->done < st->part_len) return NET_OK;
+    if (st->done < st->part_len) {
+      set_lowat(c, st, st->part_len - st->done);
+      return NET_OK;
+    }
+    set_lowat(c, st, 1); /* the next header may be all there is */
     st->in_body = 0;
     st->done = 0;
     st->cursor++;
