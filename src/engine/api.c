@@ -3,7 +3,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sched.h>
 #include <time.h>
 
 #include "engine.h"
@@ -105,7 +104,6 @@ int p2p_post(p2p_endpoint *ep, uint64_t conn_id, p2p_op_kind kind,
   *xfer_id = id; /* o may be reaped by a poller from here on */
   return P2P_OK;
 }
-
 
 /* ---- completion ------------------------------------------------------------------- */
 
