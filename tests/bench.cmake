@@ -102,6 +102,9 @@ p2p_bench_test(bench_net_pingpong 2 required
 # Endpoint: send, write, read at 2 sizes and one ping-pong row (256 B).
 p2p_bench_test(bench_p2p_smoke 7 ${bench_ratio}
                "bench|p2p|--sizes|256,1M|--iters|20|--ref-seconds|1|--json")
+# References measured by the server right before each op and size.
+p2p_bench_test(bench_p2p_ref_per_size 2 ${bench_ratio}
+               "bench|p2p|--ops|send,read|--sizes|1M|--iters|10|--ref-seconds|1|--ref-procs|0|--ref-per-size|--json")
 # Async window with KV blocks (vectored calls); no iperf3 (ratio null).
 p2p_bench_test(bench_p2p_async_kv 6 optional
                "bench|p2p|--async|--kv-blocks|4|--ops|send,write,read|--sizes|64K,1M|--iters|10|--ref-seconds|0|--json")

@@ -50,6 +50,7 @@ typedef struct p2p_plan {
   int kv_blocks;
   long iters;                /* 0 = by byte budget */
   int ref_seconds;           /* iperf3 -t; 0 = no bandwidth reference */
+  int ref_per_size;          /* references right before each op and size */
   int ref_procs;             /* also N iperf3 processes x 1 stream */
   int json;
   int cpus_apart;            /* each side on its own half of the CPUs */
@@ -82,6 +83,8 @@ typedef struct p2p_side {
   uint8_t *descs;            /* the peer's descriptors (client) */
   double *lat_us;            /* per timed transfer (client) */
   double *raw_us;            /* per raw round trip (client) */
+  iperf3_result ref_now;     /* --ref-per-size: this step's references */
+  iperf3_result procs_now;
 } p2p_side;
 
 static int fail(const char *side, const char *what) {
@@ -224,6 +227,10 @@ static void report_bandwidth(const p2p_side *s, bench_op op, size_t size,
   double gbps = bench_gbps((double)size * (double)iters, secs);
   const iperf3_result *ref = op == OP_READ ? &plan->ref_rev : &plan->ref_fwd;
   const iperf3_result *procs = op == OP_READ ? &plan->procs_rev : &plan->procs_fwd;
+  if (plan->ref_per_size) {
+    ref = &s->ref_now;
+    procs = &s->procs_now;
+  }
   double ref_gbps = ref->available ? ref->gbps : -1;
   double ratio = ref_gbps > 0 ? gbps / ref_gbps : -1;
   double procs_gbps = procs->available ? procs->gbps : -1;
@@ -365,11 +372,21 @@ static int client_pingpong(p2p_side *s, size_t size, long iters) {
   return bench_check(s->echo, size, P2P_SEED, "bench p2p: checked echo") ? 0 : -1;
 }
 
+/* --ref-per-size: the server measures the references of a bandwidth step
+ * right before it, and hands them to the client that reports them. */
+static int step_has_own_refs(const p2p_plan *plan, bench_op op) {
+  return plan->ref_per_size && plan->ref_seconds > 0 && op != OP_PINGPONG;
+}
+
 static int client_step(p2p_side *s, bench_op op, int size_idx) {
   size_t size = s->plan->sizes[size_idx];
   long iters = iters_for(s->plan, op, size);
   double secs = 0;
   int rc;
+  if (step_has_own_refs(s->plan, op) &&
+      (bench_oob_wait(s->peer_fd, &s->ref_now, sizeof s->ref_now) != 0 ||
+       oob_recv(s->peer_fd, &s->procs_now, sizeof s->procs_now) != 0))
+    return oob_fail("client", "references");
   set_blocks(s, size, op == OP_PINGPONG ? 1 : (size_t)s->plan->kv_blocks);
   if ((op == OP_WRITE || op == OP_READ) &&
       bench_oob_wait(s->peer_fd, s->descs, s->nblocks * P2P_DESC_SIZE) != 0)
@@ -448,9 +465,20 @@ static int server_echo(p2p_side *s, size_t size, long iters) {
   return endpoint_echo(s, size); /* the checked round trip */
 }
 
+static void measure_direction(const twohost *th, const p2p_plan *plan,
+                              int reverse, iperf3_result *ref,
+                              iperf3_result *procs);
+
 static int server_step(p2p_side *s, bench_op op, size_t size) {
   long iters = iters_for(s->plan, op, size);
   char ok;
+  if (step_has_own_refs(s->plan, op)) {
+    iperf3_result ref = {0}, procs = {0};
+    measure_direction(s->th, s->plan, op == OP_READ, &ref, &procs);
+    if (oob_send(s->peer_fd, &ref, sizeof ref) != 0 ||
+        oob_send(s->peer_fd, &procs, sizeof procs) != 0)
+      return oob_fail("server", "references");
+  }
   set_blocks(s, size, op == OP_PINGPONG ? 1 : (size_t)s->plan->kv_blocks);
   if ((op == OP_WRITE || op == OP_READ) && server_advertise(s) != 0) return -1;
   switch (op) {
@@ -673,6 +701,15 @@ static void measure_direction(const twohost *th, const p2p_plan *plan,
 static void measure_references(const twohost *th, p2p_plan *plan) {
   int fwd = has_op(plan, OP_SEND) || has_op(plan, OP_WRITE);
   int rev = has_op(plan, OP_READ);
+  if (plan->ref_per_size && plan->ref_seconds > 0 && (fwd || rev)) {
+    fprintf(plan->json ? stderr : stdout, "reference: iperf3 -P %d%s, %d s "
+            "after 1 s omitted (-R for read), measured right before each op "
+            "and size between the same hosts\n",
+            plan->comms_per_lane * plan->tcp_streams,
+            plan->ref_procs ? " and as that many processes x 1 stream" : "",
+            plan->ref_seconds);
+    fwd = rev = 0;
+  }
   if (fwd) measure_direction(th, plan, 0, &plan->ref_fwd, &plan->procs_fwd);
   if (rev) measure_direction(th, plan, 1, &plan->ref_rev, &plan->procs_rev);
   if (fwd) {
@@ -697,7 +734,8 @@ static int usage(FILE *out) {
           "usage: tcpx-p2p bench p2p [--sizes 256,4K,64K,1M,16M,64M,256M,1G]\n"
           "                          [--ops send,write,read,pingpong] [--async]\n"
           "                          [--depth N] [--kv-blocks N] [--iters N]\n"
-          "                          [--ref-seconds S] [--ref-procs 1|0] [--json]\n"
+          "                          [--ref-seconds S] [--ref-procs 1|0]\n"
+          "                          [--ref-per-size] [--json]\n"
           "                          [--loopback] [--plugin P] [--cpus apart|free]\n"
           "  The endpoint API between two hosts (network namespaces as root, else\n"
           "  loopback). Per op and size: GB/s and per-transfer latency p50/p99\n"
@@ -708,7 +746,9 @@ static int usage(FILE *out) {
           "  lane x TCP streams) for --ref-seconds (default 3; 0 = none), the same\n"
           "  number of iperf3 processes of 1 stream each at once, each pair on its\n"
           "  own CPUs (reference 2, ratio2; --ref-procs 0 skips it), and a raw\n"
-          "  TCP ping-pong. Default iterations: 512 MiB worth, %d..%d.\n"
+          "  TCP ping-pong. The iperf3 references are measured once per run per\n"
+          "  direction, or with --ref-per-size right before each op and size.\n"
+          "  Default iterations: 512 MiB worth, %d..%d.\n"
           "  --cpus apart (default): each side and its threads on its own half\n"
           "  of the CPUs, like two hosts; free: where the scheduler puts them.\n",
           P2P_DEPTH, P2P_DEPTH, P2P_MIN_ITERS, P2P_MAX_ITERS);
@@ -743,6 +783,7 @@ static int parse_args(int argc, char **argv, p2p_plan *p, int *loopback) {
     if (!strcmp(argv[i], "--json")) p->json = 1;
     else if (!strcmp(argv[i], "--loopback")) *loopback = 1;
     else if (!strcmp(argv[i], "--async")) p->async = 1;
+    else if (!strcmp(argv[i], "--ref-per-size")) p->ref_per_size = 1;
     else if (!v) return -1;
     else if (!strcmp(argv[i], "--sizes"))
       p->nsizes = bench_parse_sizes(argv[++i], p->sizes, BENCH_MAX_SIZES);
