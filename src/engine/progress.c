@@ -250,6 +250,13 @@ static void wait_socket(conn *c, uint64_t left_ns) {
   poll(&p, 1, ms);
 }
 
+/* Nothing moved while transport requests are in flight: yield for a while
+ * (they finish within microseconds), then nap. Reset *rounds on progress. */
+static void busy_backoff(const p2p_endpoint *ep, int *rounds) {
+  if (++*rounds < ep->spin_yields) sched_yield();
+  else if (ep->nap_us > 0) usleep((useconds_t)ep->nap_us);
+}
+
 void conn_drive_until(conn *c, op *o, uint64_t deadline_ns) {
   p2p_endpoint *ep = c->ep;
   watch_set(c, 0);
@@ -264,8 +271,7 @@ void conn_drive_until(conn *c, op *o, uint64_t deadline_ns) {
       last_move = now;
       yields = 0;
     } else if (xfer_busy(c)) {
-      if (++yields < ep->spin_yields) sched_yield();
-      else if (ep->nap_us > 0) usleep((useconds_t)ep->nap_us);
+      busy_backoff(ep, &yields);
     } else if (now - last_move < (uint64_t)ep->wait_spin_us * 1000) {
       sched_yield();
     } else {
@@ -330,8 +336,7 @@ static void *progress_main(void *arg) {
       idle = 0;
       last_move = now_ns();
     } else if (busy) {
-      if (++idle < ep->spin_yields) sched_yield();
-      else if (ep->nap_us > 0) usleep((useconds_t)ep->nap_us);
+      busy_backoff(ep, &idle);
     } else if (now_ns() - last_move < linger) {
       sched_yield();
     } else {
