@@ -141,6 +141,13 @@ void bench_catch_interrupt(void) {
 
 int bench_interrupted(void) { return interrupted; }
 
+size_t bench_largest(const size_t *sizes, int n) {
+  size_t max = 0;
+  for (int i = 0; i < n; i++)
+    if (sizes[i] > max) max = sizes[i];
+  return max;
+}
+
 /* ---- CPU placement ------------------------------------------------------------ */
 
 /* The CPUs the benchmark started on, read in the parent before a side

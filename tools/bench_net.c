@@ -167,10 +167,7 @@ static int connect_comm(net_end *e, unsigned char *handle) {
 }
 
 static size_t largest(const net_plan *plan) {
-  size_t max = 0;
-  for (int i = 0; i < plan->nsizes; i++)
-    if (plan->sizes[i] > max) max = plan->sizes[i];
-  return max;
+  return bench_largest(plan->sizes, plan->nsizes);
 }
 
 static int alloc_buffer(net_end *e, size_t size) {
@@ -215,11 +212,6 @@ static uint64_t timed_count(const net_plan *plan, size_t size, uint64_t warm,
   return (uint64_t)n;
 }
 
-/* A reference's GB/s, or -1 when it was not measured. */
-static double ref_gbps(const iperf3_result *r) {
-  return r->available ? r->gbps : -1;
-}
-
 /* "%11.3f  %6.3f" of a reference and its ratio, or n/a and null. */
 static void ref_cells(char *buf, size_t len, double ref, double ratio) {
   if (ref > 0) snprintf(buf, len, "%11.3f  %6.3f", ref, ratio);
@@ -229,7 +221,7 @@ static void ref_cells(char *buf, size_t len, double ref, double ratio) {
 static void report(const net_plan *plan, const iperf3_result *r,
                    const iperf3_result *procs, size_t size, uint64_t count,
                    double gbps) {
-  double ref = ref_gbps(r), ref2 = ref_gbps(procs);
+  double ref = iperf3_gbps(r), ref2 = iperf3_gbps(procs);
   double ratio = ref > 0 ? gbps / ref : -1;
   double ratio2 = ref2 > 0 ? gbps / ref2 : -1;
   char s[32], cells[64], cells2[64];
@@ -256,11 +248,10 @@ static void report(const net_plan *plan, const iperf3_result *r,
  * failed. */
 static void measure_references(const net_plan *plan, iperf3_result *ref,
                                iperf3_result *procs) {
-  iperf3_measure(plan->th, plan->streams, plan->ref_seconds, 0, ref);
+  iperf3_measure_pair(plan->th, plan->streams, plan->ref_seconds, 0,
+                      plan->ref_procs, ref, procs);
   if (!ref->available) fprintf(stderr, "bench net: reference: %s\n", ref->why);
-  if (!plan->ref_procs) return;
-  iperf3_measure_procs(plan->th, plan->streams, plan->ref_seconds, 0, procs);
-  if (!procs->available)
+  if (plan->ref_procs && !procs->available)
     fprintf(stderr, "bench net: reference 2: %s\n", procs->why);
 }
 
@@ -601,20 +592,10 @@ static void print_reference(const net_plan *plan) {
   fflush(info);
 }
 
-/* Reference 2: where its pairs ran, or "not pinned". */
-static void procs_placement(const iperf3_result *r, char *buf, size_t len) {
-  if (r->cpu[0] < 0)
-    snprintf(buf, len, "not pinned (fewer than 2 CPUs)");
-  else
-    snprintf(buf, len, "servers on %d CPU(s) of side 0's half from CPU %d, "
-             "clients on %d of side 1's from CPU %d", r->ncpus[0], r->cpu[0],
-             r->ncpus[1], r->cpu[1]);
-}
-
 static void print_reference2(const net_plan *plan) {
   FILE *info = plan->json ? stderr : stdout;
   char where[160];
-  procs_placement(&plan->procs, where, sizeof where);
+  iperf3_placement(&plan->procs, where, sizeof where);
   if (plan->ref_seconds == 0 || !plan->ref_procs)
     fprintf(info, "reference 2: none (%s): ratio2 null\n",
             plan->ref_seconds == 0 ? "--ref-seconds 0" : "--ref-procs 0");
@@ -652,11 +633,9 @@ int bench_net_main(int argc, char **argv) {
           th.netns ? "network namespaces over veth" : "loopback");
   bench_print_cpus(info, plan.cpus_apart);
   plan.th = &th;
-  if (plan.ref_seconds > 0 && !plan.ref_per_size && !plan.pingpong) {
-    iperf3_measure(&th, plan.streams, plan.ref_seconds, 0, &plan.ref);
-    if (plan.ref_procs)
-      iperf3_measure_procs(&th, plan.streams, plan.ref_seconds, 0, &plan.procs);
-  }
+  if (plan.ref_seconds > 0 && !plan.ref_per_size && !plan.pingpong)
+    iperf3_measure_pair(&th, plan.streams, plan.ref_seconds, 0, plan.ref_procs,
+                        &plan.ref, &plan.procs);
   if (!plan.pingpong) {
     print_reference(&plan);
     print_reference2(&plan);

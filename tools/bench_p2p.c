@@ -111,10 +111,7 @@ static int has_op(const p2p_plan *plan, bench_op op) {
 }
 
 static size_t largest(const p2p_plan *plan) {
-  size_t max = 0;
-  for (int i = 0; i < plan->nsizes; i++)
-    if (plan->sizes[i] > max) max = plan->sizes[i];
-  return max;
+  return bench_largest(plan->sizes, plan->nsizes);
 }
 
 /* ---- transfers ------------------------------------------------------------------- */
@@ -231,9 +228,9 @@ static void report_bandwidth(const p2p_side *s, bench_op op, size_t size,
     ref = &s->ref_now;
     procs = &s->procs_now;
   }
-  double ref_gbps = ref->available ? ref->gbps : -1;
+  double ref_gbps = iperf3_gbps(ref);
   double ratio = ref_gbps > 0 ? gbps / ref_gbps : -1;
-  double procs_gbps = procs->available ? procs->gbps : -1;
+  double procs_gbps = iperf3_gbps(procs);
   double ratio2 = procs_gbps > 0 ? gbps / procs_gbps : -1;
   char sz[32];
   bench_size_str(size, sz, sizeof sz);
@@ -670,11 +667,8 @@ static void print_iperf3(const p2p_plan *plan, const iperf3_result *r,
 static void print_procs(const p2p_plan *plan, const iperf3_result *r,
                         const char *dir) {
   FILE *info = plan->json ? stderr : stdout;
-  char where[160] = "not pinned (fewer than 2 CPUs)";
-  if (r->cpu[0] >= 0)
-    snprintf(where, sizeof where, "servers on %d CPU(s) of side 0's half from "
-             "CPU %d, clients on %d of side 1's from CPU %d", r->ncpus[0],
-             r->cpu[0], r->ncpus[1], r->cpu[1]);
+  char where[160];
+  iperf3_placement(r, where, sizeof where);
   if (r->available)
     fprintf(info, "reference 2: %d iperf3 processes x 1 stream%s at once (%s), "
             "%d s after 1 s omitted, %s, summed, once per run: %.3f GB/s\n",
@@ -691,11 +685,9 @@ static void print_procs(const p2p_plan *plan, const iperf3_result *r,
 static void measure_direction(const twohost *th, const p2p_plan *plan,
                               int reverse, iperf3_result *ref,
                               iperf3_result *procs) {
-  int streams = plan->comms_per_lane * plan->tcp_streams;
-  if (plan->ref_seconds <= 0) return;
-  iperf3_measure(th, streams, plan->ref_seconds, reverse, ref);
-  if (plan->ref_procs)
-    iperf3_measure_procs(th, streams, plan->ref_seconds, reverse, procs);
+  if (plan->ref_seconds > 0)
+    iperf3_measure_pair(th, plan->comms_per_lane * plan->tcp_streams,
+                        plan->ref_seconds, reverse, plan->ref_procs, ref, procs);
 }
 
 static void measure_references(const twohost *th, p2p_plan *plan) {

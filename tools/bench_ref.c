@@ -529,6 +529,24 @@ void iperf3_measure_procs(const twohost *th, int streams, int seconds,
   measure(th, streams, streams, seconds, reverse, out);
 }
 
+void iperf3_measure_pair(const twohost *th, int streams, int seconds,
+                         int reverse, int with_procs, iperf3_result *ref,
+                         iperf3_result *procs) {
+  iperf3_measure(th, streams, seconds, reverse, ref);
+  if (with_procs) iperf3_measure_procs(th, streams, seconds, reverse, procs);
+}
+
+double iperf3_gbps(const iperf3_result *r) { return r->available ? r->gbps : -1; }
+
+void iperf3_placement(const iperf3_result *r, char *buf, size_t len) {
+  if (r->cpu[0] < 0)
+    snprintf(buf, len, "not pinned (fewer than 2 CPUs)");
+  else
+    snprintf(buf, len, "servers on %d CPU(s) of side 0's half from CPU %d, "
+             "clients on %d of side 1's from CPU %d", r->ncpus[0], r->cpu[0],
+             r->ncpus[1], r->cpu[1]);
+}
+
 /* ---- reference: raw TCP ping-pong -------------------------------------- */
 
 static int io_full(int fd, void *buf, size_t len, int is_send) {

@@ -29,6 +29,8 @@ int bench_p2p_main(int argc, char **argv);
 /* "4K,64K,1M" (suffixes K, M, G are powers of 1024; plain numbers are
  * bytes) into sizes[]. Returns the count, or -1 with a message on stderr. */
 int bench_parse_sizes(const char *list, size_t *sizes, int max);
+/* The largest of n sizes (0 when n is 0). */
+size_t bench_largest(const size_t *sizes, int n);
 /* "4K", "256M", "1G", "1000": the shortest exact spelling. */
 void bench_size_str(size_t size, char *buf, size_t len);
 /* GB/s: bytes / seconds / 1e9 (0 when seconds <= 0). */
@@ -124,6 +126,16 @@ void iperf3_measure(const twohost *th, int streams, int seconds, int reverse,
  * client failing leaves available = 0 and says which. */
 void iperf3_measure_procs(const twohost *th, int streams, int seconds,
                           int reverse, iperf3_result *out);
+/* iperf3_measure into ref and, when with_procs, iperf3_measure_procs into
+ * procs: the two references of a bandwidth row, in one direction. */
+void iperf3_measure_pair(const twohost *th, int streams, int seconds,
+                         int reverse, int with_procs, iperf3_result *ref,
+                         iperf3_result *procs);
+/* A reference's GB/s, or -1 when it was not measured. */
+double iperf3_gbps(const iperf3_result *r);
+/* Where the ends of a measurement ran, in words ("servers on 4 CPU(s) of
+ * side 0's half from CPU 0, ..."; "not pinned ..."). */
+void iperf3_placement(const iperf3_result *r, char *buf, size_t len);
 /* In a JSON document, the number at a path of object keys, e.g.
  * {"end", "sum_received", "bits_per_second", NULL}. Returns 0 and *value,
  * or -1 when the path is missing or the text is not JSON. */
