@@ -26,7 +26,9 @@ set_tests_properties(gpu_unpack_dev gpu_dev gpu_tcpx PROPERTIES
 # FakeTCPX: like GPUDirect-TCPX it needs libcuda.so.1 (DT_NEEDED, linked
 # against the toolkit's stub; the real driver is found at run time).
 if(P2P_CUDA_INCLUDE AND P2P_CUDA_STUB)
-  add_library(fake-tcpx MODULE plugins/fake_tcpx.c)
+  add_library(fake-tcpx MODULE plugins/fake_tcpx.c plugins/fake_tcpx_rules.c
+              plugins/fake_tcpx_mem.c)
+  target_compile_definitions(fake-tcpx PRIVATE FT_CUDA)
   target_include_directories(fake-tcpx PRIVATE ${PROJECT_SOURCE_DIR}/src/net
                              ${P2P_CUDA_INCLUDE})
   target_link_libraries(fake-tcpx PRIVATE ${P2P_CUDA_STUB})

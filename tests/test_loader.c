@@ -231,6 +231,47 @@ static int test_info_printed_when_log_level_is_info(void) {
 
 /* ---- version choice and init rules (fake plugin) --------------------- */
 
+/* ---- NCCL_DYNAMIC_CHUNK_SIZE (FakeTCPX: init fails without it) ------------- */
+
+#define STRICT_TCPX FAKE("fake-tcpx-host")
+
+static int chunk_unset_child(void) {
+  unsetenv("NCCL_DYNAMIC_CHUNK_SIZE");
+  net_transport *t;
+  CHECK_EQ(net_plugin_load(STRICT_TCPX, 0, &t), NET_OK);
+  CHECK(getenv("NCCL_DYNAMIC_CHUNK_SIZE") != NULL);
+  CHECK_STR_CONTAINS(getenv("NCCL_DYNAMIC_CHUNK_SIZE"), "524288");
+  t->ops->destroy(t);
+  return 0;
+}
+
+static int chunk_user_value_child(void) {
+  setenv("NCCL_DYNAMIC_CHUNK_SIZE", "1048576", 1);
+  net_transport *t;
+  CHECK_EQ(net_plugin_load(STRICT_TCPX, 0, &t), NET_OK);
+  CHECK_STR_CONTAINS(getenv("NCCL_DYNAMIC_CHUNK_SIZE"), "1048576");
+  t->ops->destroy(t);
+  return 0;
+}
+
+static int chunk_bad_value_child(void) {
+  setenv("NCCL_DYNAMIC_CHUNK_SIZE", "0", 1);
+  net_transport *t;
+  CHECK_EQ(net_plugin_load(STRICT_TCPX, 0, &t), NET_EINVAL);
+  CHECK_STR_CONTAINS(err_get(), "NCCL_DYNAMIC_CHUNK_SIZE=0: expected a positive");
+  return 0;
+}
+
+static int test_dynamic_chunk_size_set_before_init(void) {
+  return in_child(chunk_unset_child);
+}
+static int test_dynamic_chunk_size_user_value_kept(void) {
+  return in_child(chunk_user_value_child);
+}
+static int test_dynamic_chunk_size_bad_value_refused(void) {
+  return in_child(chunk_bad_value_child);
+}
+
 static int test_highest_version_is_picked(void) {
   net_transport *t;
   CHECK_EQ(net_plugin_load(FAKE("fake-versions"), 0, &t), NET_OK);
@@ -796,6 +837,9 @@ CASE(test_cuda_failure_refuses_before_init)
 CASE(test_cuda_without_devices_refuses_before_init)
 CASE(test_working_cuda_lets_init_run)
 CASE(test_missing_driver_gets_hint)
+CASE(test_dynamic_chunk_size_set_before_init)
+CASE(test_dynamic_chunk_size_user_value_kept)
+CASE(test_dynamic_chunk_size_bad_value_refused)
 CASE(test_highest_version_is_picked)
 CASE(test_legacy_init_runs_once_per_process)
 CASE(test_v11_context_reaches_listen_connect_finalize)
@@ -828,6 +872,9 @@ static const check_case cases[] = {
     ENTRY(test_cuda_without_devices_refuses_before_init),
     ENTRY(test_working_cuda_lets_init_run),
     ENTRY(test_missing_driver_gets_hint),
+    ENTRY(test_dynamic_chunk_size_set_before_init),
+    ENTRY(test_dynamic_chunk_size_user_value_kept),
+    ENTRY(test_dynamic_chunk_size_bad_value_refused),
     ENTRY(test_highest_version_is_picked),
     ENTRY(test_legacy_init_runs_once_per_process),
     ENTRY(test_v11_context_reaches_listen_connect_finalize),

@@ -136,6 +136,23 @@ typedef struct chunk_fifo {
   int count;
 } chunk_fifo;
 
+static inline void fifo_push(chunk_fifo *f, chunk *ch) {
+  ch->next = NULL;
+  if (f->tail) f->tail->next = ch;
+  else f->head = ch;
+  f->tail = ch;
+  f->count++;
+}
+
+static inline chunk *fifo_pop(chunk_fifo *f) {
+  chunk *ch = f->head;
+  if (!ch) return NULL;
+  f->head = ch->next;
+  if (!f->head) f->tail = NULL;
+  f->count--;
+  return ch;
+}
+
 /* A lane in one direction: its comms, and per comm the chunks waiting to
  * be posted and those in flight (tested oldest first). */
 typedef struct lane {
@@ -190,6 +207,10 @@ struct conn {
   int window;
   lane send_lanes[ENGINE_LANES];
   lane recv_lanes[ENGINE_LANES];
+  /* Comms whose requests never ended (drain.c): never closed or
+   * deregistered, so the plugin never sees them freed under a request. */
+  void *abandoned[2 * ENGINE_LANES * ENGINE_MAX_COMMS];
+  int nabandoned;
   bytebuf in, out;            /* control bytes */
   /* Submission from API threads (under sub_lock). */
   pthread_mutex_t sub_lock;
@@ -337,6 +358,11 @@ void conn_fail(conn *c, int code, const char *why);
  * reset or closed) is the peer's loss (P2P_EPEER), anything else the
  * transport's (P2P_ETRANSPORT). Returns -1. */
 int conn_fail_net(conn *c, int net_rc);
+
+/* drain.c: before a failed connection's comms close, the requests still in
+ * flight end (done, failed, or abandoned at a deadline); then every
+ * comm not abandoned is closed. */
+void conn_drain_comms(conn *c);
 void conn_close_comms(conn *c);
 
 /* xfer.c: ops, run by the connection's driver (drive_lock held). */

@@ -119,9 +119,11 @@ int gpath_open_unpack(conn *c, lane *l, int k, const net_dev_handle *dh) {
     return ep_err(P2P_ETRANSPORT, "plugin's unpack device handle has version %d; "
                   "version %d is the one understood", dh->netDeviceVersion,
                   NCCL_NET_DEVICE_UNPACK_VERSION);
+  /* Without CUDA the handle can only be host memory: unpack opens a CPU
+   * copy for it (plugins that land receives in host bounce pages). */
   gpu_cuda *cuda;
-  if (gpu_cuda_load(&cuda) != NET_OK ||
-      gpu_unpack_open(cuda, dh, (gpu_unpack **)&l->unpack[k]) != NET_OK)
+  if (gpu_cuda_load(&cuda) != NET_OK) cuda = NULL;
+  if (gpu_unpack_open(cuda, dh, (gpu_unpack **)&l->unpack[k]) != NET_OK)
     return ep_err(P2P_ENOTSUP, "device unpack for %s: %s", c->net->name, err_get());
   return P2P_OK;
 }
@@ -210,7 +212,8 @@ void gpath_close(conn *c) {
       }
   for (int dir = 0; dir < 2; dir++)
     if (c->stage[dir]) {
-      gpu_staging_close(c->stage[dir]);
+      /* An abandoned comm (drain.c) may still write into a slot: keep it. */
+      if (!c->nabandoned) gpu_staging_close(c->stage[dir]);
       c->stage[dir] = NULL;
     }
 }

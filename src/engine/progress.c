@@ -89,21 +89,9 @@ static void watch_forget(conn *c);
 
 /* ---- failure ------------------------------------------------------------------- */
 
-/* Close every transport comm of the connection (set-up failure or fail). */
-void conn_close_comms(conn *c) {
-  net_transport *t = c->net;
-  for (int li = 0; li < ENGINE_LANES; li++) {
-    for (int k = 0; k < c->send_lanes[li].ncomms; k++)
-      if (c->send_lanes[li].comm[k]) net_call(t, close_send, c->send_lanes[li].comm[k]);
-    for (int k = 0; k < c->recv_lanes[li].ncomms; k++)
-      if (c->recv_lanes[li].comm[k]) net_call(t, close_recv, c->recv_lanes[li].comm[k]);
-    memset(c->send_lanes[li].comm, 0, sizeof c->send_lanes[li].comm);
-    memset(c->recv_lanes[li].comm, 0, sizeof c->recv_lanes[li].comm);
-  }
-}
-
-/* Fail the connection: comms closed first (no transport still writes into
- * a buffer), then every op and every op still queued is failed. */
+/* Fail the connection: comms drained and closed first (no transport still
+ * writes into a buffer), then every op and every op still queued is
+ * failed. */
 void conn_fail(conn *c, int code, const char *why) {
   if (atomic_load(&c->dead)) return;
   pthread_mutex_lock(&c->sub_lock);
@@ -116,6 +104,7 @@ void conn_fail(conn *c, int code, const char *why) {
   /* An orderly close by either side is news, not a problem. */
   log_msg(code == P2P_ECANCELED || c->peer_closed ? LOG_INFO : LOG_WARN, "%s",
           c->dead_err);
+  conn_drain_comms(c);
   regions_forget_comms(c->ep, c);
   conn_close_comms(c);
   gpath_close(c); /* waits for copies still writing into GPU buffers */

@@ -14,6 +14,7 @@
 #include "auth.h"
 #include "cudadrv.h"
 #include "engine.h"
+#include "log.h"
 
 /* ---- descriptors ------------------------------------------------------------------ */
 
@@ -215,11 +216,22 @@ static int comm_of_conn(const conn *c, const void *comm) {
   return 0;
 }
 
+static int comm_abandoned(const conn *c, const void *comm) {
+  for (int i = 0; i < c->nabandoned; i++)
+    if (c->abandoned[i] == comm) return 1;
+  return 0;
+}
+
+/* Handles on the connection's comms are deregistered; those on abandoned
+ * comms (drain.c) are only dropped: a request may still use them. */
 static void forget_in(mem_region *mr, conn *c) {
   for (mr_handle **pp = &mr->handles; *pp;) {
     mr_handle *h = *pp;
-    if (comm_of_conn(c, h->comm)) {
-      net_call(h->net, dereg_mr, h->comm, h->mh);
+    int mine = comm_of_conn(c, h->comm);
+    if (mine || comm_abandoned(c, h->comm)) {
+      if (mine && net_call(h->net, dereg_mr, h->comm, h->mh) != NET_OK)
+        log_msg(LOG_WARN, "connection %llu: deregMr on %s: %s",
+                (unsigned long long)c->id, h->net->name, err_get());
       *pp = h->next;
       free(h);
     } else {

@@ -32,23 +32,6 @@ static void op_remove(op **head, op *o) {
   o->next = NULL;
 }
 
-static void fifo_push(chunk_fifo *f, chunk *ch) {
-  ch->next = NULL;
-  if (f->tail) f->tail->next = ch;
-  else f->head = ch;
-  f->tail = ch;
-  f->count++;
-}
-
-static chunk *fifo_pop(chunk_fifo *f) {
-  chunk *ch = f->head;
-  if (!ch) return NULL;
-  f->head = ch->next;
-  if (!f->head) f->tail = NULL;
-  f->count--;
-  return ch;
-}
-
 /* ---- chunks ------------------------------------------------------------------- */
 
 /* Cut [ptr, ptr + size) into chunks on lane `l`. Returns the number of

@@ -24,8 +24,14 @@ struct gpu_unpack {
   int device_cnt;            /* the kernel reads cnt (no host view of meta) */
   gpu_unpack_handle target;  /* host copy of what the device handle points at */
   const volatile gpu_unpack_meta *meta_host; /* meta as the host sees it */
+  int on_host;               /* the handle is host memory: copies on the CPU */
   gpu_unpack_seq seq;
 };
+
+/* A receive is at most 4 MiB (TCPX's bound): the CPU copy refuses
+ * descriptors beyond it. src_off is 32 bits, so the pool is below 4 GiB. */
+#define HOST_DST_LIMIT ((size_t)4 << 20)
+#define HOST_BOUNCE_LIMIT ((size_t)UINT32_MAX + GPU_UNPACK_PAGE)
 
 const unsigned char *gpu_unpack_image(size_t *size) {
   if (!gpu_unpack_fatbin || !&gpu_unpack_fatbin_size ||
@@ -122,6 +128,26 @@ static int open_on_device(gpu_unpack *u, const net_dev_handle *dh) {
   return rc;
 }
 
+/* A handle in host memory (a plugin that lands receives in host bounce
+ * pages, or any UNPACK plugin where CUDA is absent): the same walk, done by
+ * the CPU when test says done. */
+static int handle_in_host_memory(gpu_cuda *c, const net_dev_handle *dh) {
+  int kind, device;
+  return !c || (gpu_ptr_classify(dh->handle, &kind, &device) == NET_OK &&
+                kind != GPU_MEM_DEVICE);
+}
+
+static int open_on_host(gpu_unpack *u, const net_dev_handle *dh) {
+  memcpy(&u->target, dh->handle, sizeof u->target);
+  if (!u->target.meta || !u->target.bounce_buf)
+    return err_set(NET_EINVAL, "unpack: device handle holds meta %p, "
+                   "bounce_buf %p", (void *)u->target.meta,
+                   u->target.bounce_buf);
+  u->meta_host = u->target.meta;
+  u->on_host = 1;
+  return NET_OK;
+}
+
 int gpu_unpack_open(gpu_cuda *c, const net_dev_handle *dh, gpu_unpack **out) {
   *out = NULL;
   int rc = check_handle(dh);
@@ -130,7 +156,7 @@ int gpu_unpack_open(gpu_cuda *c, const net_dev_handle *dh, gpu_unpack **out) {
   if (!u) return err_set(NET_ESYS, "unpack: out of memory");
   u->cuda = c;
   gpu_unpack_seq_init(&u->seq);
-  rc = open_on_device(u, dh);
+  rc = handle_in_host_memory(c, dh) ? open_on_host(u, dh) : open_on_device(u, dh);
   if (rc != NET_OK) {
     gpu_unpack_close(u);
     return rc;
@@ -142,7 +168,7 @@ int gpu_unpack_open(gpu_cuda *c, const net_dev_handle *dh, gpu_unpack **out) {
 void gpu_unpack_close(gpu_unpack *u) {
   if (!u) return;
   gpu_cuda *c = u->cuda;
-  if (u->ctx && gpu_cuda_enter(c, u->ctx) == NET_OK) {
+  if (!u->on_host && u->ctx && gpu_cuda_enter(c, u->ctx) == NET_OK) {
     if (u->stream) c->cuStreamSynchronize(u->stream);
     for (int e = 0; e < GPU_UNPACK_SLOTS; e++)
       if (u->ev[e]) c->cuEventDestroy(u->ev[e]);
@@ -182,11 +208,23 @@ static void fill_items(gpu_unpack *u, gpu_unpack_args *a, const int *slots,
   }
 }
 
+static int copy_on_host(gpu_unpack *u, const int *slots, void *const *dst,
+                        int n) {
+  for (int i = 0; i < n; i++) {
+    int rc = gpu_unpack_host((const gpu_unpack_meta *)u->meta_host, slots[i],
+                             u->target.bounce_buf, HOST_BOUNCE_LIMIT, dst[i],
+                             HOST_DST_LIMIT, NULL);
+    if (rc != NET_OK) return rc;
+  }
+  return NET_OK;
+}
+
 int gpu_unpack_launch(gpu_unpack *u, const int *slots, void *const *dst,
                       int n) {
   if (n < 1 || n > GPU_UNPACK_MAX_BATCH)
     return err_set(NET_EINVAL, "unpack: launch of %d receives (1..%d)", n,
                    GPU_UNPACK_MAX_BATCH);
+  if (u->on_host) return copy_on_host(u, slots, dst, n);
   gpu_unpack_args a;
   uint32_t most;
   fill_items(u, &a, slots, dst, n, &most);
@@ -220,6 +258,11 @@ int gpu_unpack_submit_batch(gpu_unpack *u, uint64_t k, int n,
   rc = gpu_unpack_launch(u, slots, dst, n);
   if (rc != NET_OK) return rc;
   uint64_t last = k + (uint64_t)n - 1;
+  if (u->on_host) { /* copied already */
+    gpu_unpack_seq_submitted(&u->seq, k, n);
+    u->seq.completed = last + 1;
+    return NET_OK;
+  }
   rc = gpu_cuda_check(u->cuda, u->cuda->cuEventRecord(
                                    u->ev[gpu_unpack_slot(last)], u->stream),
                       "unpack: cuEventRecord(receive %" PRIu64 ")", last);
@@ -248,7 +291,7 @@ int gpu_unpack_done(gpu_unpack *u, uint64_t k, int *done) {
     return err_set(NET_EUSAGE, "unpack: receive %" PRIu64 " asked about "
                    "before it was submitted (%" PRIu64 " submitted)", k,
                    u->seq.submitted);
-  if (k >= u->seq.completed) {
+  if (k >= u->seq.completed && !u->on_host) {
     int rc = gpu_cuda_enter(u->cuda, u->ctx);
     if (rc == NET_OK) rc = poll_events(u);
     if (rc != NET_OK) return rc;

@@ -84,7 +84,9 @@ typedef struct gpu_unpack gpu_unpack;
 
 /* Take the device handle accept filled (type UNPACK, version 7; `handle`
  * is a GPU pointer to {meta, bounce_buf, head}): read those 24 bytes, and
- * make the stream, events and kernel on the handle's GPU. */
+ * make the stream, events and kernel on the handle's GPU. Where `handle` is
+ * host memory (or `c` is NULL: no CUDA), the copies are done by the CPU
+ * (gpu_unpack_host) at submit, for plugins that land in host memory. */
 int gpu_unpack_open(gpu_cuda *c, const net_dev_handle *dh, gpu_unpack **out);
 /* An irecv returned a request: number it (see the life above). */
 int gpu_unpack_post(gpu_unpack *u, uint64_t *k);

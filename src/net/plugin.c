@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "log.h"
 #include "plugin_adapt.h"
 
 /* Where GPUDirect-TCPX lives on our users' VMs and on GKE hosts. */
@@ -331,6 +333,34 @@ static int init_failed(const net_transport *t, unsigned seq, int rc) {
                  plugin_result_text(rc));
 }
 
+/* GPUDirect-TCPX reads NCCL_DYNAMIC_CHUNK_SIZE at init, and without it
+ * cuts every isend into 0-byte chunks that never complete. So it is set
+ * before any plugin's init (others ignore it) unless the user chose a
+ * value; a value that is not a positive byte count is refused. */
+#define DYNAMIC_CHUNK_VAR "NCCL_DYNAMIC_CHUNK_SIZE"
+#define DYNAMIC_CHUNK_DEFAULT "524288" /* what GKE's TCPX set-up uses */
+
+static int ensure_dynamic_chunk_size(const net_transport *t) {
+  const char *s = getenv(DYNAMIC_CHUNK_VAR);
+  if (!s || !*s) {
+    if (setenv(DYNAMIC_CHUNK_VAR, DYNAMIC_CHUNK_DEFAULT, 1) != 0)
+      return err_set(NET_ESYS, "setenv(%s): %s", DYNAMIC_CHUNK_VAR, strerror(errno));
+    log_msg(LOG_INFO, "net plugin %s: %s=%s (set by tcpx-p2p; TCPX needs it)",
+            t->name, DYNAMIC_CHUNK_VAR, DYNAMIC_CHUNK_DEFAULT);
+    return NET_OK;
+  }
+  char *end;
+  errno = 0;
+  long long v = strtoll(s, &end, 10);
+  if (errno || *end || v <= 0 || v > INT32_MAX)
+    return err_set(NET_EINVAL, "%s=%s: expected a positive byte count (TCPX "
+                   "sends nothing without one); unset it to use %s",
+                   DYNAMIC_CHUNK_VAR, s, DYNAMIC_CHUNK_DEFAULT);
+  log_msg(LOG_INFO, "net plugin %s: %s=%s (from the environment)", t->name,
+          DYNAMIC_CHUNK_VAR, s);
+  return NET_OK;
+}
+
 /* v7 ... v10: once per process and version; v11: once per instance (each
  * gets its own context). Call with libs_lock held. */
 static int init_plugin(net_transport *t, plugin_inst *p) {
@@ -338,6 +368,7 @@ static int init_plugin(net_transport *t, plugin_inst *p) {
   set_log_name(t->name);
   if (p->version < 11 && (p->lib->inited & bit)) return NET_OK;
   int rc = check_cuda(t);
+  if (rc == NET_OK) rc = ensure_dynamic_chunk_size(t);
   if (rc != NET_OK) return rc;
   unsigned seq = plugin_warn_seq();
   rc = plugin_call_init(p, plugin_logger);

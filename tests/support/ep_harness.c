@@ -25,7 +25,10 @@
 
 void eph_options(p2p_options *o) {
   p2p_options_init(o);
-  o->plugin = "builtin";
+  /* The built-in TCP transport, unless a run names a plugin (the strict
+   * TCPX model: tests/strict.cmake). */
+  const char *plugin = getenv("TCPX_P2P_NET_PLUGIN");
+  o->plugin = plugin && *plugin ? plugin : "builtin";
   o->auth_token = NULL;
   o->connect_timeout_ms = 20000;
 }

@@ -1,0 +1,31 @@
+# The strict model of GPUDirect-TCPX (tests/plugins/fake_tcpx*.c; its rules
+# are listed in fake_tcpx.c and docs/TCPX.md). This host-memory build needs
+# no libcuda; receives land in its host bounce pool and the engine unpacks
+# them on the CPU. The suites below run through it (tests/strict_run.sh):
+# a run fails when its command fails, when the plugin was never loaded, or
+# when any TCPX rule was broken.
+add_library(fake-tcpx-host MODULE plugins/fake_tcpx.c plugins/fake_tcpx_rules.c
+            plugins/fake_tcpx_mem.c)
+target_include_directories(fake-tcpx-host PRIVATE ${PROJECT_SOURCE_DIR}/src/net)
+set_target_properties(fake-tcpx-host PROPERTIES PREFIX "lib"
+                      LIBRARY_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/test-plugins)
+set(P2P_STRICT ${CMAKE_CURRENT_SOURCE_DIR}/strict_run.sh
+    $<TARGET_FILE:fake-tcpx-host>)
+
+# name, labels, timeout, command...
+function(p2p_strict_test name labels timeout)
+  add_test(NAME strict_${name} COMMAND ${P2P_STRICT} ${ARGN})
+  set_tests_properties(strict_${name} PROPERTIES TIMEOUT ${timeout}
+                       SKIP_RETURN_CODE 77)
+  if(labels)
+    set_tests_properties(strict_${name} PROPERTIES LABELS "${labels}")
+  endif()
+endfunction()
+
+# The endpoint suites (sizes up to 256 MiB; 1 GiB each way in endpoint_1gib).
+p2p_strict_test(endpoint_ops "" 900 $<TARGET_FILE:test_endpoint> test_ops_)
+p2p_strict_test(endpoint_onesided "" 900 $<TARGET_FILE:test_endpoint_onesided>)
+foreach(t refusal faults hostile stress)
+  p2p_strict_test(endpoint_${t} threaded 600 $<TARGET_FILE:test_endpoint_${t}>)
+endforeach()
+add_dependencies(test_loader fake-tcpx-host) # the NCCL_DYNAMIC_CHUNK_SIZE cases
