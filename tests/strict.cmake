@@ -29,3 +29,20 @@ foreach(t refusal faults hostile stress)
   p2p_strict_test(endpoint_${t} threaded 600 $<TARGET_FILE:test_endpoint_${t}>)
 endforeach()
 add_dependencies(test_loader fake-tcpx-host) # the NCCL_DYNAMIC_CHUNK_SIZE cases
+
+# The Python binding (UCCL's API) and both examples, through the plugin.
+if(P2P_PY_TESTS)
+  foreach(name api two_process transfer collective examples)
+    p2p_strict_test(python_${name} "" 600
+                    /usr/bin/python3 -m pytest -q -p no:cacheprovider
+                    ${CMAKE_CURRENT_SOURCE_DIR}/python/test_${name}.py)
+    set_tests_properties(strict_python_${name} PROPERTIES
+                         ENVIRONMENT "${P2P_PY_ENV}")
+  endforeach()
+endif()
+
+# bench p2p: send, write, read and a ping-pong through the plugin.
+add_test(NAME strict_bench_p2p_smoke
+         COMMAND ${P2P_STRICT} $<TARGET_FILE:tcpx-p2p> bench p2p --sizes 256,1M
+                 --iters 10 --ref-seconds 0 --ref-procs 0 --json)
+set_tests_properties(strict_bench_p2p_smoke PROPERTIES TIMEOUT 300 LABELS bench)
