@@ -46,3 +46,10 @@ add_test(NAME strict_bench_p2p_smoke
          COMMAND ${P2P_STRICT} $<TARGET_FILE:tcpx-p2p> bench p2p --sizes 256,1M
                  --iters 10 --ref-seconds 0 --ref-procs 0 --json)
 set_tests_properties(strict_bench_p2p_smoke PROPERTIES TIMEOUT 300 LABELS bench)
+
+# The model itself: each rule, broken on purpose, is caught and named.
+add_dependencies(test_strict_model fake-tcpx-host)
+target_compile_definitions(test_strict_model PRIVATE
+  STRICT_PLUGIN="$<TARGET_FILE:fake-tcpx-host>")
+add_test(NAME strict_model COMMAND test_strict_model)
+set_tests_properties(strict_model PROPERTIES TIMEOUT 120)
