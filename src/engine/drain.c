@@ -26,6 +26,7 @@
 #include "engine.h"
 #include "env.h"
 #include "log.h"
+#include "lsan.h"
 
 #define DRAIN_MS 500
 
@@ -100,6 +101,7 @@ static void abandon_busy(conn *c, int state[2 * ENGINE_LANES][ENGINE_MAX_COMMS],
               "not free it under them", (unsigned long long)c->id, c->peer_ip,
               i < ENGINE_LANES ? "send" : "receive", k, c->net->name,
               l->inflight[k].count + l->finishing[k].count, ms);
+      lsan_leak_on_purpose(l->comm[k]);
       c->abandoned[c->nabandoned++] = l->comm[k];
       l->comm[k] = NULL;
     }

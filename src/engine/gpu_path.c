@@ -13,6 +13,7 @@
 
 #include "engine.h"
 #include "log.h"
+#include "lsan.h"
 #include "staging.h"
 #include "unpack.h"
 
@@ -214,6 +215,7 @@ void gpath_close(conn *c) {
     if (c->stage[dir]) {
       /* An abandoned comm (drain.c) may still write into a slot: keep it. */
       if (!c->nabandoned) gpu_staging_close(c->stage[dir]);
+      else lsan_leak_on_purpose(c->stage[dir]);
       c->stage[dir] = NULL;
     }
 }

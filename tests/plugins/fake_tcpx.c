@@ -63,7 +63,8 @@ _Static_assert(sizeof(ft_handle) <= NCCL_NET_HANDLE_MAXSIZE, "handle");
 typedef struct { int fd, calls, accepted; } ft_listener;
 
 struct ft_comm;
-typedef struct {
+typedef struct ft_mr {
+  struct ft_mr *next;        /* in its comm's list */
   struct ft_comm *comm;
   int type;
   char *base;
@@ -100,6 +101,7 @@ typedef struct ft_comm {
   uint64_t posted, reported, finished; /* finished: sends done, recvs consumed */
   ft_req req[FT_SLOTS];
   ft_pool *pool;
+  ft_mr *mrs;                /* registered, not yet deregistered */
 } ft_comm;
 
 static uint64_t next_random(uint64_t *x) {
@@ -323,9 +325,11 @@ static ncclResult_t ft_reg_mr(void *comm, void *data, int size, int type,
   if (type == NCCL_PTR_CUDA && (((uintptr_t)data | (unsigned)size) & (FT_PAGE - 1)))
     return ft_violation("gpu-regmr-4k", "GPU regMr of %p, %d bytes: pointer and "
                         "size must be 4 KiB multiples", data, size);
+  ft_comm *c = comm;
   ft_mr *m = malloc(sizeof *m);
   if (!m) return NCCL_SYSTEM_ERROR;
-  *m = (ft_mr){comm, type, data, (size_t)size, 0};
+  *m = (ft_mr){c->mrs, c, type, data, (size_t)size, 0};
+  c->mrs = m;
   *mh = m;
   return NCCL_OK;
 }
@@ -337,6 +341,9 @@ static ncclResult_t ft_dereg_mr(void *comm, void *mh) {
   if (m->users && !m->comm->broken)
     return ft_violation("dereg-in-use", "deregMr while %d request(s) use the "
                         "handle", m->users);
+  ft_mr **pp = &m->comm->mrs;
+  while (*pp != m) pp = &(*pp)->next;
+  *pp = m->next;
   free(m);
   return NCCL_OK;
 }
@@ -580,6 +587,11 @@ static ncclResult_t close_comm(ft_comm *c) {
                       c->is_recv ? "Recv" : "Send",
                       (unsigned long long)(c->posted - c->finished));
   for (int i = 0; i < FT_SLOTS; i++) free(c->req[i].copy);
+  while (c->mrs) { /* handles never deregistered die with their comm */
+    ft_mr *m = c->mrs;
+    c->mrs = m->next;
+    free(m);
+  }
   if (c->pool) ft_mem_close(c->pool->mem);
   free(c->pool);
   close(c->fd);

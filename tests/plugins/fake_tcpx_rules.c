@@ -70,6 +70,13 @@ static int was_started(uint64_t id) {
   return 0;
 }
 
+/* The plugin may be unloaded (dlclose) while the process goes on. */
+__attribute__((destructor)) static void forget_started(void) {
+  free(started);
+  started = NULL;
+  nstarted = capstarted = 0;
+}
+
 ncclResult_t ft_connect_start(uint64_t id) {
   pthread_mutex_lock(&started_lock);
   int again = was_started(id);
