@@ -747,6 +747,8 @@ static int usage(FILE *out) {
   return out == stdout ? TOOL_OK : TOOL_USAGE;
 }
 
+#define P2P_CMD "bench p2p"
+
 static int parse_ops(const char *list, p2p_plan *p) {
   char copy[256];
   snprintf(copy, sizeof copy, "%s", list);
@@ -755,47 +757,57 @@ static int parse_ops(const char *list, p2p_plan *p) {
        t = strtok_r(NULL, ",", &save)) {
     int k = 0;
     while (k < OP_COUNT && strcmp(op_names[k], t) != 0) k++;
-    if (k == OP_COUNT || p->nops == OP_COUNT) {
-      fprintf(stderr, "bench p2p: unknown op '%s' (send, write, read, pingpong)\n", t);
-      return -1;
-    }
+    if (k == OP_COUNT || p->nops == OP_COUNT)
+      return arg_error(P2P_CMD, "--ops '%s': unknown op '%s'; it accepts a "
+                       "comma list of send, write, read, pingpong", list, t), -1;
     p->ops[p->nops++] = (bench_op)k;
   }
-  return p->nops > 0 ? 0 : -1;
+  if (p->nops == 0)
+    return arg_error(P2P_CMD, "--ops '%s': no op in it; it accepts a comma "
+                     "list of send, write, read, pingpong", list), -1;
+  return 0;
+}
+
+/* A flag with a value at argv[*i]; 0, 1 when `flag` is not one, or -1
+ * after the message. */
+static int parse_valued(int argc, char **argv, int *i, p2p_plan *p) {
+  static const char *const valued[] = {"--sizes", "--ops", "--depth",
+      "--kv-blocks", "--iters", "--ref-seconds", "--ref-procs", "--plugin",
+      "--cpus", NULL};
+  const char *flag = argv[*i], *v;
+  int k = 0;
+  while (valued[k] && strcmp(valued[k], flag) != 0) k++;
+  if (!valued[k]) return 1;
+  if (!(v = arg_value(P2P_CMD, argc, argv, i))) return -1;
+  switch (k) {
+    case 0: return (p->nsizes = bench_parse_sizes(P2P_CMD, v, p->sizes,
+                                                  BENCH_MAX_SIZES)) < 0 ? -1 : 0;
+    case 1: return parse_ops(v, p);
+    case 2: return arg_int(P2P_CMD, flag, v, 1, P2P_DEPTH, &p->depth);
+    case 3: return arg_int(P2P_CMD, flag, v, 1, P2P_MAX_BLOCKS, &p->kv_blocks);
+    case 4: return arg_long(P2P_CMD, flag, v, 1, 100000000, &p->iters);
+    case 5: return arg_int(P2P_CMD, flag, v, 0, 3600, &p->ref_seconds);
+    case 6: return arg_int(P2P_CMD, flag, v, 0, 1, &p->ref_procs);
+    case 7: p->plugin = v; return 0;
+    default: return bench_parse_cpus(P2P_CMD, v, &p->cpus_apart);
+  }
 }
 
 static int parse_args(int argc, char **argv, p2p_plan *p, int *loopback) {
   *p = (p2p_plan){.depth = P2P_DEPTH, .kv_blocks = 1, .ref_seconds = 3,
                   .ref_procs = 1, .cpus_apart = 1};
-  p->nsizes = bench_parse_sizes("256,4K,64K,1M,16M,64M,256M,1G", p->sizes,
-                                BENCH_MAX_SIZES);
+  p->nsizes = bench_parse_sizes(P2P_CMD, "256,4K,64K,1M,16M,64M,256M,1G",
+                                p->sizes, BENCH_MAX_SIZES);
   parse_ops("send,write,read,pingpong", p);
   for (int i = 1; i < argc; i++) {
-    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+    int rc;
     if (!strcmp(argv[i], "--json")) p->json = 1;
     else if (!strcmp(argv[i], "--loopback")) *loopback = 1;
     else if (!strcmp(argv[i], "--async")) p->async = 1;
     else if (!strcmp(argv[i], "--ref-per-size")) p->ref_per_size = 1;
-    else if (!v) return -1;
-    else if (!strcmp(argv[i], "--sizes"))
-      p->nsizes = bench_parse_sizes(argv[++i], p->sizes, BENCH_MAX_SIZES);
-    else if (!strcmp(argv[i], "--ops")) {
-      if (parse_ops(argv[++i], p) != 0) return -1;
-    } else if (!strcmp(argv[i], "--depth")) p->depth = atoi(argv[++i]);
-    else if (!strcmp(argv[i], "--kv-blocks")) p->kv_blocks = atoi(argv[++i]);
-    else if (!strcmp(argv[i], "--iters")) p->iters = atol(argv[++i]);
-    else if (!strcmp(argv[i], "--ref-seconds")) p->ref_seconds = atoi(argv[++i]);
-    else if (!strcmp(argv[i], "--ref-procs")) p->ref_procs = atoi(argv[++i]);
-    else if (!strcmp(argv[i], "--plugin")) p->plugin = argv[++i];
-    else if (!strcmp(argv[i], "--cpus")) {
-      if (bench_parse_cpus(argv[++i], &p->cpus_apart) != 0) return -1;
-    } else return -1;
+    else if ((rc = parse_valued(argc, argv, &i, p)) != 0)
+      return rc < 0 ? -1 : (arg_unknown(P2P_CMD, argv[i]), -1);
   }
-  if (p->nsizes < 1 || p->depth < 1 || p->depth > P2P_DEPTH || p->kv_blocks < 1 ||
-      p->kv_blocks > P2P_MAX_BLOCKS ||
-      p->iters < 0 || p->ref_seconds < 0 ||
-      (p->ref_procs != 0 && p->ref_procs != 1))
-    return -1;
   return 0;
 }
 
@@ -816,7 +828,7 @@ int bench_p2p_main(int argc, char **argv) {
   bench_cpus_init();
   for (int i = 1; i < argc; i++)
     if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return usage(stdout);
-  if (parse_args(argc, argv, &plan, &loopback) != 0) return usage(stderr);
+  if (parse_args(argc, argv, &plan, &loopback) != 0) return TOOL_USAGE;
   read_layout(&plan);
   twohost th;
   if (bench_hosts_setup(&th, loopback, &plan.mode) != 0) return TOOL_FAILED;

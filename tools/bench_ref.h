@@ -26,9 +26,13 @@ int bench_p2p_main(int argc, char **argv);
 
 /* ---- command-line helpers (bench.c) ------------------------------------ */
 
-/* "4K,64K,1M" (suffixes K, M, G are powers of 1024; plain numbers are
- * bytes) into sizes[]. Returns the count, or -1 with a message on stderr. */
-int bench_parse_sizes(const char *list, size_t *sizes, int max);
+/* The largest size a benchmark takes (each side holds one buffer of it). */
+#define BENCH_SIZE_MAX ((size_t)16 << 30)
+/* "4K,64K,1M" (size_parse's syntax, 1..BENCH_SIZE_MAX each) into sizes[].
+ * Returns the count, or -1 after a message naming --sizes (arg_error; the
+ * caller exits with TOOL_USAGE). */
+int bench_parse_sizes(const char *cmd, const char *list, size_t *sizes,
+                      int max);
 /* The largest of n sizes (0 when n is 0). */
 size_t bench_largest(const size_t *sizes, int n);
 /* "4K", "256M", "1G", "1000": the shortest exact spelling. */
@@ -62,7 +66,7 @@ void bench_cpus_init(void);
  * fewer than two. */
 int bench_cpu_halves(cpu_set_t half[2]);
 /* --cpus apart|free -> *apart (1|0); -1 and a message otherwise. */
-int bench_parse_cpus(const char *word, int *apart);
+int bench_parse_cpus(const char *cmd, const char *word, int *apart);
 /* One line saying where the sides run. */
 void bench_print_cpus(FILE *out, int apart);
 /* oob_recv after waiting up to an hour for the first byte: the peer may be
