@@ -102,20 +102,36 @@ double bench_now(void) {
 
 /* ---- interruption ------------------------------------------------------------ */
 
-static volatile sig_atomic_t interrupted; /* set by the SIGINT handler only */
+/* The signal that asked the benchmark to stop, or 0. Set by the handler
+ * only. */
+static volatile sig_atomic_t interrupted;
+static const int stop_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGPIPE};
+#define NSTOP_SIGNALS ((int)(sizeof stop_signals / sizeof stop_signals[0]))
 
+/* Async-signal-safe: note the signal and make twohost_run stop the sides.
+ * SIGPIPE comes from stdout closing (`bench ... | head`); the write then
+ * fails with EPIPE instead of killing the process before it cleans up. */
 static void on_interrupt(int sig) {
-  (void)sig;
-  interrupted = 1;
+  if (!interrupted) interrupted = sig;
+  twohost_interrupt();
 }
 
 void bench_catch_interrupt(void) {
+  /* No SA_RESTART: a blocking read of iperf3's output returns EINTR. */
   struct sigaction sa = {.sa_handler = on_interrupt};
   sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, NULL);
+  for (int i = 0; i < NSTOP_SIGNALS; i++) sigaction(stop_signals[i], &sa, NULL);
 }
 
 int bench_interrupted(void) { return interrupted; }
+
+int bench_interrupt_exit(const char *cmd) {
+  int sig = interrupted;
+  if (sig != SIGPIPE) /* with stdout gone, say nothing more */
+    fprintf(stderr, "tcpx-p2p %s: stopped by %s; its namespaces and iperf3 "
+            "processes are gone\n", cmd, strsignal(sig));
+  return 128 + sig;
+}
 
 size_t bench_largest(const size_t *sizes, int n) {
   size_t max = 0;
@@ -180,7 +196,8 @@ void bench_print_cpus(FILE *out, int apart) {
 }
 
 void bench_side_start(int side, int apart) {
-  signal(SIGINT, SIG_DFL);
+  /* The parent stops the sides (twohost_run); they just die. */
+  for (int i = 0; i < NSTOP_SIGNALS; i++) signal(stop_signals[i], SIG_DFL);
   cpu_set_t half[2];
   if (apart && bench_cpu_halves(half) == 0)
     sched_setaffinity(0, sizeof half[side], &half[side]);

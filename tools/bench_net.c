@@ -229,7 +229,8 @@ static void report(const net_plan *plan, const iperf3_result *r,
   bench_size_str(size, s, sizeof s);
   if (plan->json) {
     printf("{\"op\":\"net\",\"size\":%zu,\"streams\":%d,\"msgs\":%llu,"
-           "\"mode\":\"%s\",", size, plan->streams, (unsigned long long)count,
+           "\"mode\":\"%s\",\"check\":\"ok\",", size, plan->streams,
+           (unsigned long long)count,
            plan->mode);
     bench_json_num(stdout, "gbps", gbps, 0);
     bench_json_num(stdout, "ref_gbps", ref, 0);
@@ -471,7 +472,8 @@ static void pp_report(const net_plan *plan, const net_pp *p, size_t size) {
   bench_size_str(size, s, sizeof s);
   if (plan->json) {
     printf("{\"op\":\"net-pingpong\",\"size\":%zu,\"streams\":%d,\"iters\":%ld,"
-           "\"mode\":\"%s\",\"gbps\":null,", size, plan->streams, plan->iters,
+           "\"mode\":\"%s\",\"check\":\"ok\",\"gbps\":null,", size,
+           plan->streams, plan->iters,
            plan->mode);
     bench_json_num(stdout, "p50_us", st.p50, 0);
     bench_json_num(stdout, "p99_us", st.p99, 0);
@@ -641,18 +643,19 @@ int bench_net_main(int argc, char **argv) {
   snprintf(streams, sizeof streams, "%d", plan.streams);
   setenv("TCPX_P2P_TCP_STREAMS", streams, 1); /* the built-in reads it */
   twohost th;
-  if (bench_hosts_setup(&th, loopback, &plan.mode) != 0) return TOOL_FAILED;
   bench_catch_interrupt();
+  if (bench_hosts_setup(&th, loopback, &plan.mode) != 0) return TOOL_FAILED;
   FILE *info = plan.json ? stderr : stdout;
   fprintf(info, "bench net: side 1 %s (%s) -> side 0 %s (%s), %s\n",
           th.addr[1], th.ifname[1], th.addr[0], th.ifname[0],
           th.netns ? "network namespaces over veth" : "loopback");
   bench_print_cpus(info, plan.cpus_apart);
   plan.th = &th;
-  if (plan.ref_seconds > 0 && !plan.ref_per_size && !plan.pingpong)
+  if (plan.ref_seconds > 0 && !plan.ref_per_size && !plan.pingpong &&
+      !bench_interrupted())
     iperf3_measure_pair(&th, plan.streams, plan.ref_seconds, 0, plan.ref_procs,
                         &plan.ref, &plan.procs);
-  if (!plan.pingpong) {
+  if (!plan.pingpong && !bench_interrupted()) {
     print_reference(&plan);
     print_reference2(&plan);
   }
@@ -661,6 +664,6 @@ int bench_net_main(int argc, char **argv) {
   int rc = bench_interrupted() ? -1
                                : twohost_run(&th, fn, &plan, NET_RUN_TIMEOUT_S, NULL);
   twohost_teardown(&th);
-  if (bench_interrupted()) fprintf(stderr, "bench net: interrupted\n");
-  return rc == 0 && !bench_interrupted() ? TOOL_OK : TOOL_FAILED;
+  if (bench_interrupted()) return bench_interrupt_exit("bench net");
+  return rc == 0 ? TOOL_OK : TOOL_FAILED;
 }

@@ -236,7 +236,8 @@ static void report_bandwidth(const p2p_side *s, bench_op op, size_t size,
   bench_size_str(size, sz, sizeof sz);
   if (plan->json) {
     printf("{\"op\":\"%s\",\"size\":%zu,\"blocks\":%zu,\"iters\":%ld,"
-           "\"async\":%d,\"streams\":%d,\"mode\":\"%s\",", op_names[op], size,
+           "\"async\":%d,\"streams\":%d,\"mode\":\"%s\",\"check\":\"ok\",",
+           op_names[op], size,
            s->nblocks, iters, plan->async, plan->comms_per_lane * plan->tcp_streams,
            plan->mode);
     bench_json_num(stdout, "gbps", gbps, 0);
@@ -274,7 +275,8 @@ static void report_pingpong(const p2p_side *s, size_t size, long iters) {
   bench_size_str(size, sz, sizeof sz);
   if (plan->json) {
     printf("{\"op\":\"pingpong\",\"size\":%zu,\"blocks\":1,\"iters\":%ld,"
-           "\"async\":0,\"mode\":\"%s\",\"gbps\":null,", size, iters, plan->mode);
+           "\"async\":0,\"mode\":\"%s\",\"check\":\"ok\",\"gbps\":null,", size,
+           iters, plan->mode);
     bench_json_num(stdout, "p50_us", st.p50, 0);
     bench_json_num(stdout, "p99_us", st.p99, 0);
     bench_json_num(stdout, "ref_p50_us", ref50, 0);
@@ -702,8 +704,10 @@ static void measure_references(const twohost *th, p2p_plan *plan) {
             plan->ref_seconds);
     fwd = rev = 0;
   }
+  if (bench_interrupted()) return;
   if (fwd) measure_direction(th, plan, 0, &plan->ref_fwd, &plan->procs_fwd);
   if (rev) measure_direction(th, plan, 1, &plan->ref_rev, &plan->procs_rev);
+  if (bench_interrupted()) return;
   if (fwd) {
     print_iperf3(plan, &plan->ref_fwd, "client -> server, as send and write");
     print_procs(plan, &plan->procs_fwd, "client -> server");
@@ -831,8 +835,8 @@ int bench_p2p_main(int argc, char **argv) {
   if (parse_args(argc, argv, &plan, &loopback) != 0) return TOOL_USAGE;
   read_layout(&plan);
   twohost th;
-  if (bench_hosts_setup(&th, loopback, &plan.mode) != 0) return TOOL_FAILED;
   bench_catch_interrupt();
+  if (bench_hosts_setup(&th, loopback, &plan.mode) != 0) return TOOL_FAILED;
   FILE *info = plan.json ? stderr : stdout;
   fprintf(info, "bench p2p: client side 1 %s (%s), server side 0 %s (%s), %s; "
           "%s, %s\n", th.addr[1], th.ifname[1], th.addr[0], th.ifname[0],
@@ -845,6 +849,6 @@ int bench_p2p_main(int argc, char **argv) {
   int rc = bench_interrupted() ? -1
                                : twohost_run(&th, fn, &plan, P2P_RUN_TIMEOUT_S, NULL);
   twohost_teardown(&th);
-  if (bench_interrupted()) fprintf(stderr, "bench p2p: interrupted\n");
-  return rc == 0 && !bench_interrupted() ? TOOL_OK : TOOL_FAILED;
+  if (bench_interrupted()) return bench_interrupt_exit("bench p2p");
+  return rc == 0 ? TOOL_OK : TOOL_FAILED;
 }

@@ -51,10 +51,16 @@ void bench_json_num(FILE *out, const char *key, double value, int last);
 void bench_idle(int *rounds);
 /* Monotonic time in seconds. */
 double bench_now(void);
-/* Ctrl-C: the parent notes it (and then removes its namespaces) while the
- * children, which call bench_side_start() first, die of it. */
+/* SIGINT, SIGTERM, SIGHUP, SIGPIPE: the parent notes the signal, stops a
+ * running iperf3 reference and both sides (twohost_interrupt), and then
+ * removes its namespaces; the sides, which call bench_side_start() first,
+ * die of it. Call before bench_hosts_setup. */
 void bench_catch_interrupt(void);
+/* The signal caught, or 0. */
 int bench_interrupted(void);
+/* After the clean-up: one line on stderr (none for SIGPIPE); returns the
+ * exit code, 128 + the signal. */
+int bench_interrupt_exit(const char *cmd);
 /* First call of a side process. apart: pin it (and the threads it will
  * start) to its half of this process's CPUs, as two hosts each have their
  * own cores; the references are measured with the same placement. */
