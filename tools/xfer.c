@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "bench_ref.h"
+#include "env.h"
 #include "tcpx_p2p.h"
 #include "tools.h"
 
@@ -154,7 +155,8 @@ static int open_endpoint(xfer_side *s) {
   if (rc == P2P_OK) return TOOL_OK;
   fail(s, "setting up");
   /* Bad settings (a TCPX_P2P_* variable) are a usage error too. */
-  return rc == P2P_EINVAL ? TOOL_USAGE : TOOL_FAILED;
+  char why[256];
+  return rc == P2P_EINVAL || env_bad(why, sizeof why) ? TOOL_USAGE : TOOL_FAILED;
 }
 
 /* The data buffer (at least one byte, so a 0-byte transfer has a real
@@ -438,8 +440,8 @@ int cmd_send(int argc, char **argv) {
   if (parse_args("send", argc, argv, &a) != 0) return TOOL_USAGE;
   xfer_side s = {.a = &a};
   int rc = open_endpoint(&s);
-  if (rc == TOOL_OK) rc = register_buffers(&s);
   if (rc == TOOL_OK) rc = send_connect(&s);
+  if (rc == TOOL_OK) rc = register_buffers(&s);
   if (rc == TOOL_OK) rc = exchange_hello(&s, 0);
   if (rc == TOOL_OK) rc = send_first_ready(&s);
   for (long i = 0; i < a.iters && rc == TOOL_OK; i++) rc = send_message(&s, i);
