@@ -14,8 +14,9 @@
 /* tcpx-p2p devices [--plugin PATH] [--version N] [--json] */
 int cmd_devices(int argc, char **argv);
 
-/* tcpx-p2p recv|send --handle-file F [--size BYTES] [--iters N] [--plugin P]:
- * a checked transfer through the transport between two hosts. */
+/* tcpx-p2p recv|send --handle-file F [--size BYTES] [--iters N]
+ * [--timeout S] [--plugin P]: a checked transfer through the endpoint API
+ * between two hosts or processes (xfer.c). */
 int cmd_recv(int argc, char **argv);
 int cmd_send(int argc, char **argv);
 int cmd_bench(int argc, char **argv); /* bench net|p2p: vs iperf3, raw TCP */
