@@ -28,7 +28,7 @@ import numpy as np
 from uccl import p2p
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from oob import Channel, free_port  # noqa: E402
+from oob import Channel, free_port, run_main  # noqa: E402
 
 DEFAULT_SIZES = "256,1K,4K,16K,64K,256K,1M,10M,16M,100M"
 
@@ -197,8 +197,14 @@ def run_local(args, argv):
                               argv + ["--role", "server", "--host", args.host,
                                       "--port", str(port)])
     args.role, args.port = "client", port
-    rc = run_role(args)
-    return rc or server.wait(timeout=600)
+    try:
+        rc = run_role(args)
+        server_rc = server.wait(timeout=600)
+    finally:
+        if server.poll() is None:  # the client failed: the server waits
+            server.kill()
+            server.wait()
+    return rc or server_rc
 
 
 def main():
@@ -240,4 +246,4 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main("benchmark", main)

@@ -35,7 +35,7 @@ import numpy as np
 from uccl import p2p
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from oob import Channel, free_port  # noqa: E402
+from oob import Channel, free_port, run_main  # noqa: E402
 
 torch = None  # imported by pick_lib() when used (numpy works the same way)
 
@@ -189,8 +189,13 @@ def run_both(args):
             "--port", str(port)] + forwarded(args)
     decode = subprocess.Popen(argv)
     args.port = port
-    rc = run_prefill(args, pick_lib(args))
-    decode_rc = decode.wait(timeout=120)
+    try:
+        rc = run_prefill(args, pick_lib(args))
+        decode_rc = decode.wait(timeout=120)
+    finally:
+        if decode.poll() is None:  # prefill failed: decode waits in vain
+            decode.kill()
+            decode.wait()
     return rc or decode_rc
 
 
@@ -248,4 +253,4 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main("kv_transfer", main)

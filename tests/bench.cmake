@@ -1,6 +1,6 @@
 # Smoke runs of `tcpx-p2p bench net|p2p`: one or two small sizes each,
 # checking that every stdout line of --json is a JSON object with the
-# expected fields, positive bandwidth and latency, and a positive ratio
+# expected fields, "check":"ok" (the byte check passed), positive bandwidth and latency, and a positive ratio
 # against its reference; bandwidth rows also carry the second reference
 # (N iperf3 processes x 1 stream), null or positive. Not a timed
 # assertion: numbers only have to exist.
@@ -36,6 +36,11 @@ if(DEFINED CMAKE_SCRIPT_MODE_FILE)
     string(JSON gbps GET "${line}" gbps)
     string(JSON ratio GET "${line}" ratio)
     string(JSON ratio_type TYPE "${line}" ratio)
+    # The byte check of the text table's "check" column, in every row.
+    string(JSON check ERROR_VARIABLE no_check GET "${line}" check)
+    if(no_check OR NOT check STREQUAL "ok")
+      message(FATAL_ERROR "no \"check\":\"ok\": ${line}")
+    endif()
     if(NOT size GREATER 0)
       message(FATAL_ERROR "size must be > 0: ${line}")
     endif()
@@ -109,6 +114,7 @@ p2p_bench_test(bench_p2p_ref_per_size 2 ${bench_ratio}
 p2p_bench_test(bench_p2p_async_kv 6 optional
                "bench|p2p|--async|--kv-blocks|4|--ops|send,write,read|--sizes|64K,1M|--iters|10|--ref-seconds|0|--json")
 
-# Bad arguments are refused with the usage text, not run.
+# Bad arguments are refused (exit 2, with a message), not run; tests/cli_args.sh
+# checks each message.
 add_test(NAME bench_bad_op COMMAND tcpx-p2p bench p2p --ops bogus)
 set_tests_properties(bench_bad_op PROPERTIES WILL_FAIL TRUE LABELS bench)

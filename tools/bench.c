@@ -36,52 +36,28 @@ int cmd_bench(int argc, char **argv) {
 
 /* ---- sizes ---------------------------------------------------------------- */
 
-static int parse_size(const char *s, size_t *out) {
-  char *end;
-  errno = 0;
-  unsigned long long v = strtoull(s, &end, 10);
-  if (end == s || errno || *s == '-') return -1;
-  int shift = 0;
-  if (*end == 'K' || *end == 'k') shift = 10;
-  else if (*end == 'M' || *end == 'm') shift = 20;
-  else if (*end == 'G' || *end == 'g') shift = 30;
-  if (shift) end++;
-  if (*end == 'B' || *end == 'b') end++; /* "64KB" reads as 64K */
-  if (*end || v == 0 || v > (~0ull >> shift)) return -1;
-  *out = (size_t)(v << shift);
-  return 0;
-}
-
-int bench_parse_sizes(const char *list, size_t *sizes, int max) {
+int bench_parse_sizes(const char *cmd, const char *list, size_t *sizes,
+                      int max) {
   char copy[1024];
-  if (snprintf(copy, sizeof copy, "%s", list) >= (int)sizeof copy) {
-    fprintf(stderr, "tcpx-p2p bench: size list too long\n");
-    return -1;
-  }
+  if (snprintf(copy, sizeof copy, "%s", list) >= (int)sizeof copy)
+    return arg_error(cmd, "--sizes: list longer than %zu characters",
+                     sizeof copy - 1), -1;
   int n = 0;
   for (char *save = NULL, *t = strtok_r(copy, ",", &save); t;
        t = strtok_r(NULL, ",", &save)) {
-    if (n == max || parse_size(t, &sizes[n]) != 0) {
-      fprintf(stderr, "tcpx-p2p bench: bad size '%s' in '%s' (at most %d "
-              "sizes like 256, 4K, 16M, 1G)\n", t, list, max);
-      return -1;
-    }
+    if (n == max)
+      return arg_error(cmd, "--sizes '%s': more than %d sizes", list, max), -1;
+    if (arg_size(cmd, "--sizes", t, 1, BENCH_SIZE_MAX, &sizes[n]) != 0) return -1;
     n++;
   }
-  if (n == 0) fprintf(stderr, "tcpx-p2p bench: empty size list\n");
-  return n > 0 ? n : -1;
+  if (n == 0)
+    return arg_error(cmd, "--sizes '%s': no size in it; it accepts a comma "
+                     "list like 256,4K,16M", list), -1;
+  return n;
 }
 
 void bench_size_str(size_t size, char *buf, size_t len) {
-  static const char units[] = "GMK";
-  for (int i = 0; i < 3; i++) {
-    size_t unit = (size_t)1 << (10 * (3 - i));
-    if (size >= unit && size % unit == 0) {
-      snprintf(buf, len, "%zu%c", size / unit, units[i]);
-      return;
-    }
-  }
-  snprintf(buf, len, "%zu", size);
+  size_str(size, buf, len);
 }
 
 /* ---- hosts, output, time -------------------------------------------------- */
@@ -126,20 +102,36 @@ double bench_now(void) {
 
 /* ---- interruption ------------------------------------------------------------ */
 
-static volatile sig_atomic_t interrupted; /* set by the SIGINT handler only */
+/* The signal that asked the benchmark to stop, or 0. Set by the handler
+ * only. */
+static volatile sig_atomic_t interrupted;
+static const int stop_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGPIPE};
+#define NSTOP_SIGNALS ((int)(sizeof stop_signals / sizeof stop_signals[0]))
 
+/* Async-signal-safe: note the signal and make twohost_run stop the sides.
+ * SIGPIPE comes from stdout closing (`bench ... | head`); the write then
+ * fails with EPIPE instead of killing the process before it cleans up. */
 static void on_interrupt(int sig) {
-  (void)sig;
-  interrupted = 1;
+  if (!interrupted) interrupted = sig;
+  twohost_interrupt();
 }
 
 void bench_catch_interrupt(void) {
+  /* No SA_RESTART: a blocking read of iperf3's output returns EINTR. */
   struct sigaction sa = {.sa_handler = on_interrupt};
   sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, NULL);
+  for (int i = 0; i < NSTOP_SIGNALS; i++) sigaction(stop_signals[i], &sa, NULL);
 }
 
 int bench_interrupted(void) { return interrupted; }
+
+int bench_interrupt_exit(const char *cmd) {
+  int sig = interrupted;
+  if (sig != SIGPIPE) /* with stdout gone, say nothing more */
+    fprintf(stderr, "tcpx-p2p %s: stopped by %s; its namespaces and iperf3 "
+            "processes are gone\n", cmd, strsignal(sig));
+  return 128 + sig;
+}
 
 size_t bench_largest(const size_t *sizes, int n) {
   size_t max = 0;
@@ -172,13 +164,12 @@ int bench_cpu_halves(cpu_set_t half[2]) {
   return 0;
 }
 
-int bench_parse_cpus(const char *word, int *apart) {
+int bench_parse_cpus(const char *cmd, const char *word, int *apart) {
   if (!strcmp(word, "apart") || !strcmp(word, "free")) {
     *apart = !strcmp(word, "apart");
     return 0;
   }
-  fprintf(stderr, "tcpx-p2p bench: --cpus takes apart or free, not '%s'\n", word);
-  return -1;
+  return arg_error(cmd, "--cpus '%s': it accepts apart or free", word), -1;
 }
 
 static void print_cpu_list(FILE *out, const cpu_set_t *set) {
@@ -205,7 +196,8 @@ void bench_print_cpus(FILE *out, int apart) {
 }
 
 void bench_side_start(int side, int apart) {
-  signal(SIGINT, SIG_DFL);
+  /* The parent stops the sides (twohost_run); they just die. */
+  for (int i = 0; i < NSTOP_SIGNALS; i++) signal(stop_signals[i], SIG_DFL);
   cpu_set_t half[2];
   if (apart && bench_cpu_halves(half) == 0)
     sched_setaffinity(0, sizeof half[side], &half[side]);

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "bench_ref.h"
+#include "env.h"
 #include "err.h"
 #include "net.h"
 #include "plugin.h"
@@ -228,7 +229,8 @@ static void report(const net_plan *plan, const iperf3_result *r,
   bench_size_str(size, s, sizeof s);
   if (plan->json) {
     printf("{\"op\":\"net\",\"size\":%zu,\"streams\":%d,\"msgs\":%llu,"
-           "\"mode\":\"%s\",", size, plan->streams, (unsigned long long)count,
+           "\"mode\":\"%s\",\"check\":\"ok\",", size, plan->streams,
+           (unsigned long long)count,
            plan->mode);
     bench_json_num(stdout, "gbps", gbps, 0);
     bench_json_num(stdout, "ref_gbps", ref, 0);
@@ -470,7 +472,8 @@ static void pp_report(const net_plan *plan, const net_pp *p, size_t size) {
   bench_size_str(size, s, sizeof s);
   if (plan->json) {
     printf("{\"op\":\"net-pingpong\",\"size\":%zu,\"streams\":%d,\"iters\":%ld,"
-           "\"mode\":\"%s\",\"gbps\":null,", size, plan->streams, plan->iters,
+           "\"mode\":\"%s\",\"check\":\"ok\",\"gbps\":null,", size,
+           plan->streams, plan->iters,
            plan->mode);
     bench_json_num(stdout, "p50_us", st.p50, 0);
     bench_json_num(stdout, "p99_us", st.p99, 0);
@@ -536,41 +539,56 @@ static int usage(FILE *out) {
   return out == stdout ? TOOL_OK : TOOL_USAGE;
 }
 
+#define NET_CMD "bench net"
+
+/* A flag with a value at argv[*i]; 0, 1 when `flag` is not one, or -1
+ * after the message. */
+static int parse_valued(int argc, char **argv, int *i, net_plan *p,
+                        int *sizes_given) {
+  static const char *const valued[] = {"--sizes", "--streams", "--iters",
+      "--seconds", "--ref-seconds", "--ref-procs", "--plugin", "--cpus", NULL};
+  const char *flag = argv[*i], *v;
+  int k = 0;
+  while (valued[k] && strcmp(valued[k], flag) != 0) k++;
+  if (!valued[k]) return 1;
+  if (!(v = arg_value(NET_CMD, argc, argv, i))) return -1;
+  switch (k) {
+    case 0: *sizes_given = 1;
+      return (p->nsizes = bench_parse_sizes(NET_CMD, v, p->sizes,
+                                            BENCH_MAX_SIZES)) < 0 ? -1 : 0;
+    case 1: return arg_int(NET_CMD, flag, v, 1, 64, &p->streams);
+    case 2: return arg_long(NET_CMD, flag, v, 1, 100000000, &p->iters);
+    case 3: return arg_double(NET_CMD, flag, v, 0.001, 86400, &p->seconds);
+    case 4: return arg_int(NET_CMD, flag, v, 0, 3600, &p->ref_seconds);
+    case 5: return arg_int(NET_CMD, flag, v, 0, 1, &p->ref_procs);
+    case 6: p->plugin = v; return 0;
+    default: return bench_parse_cpus(NET_CMD, v, &p->cpus_apart);
+  }
+}
+
 static int parse_args(int argc, char **argv, net_plan *p, int *loopback) {
   int sizes_given = 0;
   p->ref_seconds = 3;
   p->ref_procs = 1;
   p->cpus_apart = 1;
-  const char *env = getenv("TCPX_P2P_TCP_STREAMS");
-  p->streams = env && atoi(env) > 0 ? atoi(env) : 4;
+  if (env_int_get("TCPX_P2P_TCP_STREAMS", 4, 1, 64, &p->streams) != 0)
+    return arg_error(NET_CMD, "%s", err_get()), -1;
   for (int i = 1; i < argc; i++) {
-    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+    int rc;
     if (!strcmp(argv[i], "--json")) p->json = 1;
     else if (!strcmp(argv[i], "--loopback")) *loopback = 1;
     else if (!strcmp(argv[i], "--ref-per-size")) p->ref_per_size = 1;
     else if (!strcmp(argv[i], "--pingpong")) p->pingpong = 1;
-    else if (!v) return -1;
-    else if (!strcmp(argv[i], "--sizes") && ++sizes_given)
-      p->nsizes = bench_parse_sizes(argv[++i], p->sizes, BENCH_MAX_SIZES);
-    else if (!strcmp(argv[i], "--streams")) p->streams = atoi(argv[++i]);
-    else if (!strcmp(argv[i], "--iters")) p->iters = atol(argv[++i]);
-    else if (!strcmp(argv[i], "--seconds")) p->seconds = atof(argv[++i]);
-    else if (!strcmp(argv[i], "--ref-seconds")) p->ref_seconds = atoi(argv[++i]);
-    else if (!strcmp(argv[i], "--ref-procs")) p->ref_procs = atoi(argv[++i]);
-    else if (!strcmp(argv[i], "--plugin")) p->plugin = argv[++i];
-    else if (!strcmp(argv[i], "--cpus")) {
-      if (bench_parse_cpus(argv[++i], &p->cpus_apart) != 0) return -1;
-    } else return -1;
+    else if ((rc = parse_valued(argc, argv, &i, p, &sizes_given)) != 0)
+      return rc < 0 ? -1 : (arg_unknown(NET_CMD, argv[i]), -1);
   }
+  if (p->iters > 0 && p->seconds > 0)
+    return arg_error(NET_CMD, "--iters and --seconds: give one or the other"), -1;
   if (!sizes_given)
-    p->nsizes = bench_parse_sizes(p->pingpong ? "256,4K,64K"
-                                              : "4K,64K,1M,16M,64M,256M",
+    p->nsizes = bench_parse_sizes(NET_CMD, p->pingpong ? "256,4K,64K"
+                                                       : "4K,64K,1M,16M,64M,256M",
                                   p->sizes, BENCH_MAX_SIZES);
   if (p->pingpong && p->iters == 0) p->iters = NET_PP_ITERS;
-  if (p->nsizes < 1 || p->streams < 1 || p->iters < 0 || p->seconds < 0 ||
-      p->ref_seconds < 0 || (p->ref_procs != 0 && p->ref_procs != 1) ||
-      (p->iters > 0 && p->seconds > 0))
-    return -1;
   return 0;
 }
 
@@ -620,23 +638,24 @@ int bench_net_main(int argc, char **argv) {
   bench_cpus_init();
   for (int i = 1; i < argc; i++)
     if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return usage(stdout);
-  if (parse_args(argc, argv, &plan, &loopback) != 0) return usage(stderr);
+  if (parse_args(argc, argv, &plan, &loopback) != 0) return TOOL_USAGE;
   char streams[16];
   snprintf(streams, sizeof streams, "%d", plan.streams);
   setenv("TCPX_P2P_TCP_STREAMS", streams, 1); /* the built-in reads it */
   twohost th;
-  if (bench_hosts_setup(&th, loopback, &plan.mode) != 0) return TOOL_FAILED;
   bench_catch_interrupt();
+  if (bench_hosts_setup(&th, loopback, &plan.mode) != 0) return TOOL_FAILED;
   FILE *info = plan.json ? stderr : stdout;
   fprintf(info, "bench net: side 1 %s (%s) -> side 0 %s (%s), %s\n",
           th.addr[1], th.ifname[1], th.addr[0], th.ifname[0],
           th.netns ? "network namespaces over veth" : "loopback");
   bench_print_cpus(info, plan.cpus_apart);
   plan.th = &th;
-  if (plan.ref_seconds > 0 && !plan.ref_per_size && !plan.pingpong)
+  if (plan.ref_seconds > 0 && !plan.ref_per_size && !plan.pingpong &&
+      !bench_interrupted())
     iperf3_measure_pair(&th, plan.streams, plan.ref_seconds, 0, plan.ref_procs,
                         &plan.ref, &plan.procs);
-  if (!plan.pingpong) {
+  if (!plan.pingpong && !bench_interrupted()) {
     print_reference(&plan);
     print_reference2(&plan);
   }
@@ -645,6 +664,6 @@ int bench_net_main(int argc, char **argv) {
   int rc = bench_interrupted() ? -1
                                : twohost_run(&th, fn, &plan, NET_RUN_TIMEOUT_S, NULL);
   twohost_teardown(&th);
-  if (bench_interrupted()) fprintf(stderr, "bench net: interrupted\n");
-  return rc == 0 && !bench_interrupted() ? TOOL_OK : TOOL_FAILED;
+  if (bench_interrupted()) return bench_interrupt_exit("bench net");
+  return rc == 0 ? TOOL_OK : TOOL_FAILED;
 }

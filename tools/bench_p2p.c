@@ -12,7 +12,8 @@
  * timed; --async: a window of p2p_post + p2p_poll, each transfer timed
  * from post to the poll that saw it done), then one checked transfer (the
  * destination poisoned first, compared with the pattern after; not timed).
- * The two sides keep in step over the out-of-band socket. */
+ * The two sides keep in step over the out-of-band socket. The command line
+ * and the once-per-run references are in bench_p2p_main.c. */
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,48 +21,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "bench_ref.h"
-#include "tcp.h"
+#include "bench_p2p.h"
 #include "tcpx_p2p.h"
 #include "tools.h"
 
-#define P2P_SEED 0x703270ull             /* data pattern */
-#define P2P_BUDGET_BYTES (512ull << 20)  /* default: bytes per op and size */
-#define P2P_MIN_ITERS 5
-#define P2P_MAX_ITERS 2000
-#define PINGPONG_MAX (64u << 10)         /* ping-pong at sizes up to this */
-#define PINGPONG_WARMUP 20
-#define P2P_DEPTH 8                      /* --async: transfers in flight */
-#define P2P_RUN_TIMEOUT_S 3600
-#define P2P_MAX_BLOCKS 65536             /* buffers per call the API takes */
-#define PINGPONG_BLOCK 50                /* raw and endpoint round trips alternate */
-
-typedef enum { OP_SEND, OP_WRITE, OP_READ, OP_PINGPONG, OP_COUNT } bench_op;
-static const char *const op_names[OP_COUNT] = {"send", "write", "read",
-                                               "pingpong"};
-
-typedef struct p2p_plan {
-  size_t sizes[BENCH_MAX_SIZES];
-  int nsizes;
-  bench_op ops[OP_COUNT];
-  int nops;
-  int async;
-  int depth;
-  int kv_blocks;
-  long iters;                /* 0 = by byte budget */
-  int ref_seconds;           /* iperf3 -t; 0 = no bandwidth reference */
-  int ref_per_size;          /* references right before each op and size */
-  int ref_procs;             /* also N iperf3 processes x 1 stream */
-  int json;
-  int cpus_apart;            /* each side on its own half of the CPUs */
-  const char *plugin;
-  const char *mode;
-  int comms_per_lane, tcp_streams;
-  iperf3_result ref_fwd;     /* side 1 -> side 0: send, write */
-  iperf3_result ref_rev;     /* side 0 -> side 1: read */
-  iperf3_result procs_fwd;   /* the same as N processes x -P 1 */
-  iperf3_result procs_rev;
-} p2p_plan;
+const char *const op_names[OP_COUNT] = {"send", "write", "read", "pingpong"};
 
 /* One side's endpoint, connection, buffers and the current block layout. */
 typedef struct p2p_side {
@@ -104,7 +68,7 @@ static long iters_for(const p2p_plan *plan, bench_op op, size_t size) {
   return n < P2P_MIN_ITERS ? P2P_MIN_ITERS : n > P2P_MAX_ITERS ? P2P_MAX_ITERS : n;
 }
 
-static int has_op(const p2p_plan *plan, bench_op op) {
+int p2p_plan_has_op(const p2p_plan *plan, bench_op op) {
   for (int i = 0; i < plan->nops; i++)
     if (plan->ops[i] == op) return 1;
   return 0;
@@ -236,7 +200,8 @@ static void report_bandwidth(const p2p_side *s, bench_op op, size_t size,
   bench_size_str(size, sz, sizeof sz);
   if (plan->json) {
     printf("{\"op\":\"%s\",\"size\":%zu,\"blocks\":%zu,\"iters\":%ld,"
-           "\"async\":%d,\"streams\":%d,\"mode\":\"%s\",", op_names[op], size,
+           "\"async\":%d,\"streams\":%d,\"mode\":\"%s\",\"check\":\"ok\",",
+           op_names[op], size,
            s->nblocks, iters, plan->async, plan->comms_per_lane * plan->tcp_streams,
            plan->mode);
     bench_json_num(stdout, "gbps", gbps, 0);
@@ -274,7 +239,8 @@ static void report_pingpong(const p2p_side *s, size_t size, long iters) {
   bench_size_str(size, sz, sizeof sz);
   if (plan->json) {
     printf("{\"op\":\"pingpong\",\"size\":%zu,\"blocks\":1,\"iters\":%ld,"
-           "\"async\":0,\"mode\":\"%s\",\"gbps\":null,", size, iters, plan->mode);
+           "\"async\":0,\"mode\":\"%s\",\"check\":\"ok\",\"gbps\":null,", size,
+           iters, plan->mode);
     bench_json_num(stdout, "p50_us", st.p50, 0);
     bench_json_num(stdout, "p99_us", st.p99, 0);
     bench_json_num(stdout, "ref_p50_us", ref50, 0);
@@ -462,16 +428,12 @@ static int server_echo(p2p_side *s, size_t size, long iters) {
   return endpoint_echo(s, size); /* the checked round trip */
 }
 
-static void measure_direction(const twohost *th, const p2p_plan *plan,
-                              int reverse, iperf3_result *ref,
-                              iperf3_result *procs);
-
 static int server_step(p2p_side *s, bench_op op, size_t size) {
   long iters = iters_for(s->plan, op, size);
   char ok;
   if (step_has_own_refs(s->plan, op)) {
     iperf3_result ref = {0}, procs = {0};
-    measure_direction(s->th, s->plan, op == OP_READ, &ref, &procs);
+    bench_p2p_measure_direction(s->th, s->plan, op == OP_READ, &ref, &procs);
     if (oob_send(s->peer_fd, &ref, sizeof ref) != 0 ||
         oob_send(s->peer_fd, &procs, sizeof procs) != 0)
       return oob_fail("server", "references");
@@ -555,7 +517,7 @@ static int server_connect(p2p_side *s) {
     return oob_fail("server", "metadata");
   if (p2p_accept(s->ep, ip, sizeof ip, &gpu, &s->conn) != P2P_OK)
     return fail("server", "accept");
-  if (has_op(s->plan, OP_PINGPONG) &&
+  if (p2p_plan_has_op(s->plan, OP_PINGPONG) &&
       (s->raw_fd = pingpong_listen(s->th, s->peer_fd)) < 0)
     return -1;
   return 0;
@@ -573,7 +535,7 @@ static int client_connect(p2p_side *s) {
     return fail("client", "metadata");
   if (p2p_connect(s->ep, ip, gpu, port, &s->conn) != P2P_OK)
     return fail("client", "connect");
-  if (has_op(s->plan, OP_PINGPONG) &&
+  if (p2p_plan_has_op(s->plan, OP_PINGPONG) &&
       (s->raw_fd = pingpong_dial(s->th, s->peer_fd)) < 0)
     return -1;
   return 0;
@@ -601,7 +563,7 @@ static int count_tcp_sockets(void) {
 static void print_layout(const p2p_plan *plan) {
   FILE *info = plan->json ? stderr : stdout;
   int c = plan->comms_per_lane, t = plan->tcp_streams;
-  int raw = has_op(plan, OP_PINGPONG);
+  int raw = p2p_plan_has_op(plan, OP_PINGPONG);
   fprintf(info, "endpoint: comms_per_lane %d x %d TCP streams = %d streams carry "
           "an op's data (send: lane 0; write, read: lane 1), as the engine "
           "opens them; the client process holds %d TCP sockets (with the "
@@ -616,7 +578,7 @@ static void print_layout(const p2p_plan *plan) {
   fflush(info);
 }
 
-static int server(const twohost *th, int side, int peer_fd, void *arg) {
+int bench_p2p_server(const twohost *th, int side, int peer_fd, void *arg) {
   const p2p_plan *plan = arg;
   bench_side_start(side, plan->cpus_apart);
   p2p_side s;
@@ -632,7 +594,7 @@ static int server(const twohost *th, int side, int peer_fd, void *arg) {
   return rc;
 }
 
-static int client(const twohost *th, int side, int peer_fd, void *arg) {
+int bench_p2p_client(const twohost *th, int side, int peer_fd, void *arg) {
   const p2p_plan *plan = arg;
   bench_side_start(side, plan->cpus_apart);
   p2p_side s;
@@ -649,190 +611,12 @@ static int client(const twohost *th, int side, int peer_fd, void *arg) {
   return rc;
 }
 
-/* ---- references ------------------------------------------------------------------- */
+/* ---- references (also run by the server with --ref-per-size) ---------------- */
 
-static void print_iperf3(const p2p_plan *plan, const iperf3_result *r,
-                         const char *dir) {
-  FILE *info = plan->json ? stderr : stdout;
-  if (r->available)
-    fprintf(info, "reference: iperf3 -P %d%s (%s), %d s after 1 s omitted, ends "
-            "on CPUs %d and %d, once per run: %.3f GB/s\n", r->streams,
-            r->reverse ? " -R" : "", dir, r->seconds, r->cpu[0], r->cpu[1],
-            r->gbps);
-  else
-    fprintf(info, "reference (%s): unavailable (%s): ratio null\n", dir,
-            plan->ref_seconds ? r->why : "--ref-seconds 0");
-}
-
-static void print_procs(const p2p_plan *plan, const iperf3_result *r,
-                        const char *dir) {
-  FILE *info = plan->json ? stderr : stdout;
-  char where[160];
-  iperf3_placement(r, where, sizeof where);
-  if (r->available)
-    fprintf(info, "reference 2: %d iperf3 processes x 1 stream%s at once (%s), "
-            "%d s after 1 s omitted, %s, summed, once per run: %.3f GB/s\n",
-            r->procs, r->reverse ? " (-R)" : "", dir, r->seconds, where,
-            r->gbps);
-  else
-    fprintf(info, "reference 2 (%s): unavailable (%s): ratio2 null\n", dir,
-            !plan->ref_seconds ? "--ref-seconds 0"
-            : !plan->ref_procs ? "--ref-procs 0" : r->why);
-}
-
-/* iperf3 -P N and, unless --ref-procs 0, N processes x -P 1, in one
- * direction. */
-static void measure_direction(const twohost *th, const p2p_plan *plan,
-                              int reverse, iperf3_result *ref,
-                              iperf3_result *procs) {
+void bench_p2p_measure_direction(const twohost *th, const p2p_plan *plan,
+                                 int reverse, iperf3_result *ref,
+                                 iperf3_result *procs) {
   if (plan->ref_seconds > 0)
     iperf3_measure_pair(th, plan->comms_per_lane * plan->tcp_streams,
                         plan->ref_seconds, reverse, plan->ref_procs, ref, procs);
-}
-
-static void measure_references(const twohost *th, p2p_plan *plan) {
-  int fwd = has_op(plan, OP_SEND) || has_op(plan, OP_WRITE);
-  int rev = has_op(plan, OP_READ);
-  if (plan->ref_per_size && plan->ref_seconds > 0 && (fwd || rev)) {
-    fprintf(plan->json ? stderr : stdout, "reference: iperf3 -P %d%s, %d s "
-            "after 1 s omitted (-R for read), measured right before each op "
-            "and size between the same hosts\n",
-            plan->comms_per_lane * plan->tcp_streams,
-            plan->ref_procs ? " and as that many processes x 1 stream" : "",
-            plan->ref_seconds);
-    fwd = rev = 0;
-  }
-  if (fwd) measure_direction(th, plan, 0, &plan->ref_fwd, &plan->procs_fwd);
-  if (rev) measure_direction(th, plan, 1, &plan->ref_rev, &plan->procs_rev);
-  if (fwd) {
-    print_iperf3(plan, &plan->ref_fwd, "client -> server, as send and write");
-    print_procs(plan, &plan->procs_fwd, "client -> server");
-  }
-  if (rev) {
-    print_iperf3(plan, &plan->ref_rev, "server -> client, as read");
-    print_procs(plan, &plan->procs_rev, "server -> client");
-  }
-  if (has_op(plan, OP_PINGPONG))
-    fprintf(plan->json ? stderr : stdout, "reference: raw TCP ping-pong (one "
-            "socket, TCP_NODELAY, blocking I/O) between the same two processes, "
-            "in blocks of %d round trips alternating with the endpoint's\n",
-            PINGPONG_BLOCK);
-}
-
-/* ---- command line -------------------------------------------------------------------- */
-
-static int usage(FILE *out) {
-  fprintf(out,
-          "usage: tcpx-p2p bench p2p [--sizes 256,4K,64K,1M,16M,64M,256M,1G]\n"
-          "                          [--ops send,write,read,pingpong] [--async]\n"
-          "                          [--depth N] [--kv-blocks N] [--iters N]\n"
-          "                          [--ref-seconds S] [--ref-procs 1|0]\n"
-          "                          [--ref-per-size] [--json]\n"
-          "                          [--loopback] [--plugin P] [--cpus apart|free]\n"
-          "  The endpoint API between two hosts (network namespaces as root, else\n"
-          "  loopback). Per op and size: GB/s and per-transfer latency p50/p99\n"
-          "  (sync: each call; --async: up to --depth (default %d, max %d) posted\n"
-          "  and polled). --kv-blocks N splits each transfer into N blocks\n"
-          "  (sendv/recvv/writev/readv). pingpong (sizes <= 64K, sync): send then\n"
-          "  receive the echo. References in the same run: iperf3 -P (comms per\n"
-          "  lane x TCP streams) for --ref-seconds (default 3; 0 = none), the same\n"
-          "  number of iperf3 processes of 1 stream each at once, each pair on its\n"
-          "  own CPUs (reference 2, ratio2; --ref-procs 0 skips it), and a raw\n"
-          "  TCP ping-pong. The iperf3 references are measured once per run per\n"
-          "  direction, or with --ref-per-size right before each op and size.\n"
-          "  Default iterations: 512 MiB worth, %d..%d.\n"
-          "  --cpus apart (default): each side and its threads on its own half\n"
-          "  of the CPUs, like two hosts; free: where the scheduler puts them.\n",
-          P2P_DEPTH, P2P_DEPTH, P2P_MIN_ITERS, P2P_MAX_ITERS);
-  return out == stdout ? TOOL_OK : TOOL_USAGE;
-}
-
-static int parse_ops(const char *list, p2p_plan *p) {
-  char copy[256];
-  snprintf(copy, sizeof copy, "%s", list);
-  p->nops = 0;
-  for (char *save = NULL, *t = strtok_r(copy, ",", &save); t;
-       t = strtok_r(NULL, ",", &save)) {
-    int k = 0;
-    while (k < OP_COUNT && strcmp(op_names[k], t) != 0) k++;
-    if (k == OP_COUNT || p->nops == OP_COUNT) {
-      fprintf(stderr, "bench p2p: unknown op '%s' (send, write, read, pingpong)\n", t);
-      return -1;
-    }
-    p->ops[p->nops++] = (bench_op)k;
-  }
-  return p->nops > 0 ? 0 : -1;
-}
-
-static int parse_args(int argc, char **argv, p2p_plan *p, int *loopback) {
-  *p = (p2p_plan){.depth = P2P_DEPTH, .kv_blocks = 1, .ref_seconds = 3,
-                  .ref_procs = 1, .cpus_apart = 1};
-  p->nsizes = bench_parse_sizes("256,4K,64K,1M,16M,64M,256M,1G", p->sizes,
-                                BENCH_MAX_SIZES);
-  parse_ops("send,write,read,pingpong", p);
-  for (int i = 1; i < argc; i++) {
-    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-    if (!strcmp(argv[i], "--json")) p->json = 1;
-    else if (!strcmp(argv[i], "--loopback")) *loopback = 1;
-    else if (!strcmp(argv[i], "--async")) p->async = 1;
-    else if (!strcmp(argv[i], "--ref-per-size")) p->ref_per_size = 1;
-    else if (!v) return -1;
-    else if (!strcmp(argv[i], "--sizes"))
-      p->nsizes = bench_parse_sizes(argv[++i], p->sizes, BENCH_MAX_SIZES);
-    else if (!strcmp(argv[i], "--ops")) {
-      if (parse_ops(argv[++i], p) != 0) return -1;
-    } else if (!strcmp(argv[i], "--depth")) p->depth = atoi(argv[++i]);
-    else if (!strcmp(argv[i], "--kv-blocks")) p->kv_blocks = atoi(argv[++i]);
-    else if (!strcmp(argv[i], "--iters")) p->iters = atol(argv[++i]);
-    else if (!strcmp(argv[i], "--ref-seconds")) p->ref_seconds = atoi(argv[++i]);
-    else if (!strcmp(argv[i], "--ref-procs")) p->ref_procs = atoi(argv[++i]);
-    else if (!strcmp(argv[i], "--plugin")) p->plugin = argv[++i];
-    else if (!strcmp(argv[i], "--cpus")) {
-      if (bench_parse_cpus(argv[++i], &p->cpus_apart) != 0) return -1;
-    } else return -1;
-  }
-  if (p->nsizes < 1 || p->depth < 1 || p->depth > P2P_DEPTH || p->kv_blocks < 1 ||
-      p->kv_blocks > P2P_MAX_BLOCKS ||
-      p->iters < 0 || p->ref_seconds < 0 ||
-      (p->ref_procs != 0 && p->ref_procs != 1))
-    return -1;
-  return 0;
-}
-
-/* What the engine will open: comms per lane from the endpoint options, TCP
- * streams per comm from the built-in transport's options. */
-static void read_layout(p2p_plan *p) {
-  p2p_options opts;
-  tcp_options tcp;
-  p2p_options_init(&opts);
-  tcp_options_default(&tcp);
-  p->comms_per_lane = opts.comms_per_lane;
-  p->tcp_streams = tcp.nstreams;
-}
-
-int bench_p2p_main(int argc, char **argv) {
-  p2p_plan plan;
-  int loopback = 0;
-  bench_cpus_init();
-  for (int i = 1; i < argc; i++)
-    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return usage(stdout);
-  if (parse_args(argc, argv, &plan, &loopback) != 0) return usage(stderr);
-  read_layout(&plan);
-  twohost th;
-  if (bench_hosts_setup(&th, loopback, &plan.mode) != 0) return TOOL_FAILED;
-  bench_catch_interrupt();
-  FILE *info = plan.json ? stderr : stdout;
-  fprintf(info, "bench p2p: client side 1 %s (%s), server side 0 %s (%s), %s; "
-          "%s, %s\n", th.addr[1], th.ifname[1], th.addr[0], th.ifname[0],
-          th.netns ? "network namespaces over veth" : "loopback",
-          plan.async ? "async" : "sync", plan.async ? "post + poll window" :
-          "each call timed");
-  bench_print_cpus(info, plan.cpus_apart);
-  measure_references(&th, &plan);
-  twohost_fn fn[2] = {server, client};
-  int rc = bench_interrupted() ? -1
-                               : twohost_run(&th, fn, &plan, P2P_RUN_TIMEOUT_S, NULL);
-  twohost_teardown(&th);
-  if (bench_interrupted()) fprintf(stderr, "bench p2p: interrupted\n");
-  return rc == 0 && !bench_interrupted() ? TOOL_OK : TOOL_FAILED;
 }

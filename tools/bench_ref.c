@@ -297,10 +297,10 @@ static char *read_all(int fd) {
       buf = bigger;
       cap *= 2;
     }
-    ssize_t n = read(fd, buf + len, cap - len - 1);
+    ssize_t n = bench_interrupted() ? 0 : read(fd, buf + len, cap - len - 1);
     if (n > 0) {
       len += (size_t)n;
-    } else if (n == 0 || errno != EINTR) { /* EOF, or the reader is gone */
+    } else if (n == 0 || errno != EINTR) { /* EOF, stopped, reader gone */
       buf[len] = '\0';
       return buf;
     }
@@ -433,7 +433,7 @@ static int finish_client(const char *bin, iperf3_pair *p, double *gbps,
   char *json = read_all(p->out_fd);
   close(p->out_fd);
   p->out_fd = -1;
-  reap(p->client, IPERF3_CLIENT_GRACE_MS);
+  reap(p->client, bench_interrupted() ? 0 : IPERF3_CLIENT_GRACE_MS);
   p->client = -1;
   if (!json) snprintf(why, wlen, "running %.200s -c failed", bin);
   p->ok = json && iperf3_parse(json, gbps, why, wlen) == 0;
@@ -474,7 +474,9 @@ static int run_clients(const twohost *th, const char *bin, iperf3_pair *p,
  * killed at once. */
 static void stop_servers(iperf3_pair *p, int n) {
   for (int k = 0; k < n; k++)
-    if (p[k].server > 0) reap(p[k].server, p[k].ok ? IPERF3_SERVER_GRACE_MS : 0);
+    if (p[k].server > 0)
+      reap(p[k].server,
+           p[k].ok && !bench_interrupted() ? IPERF3_SERVER_GRACE_MS : 0);
 }
 
 /* r->procs pairs: start the servers, wait until they listen, run the
@@ -486,7 +488,8 @@ static void iperf3_run(const twohost *th, const char *bin, iperf3_pair *p,
   if (pick_ports(p, n) != 0)
     snprintf(r->why, sizeof r->why, "no free TCP port for iperf3");
   else if (start_servers(th, bin, p, n, r) == 0 && wait_listening(p, n, r) == 0)
-    for (int attempt = 0; attempt < IPERF3_CONNECT_TRIES; attempt++) {
+    for (int attempt = 0; attempt < IPERF3_CONNECT_TRIES &&
+                          !bench_interrupted(); attempt++) {
       if ((rc = run_clients(th, bin, p, n, r)) != 1) break;
       usleep(100000);
     }
@@ -532,6 +535,11 @@ void iperf3_measure_procs(const twohost *th, int streams, int seconds,
 void iperf3_measure_pair(const twohost *th, int streams, int seconds,
                          int reverse, int with_procs, iperf3_result *ref,
                          iperf3_result *procs) {
+  /* Say so: the benchmark is otherwise silent for these seconds. */
+  fprintf(stderr, "bench: measuring the iperf3 reference%s (%d streams%s%s), "
+          "about %d s...\n", with_procs ? "s" : "", streams,
+          with_procs ? "; then as that many processes" : "",
+          reverse ? "; -R" : "", (seconds + IPERF3_OMIT_S) * (1 + !!with_procs));
   iperf3_measure(th, streams, seconds, reverse, ref);
   if (with_procs) iperf3_measure_procs(th, streams, seconds, reverse, procs);
 }

@@ -26,9 +26,13 @@ int bench_p2p_main(int argc, char **argv);
 
 /* ---- command-line helpers (bench.c) ------------------------------------ */
 
-/* "4K,64K,1M" (suffixes K, M, G are powers of 1024; plain numbers are
- * bytes) into sizes[]. Returns the count, or -1 with a message on stderr. */
-int bench_parse_sizes(const char *list, size_t *sizes, int max);
+/* The largest size a benchmark takes (each side holds one buffer of it). */
+#define BENCH_SIZE_MAX ((size_t)16 << 30)
+/* "4K,64K,1M" (size_parse's syntax, 1..BENCH_SIZE_MAX each) into sizes[].
+ * Returns the count, or -1 after a message naming --sizes (arg_error; the
+ * caller exits with TOOL_USAGE). */
+int bench_parse_sizes(const char *cmd, const char *list, size_t *sizes,
+                      int max);
 /* The largest of n sizes (0 when n is 0). */
 size_t bench_largest(const size_t *sizes, int n);
 /* "4K", "256M", "1G", "1000": the shortest exact spelling. */
@@ -47,10 +51,16 @@ void bench_json_num(FILE *out, const char *key, double value, int last);
 void bench_idle(int *rounds);
 /* Monotonic time in seconds. */
 double bench_now(void);
-/* Ctrl-C: the parent notes it (and then removes its namespaces) while the
- * children, which call bench_side_start() first, die of it. */
+/* SIGINT, SIGTERM, SIGHUP, SIGPIPE: the parent notes the signal, stops a
+ * running iperf3 reference and both sides (twohost_interrupt), and then
+ * removes its namespaces; the sides, which call bench_side_start() first,
+ * die of it. Call before bench_hosts_setup. */
 void bench_catch_interrupt(void);
+/* The signal caught, or 0. */
 int bench_interrupted(void);
+/* After the clean-up: one line on stderr (none for SIGPIPE); returns the
+ * exit code, 128 + the signal. */
+int bench_interrupt_exit(const char *cmd);
 /* First call of a side process. apart: pin it (and the threads it will
  * start) to its half of this process's CPUs, as two hosts each have their
  * own cores; the references are measured with the same placement. */
@@ -62,7 +72,7 @@ void bench_cpus_init(void);
  * fewer than two. */
 int bench_cpu_halves(cpu_set_t half[2]);
 /* --cpus apart|free -> *apart (1|0); -1 and a message otherwise. */
-int bench_parse_cpus(const char *word, int *apart);
+int bench_parse_cpus(const char *cmd, const char *word, int *apart);
 /* One line saying where the sides run. */
 void bench_print_cpus(FILE *out, int apart);
 /* oob_recv after waiting up to an hour for the first byte: the peer may be

@@ -62,15 +62,19 @@ void api_leave(p2p_endpoint *ep) { atomic_fetch_sub(&ep->api_users, 1); }
 void p2p_options_init(p2p_options *o) {
   memset(o, 0, sizeof *o);
   o->gpu_index = 0;
-  o->num_threads = env_int("TCPX_P2P_NUM_THREADS", 1);
-  o->chunk_size = (size_t)env_int("TCPX_P2P_CHUNK_SIZE", 1 << 20);
-  o->window = env_int("TCPX_P2P_WINDOW", 8);
-  o->comms_per_lane = env_int("TCPX_P2P_COMMS_PER_LANE", 2);
-  o->timeout_ms = env_int("TCPX_P2P_TIMEOUT_MS", 10000);
-  o->connect_timeout_ms = env_int("TCPX_P2P_CONNECT_TIMEOUT_MS", 30000);
-  o->op_timeout_ms = env_int("TCPX_P2P_OP_TIMEOUT_MS", 0);
-  o->listen_port = env_int("TCPX_P2P_LISTEN_PORT", 0);
-  o->eager_max = (size_t)env_int("TCPX_P2P_EAGER_MAX", 64 << 10);
+  o->num_threads = env_int_in("TCPX_P2P_NUM_THREADS", 1, 1, ENGINE_MAX_THREADS);
+  o->chunk_size = (size_t)env_int_in("TCPX_P2P_CHUNK_SIZE", 1 << 20, 4096,
+                                     4 << 20);
+  o->window = env_int_in("TCPX_P2P_WINDOW", 8, 1, 16);
+  o->comms_per_lane = env_int_in("TCPX_P2P_COMMS_PER_LANE", 2, 1,
+                                 ENGINE_MAX_COMMS);
+  o->timeout_ms = env_int_in("TCPX_P2P_TIMEOUT_MS", 10000, 100, INT_MAX);
+  o->connect_timeout_ms = env_int_in("TCPX_P2P_CONNECT_TIMEOUT_MS", 30000,
+                                     100, INT_MAX);
+  o->op_timeout_ms = env_int_in("TCPX_P2P_OP_TIMEOUT_MS", 0, 0, INT_MAX);
+  o->listen_port = env_int_in("TCPX_P2P_LISTEN_PORT", 0, 0, 65535);
+  o->eager_max = (size_t)env_int_in("TCPX_P2P_EAGER_MAX", 64 << 10, 0,
+                                    CTRL_MAX_INLINE);
 }
 
 static const char *iface_filter(const p2p_options *o) {
@@ -85,6 +89,8 @@ static const char *iface_filter(const p2p_options *o) {
 }
 
 static int check_options(p2p_options *o) {
+  char why[256];
+  if (env_bad(why, sizeof why)) return ep_err(P2P_EINVAL, "%s", why);
   if (o->num_threads < 1 || o->num_threads > ENGINE_MAX_THREADS)
     return ep_err(P2P_EINVAL, "num_threads must be 1..%d, got %d",
                   ENGINE_MAX_THREADS, o->num_threads);

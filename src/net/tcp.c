@@ -50,24 +50,28 @@ struct tcp_pending_connect {
 void tcp_options_default(tcp_options *o) {
   memset(o, 0, sizeof *o);
   long cores = sysconf(_SC_NPROCESSORS_ONLN);
-  o->nstreams = env_int("TCPX_P2P_TCP_STREAMS", 4);
+  o->nstreams = env_int_in("TCPX_P2P_TCP_STREAMS", 4, 1, TCP_MAX_STREAMS);
   /* Two threads at least: one core's copies cannot fill a comm's streams
    * (measured: +16-24% for one comm on 2 cores). */
   int threads = cores >= 4 ? (int)(cores / 2) : 2;
-  o->nthreads = env_int("TCPX_P2P_TCP_THREADS",
-                        threads < o->nstreams ? threads : o->nstreams);
-  o->strict = env_int("TCPX_P2P_TCP_STRICT", 0);
+  o->nthreads = env_int_in("TCPX_P2P_TCP_THREADS",
+                           threads < o->nstreams ? threads : o->nstreams, 1,
+                           TCP_MAX_THREADS);
+  o->strict = env_int_in("TCPX_P2P_TCP_STRICT", 0, 0, 1);
   o->max_requests = o->strict ? TCP_STRICT_MAX_REQUESTS : TCP_MAX_REQUESTS;
   o->max_recvs = o->strict ? 1 : TCP_MAX_RECVS;
-  o->min_split = (size_t)env_int("TCPX_P2P_TCP_MIN_SPLIT", 256 << 10);
-  o->user_timeout_ms = env_int("TCPX_P2P_TCP_TIMEOUT_MS", 10000);
-  o->rcvlowat = env_int("TCPX_P2P_TCP_RCVLOWAT", 256 << 10);
+  o->min_split = (size_t)env_int_in("TCPX_P2P_TCP_MIN_SPLIT", 256 << 10, 0,
+                                        INT_MAX);
+  o->user_timeout_ms = env_int_in("TCPX_P2P_TCP_TIMEOUT_MS", 10000, 0, INT_MAX);
+  o->rcvlowat = env_int_in("TCPX_P2P_TCP_RCVLOWAT", 256 << 10, 0, INT_MAX);
   const char *f = getenv("TCPX_P2P_SOCKET_IFNAME");
   if (!f || !*f) f = getenv("NCCL_SOCKET_IFNAME");
   if (f) snprintf(o->ifname, sizeof o->ifname, "%s", f);
 }
 
 static int check_options(const tcp_options *o) {
+  char why[256];
+  if (env_bad(why, sizeof why)) return err_set(NET_EINVAL, "tcp: %s", why);
   if (o->nstreams < 1 || o->nstreams > TCP_MAX_STREAMS)
     return err_set(NET_EINVAL, "tcp: streams per comm must be 1..%d, got %d",
                    TCP_MAX_STREAMS, o->nstreams);

@@ -50,3 +50,32 @@ def test_benchmark_refuses_gpu_without_cuda():
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     assert proc.returncode == 2 and "CUDA" in proc.stderr
+
+
+@pytest.mark.parametrize("script,role", [("kv_transfer.py", "prefill"),
+                                         ("kv_transfer.py", "decode"),
+                                         ("benchmark.py", "client"),
+                                         ("benchmark.py", "server")])
+def test_bad_oob_host_is_one_line_error(script, role):
+    """A host name that does not resolve: one line naming it, exit 1, no
+    traceback (was a raw socket.gaierror)."""
+    proc = subprocess.run([sys.executable, os.path.join(EXAMPLES, script),
+                           "--role", role, "--host", "no-such-host.invalid",
+                           "--port", "5555"], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    name = script[:-3]
+    assert f"{name}: out-of-band host 'no-such-host.invalid'" in proc.stderr
+
+
+def test_oob_says_what_it_waits_for():
+    """Both ends of the set-up connection say what they wait for."""
+    proc = subprocess.run([sys.executable, os.path.join(EXAMPLES,
+                                                        "kv_transfer.py"),
+                           "--num-blocks", "2", "--cache-blocks", "4",
+                           "--layers", "1", "--lib", "numpy"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "oob: waiting up to 120 s for the peer to connect to" in proc.stderr
+    assert "oob: connecting to 127.0.0.1:" in proc.stderr

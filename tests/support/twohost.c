@@ -30,6 +30,7 @@
 /* After one side has failed, the other gets this long to finish before it
  * is killed: it is usually blocked waiting for the side that is gone. */
 #define FAILED_PEER_GRACE_MS 5000
+#define STOP_GRACE_MS 1000
 
 /* ---- running `ip` ---- */
 
@@ -257,12 +258,28 @@ static int side_failed(int status) {
   return !WIFEXITED(status) || WEXITSTATUS(status) != 0;
 }
 
+static volatile sig_atomic_t stop_requested; /* twohost_interrupt */
+
+void twohost_interrupt(void) { stop_requested = 1; }
+
+/* On twohost_interrupt: SIGTERM to the sides still running, once, and
+ * STOP_GRACE_MS for them to go before the SIGKILL. */
+static void stop_sides(const pid_t pid[2], long long *deadline, int *stopped) {
+  if (!stop_requested || *stopped) return;
+  *stopped = 1;
+  for (int side = 0; side < 2; side++)
+    if (pid[side] > 0) kill(pid[side], SIGTERM);
+  if (now_ms() + STOP_GRACE_MS < *deadline) *deadline = now_ms() + STOP_GRACE_MS;
+}
+
 /* Reap both children, killing any still running at the deadline (or
- * FAILED_PEER_GRACE_MS after the other side failed). */
+ * FAILED_PEER_GRACE_MS after the other side failed, or STOP_GRACE_MS after
+ * twohost_interrupt). */
 static void wait_sides(pid_t pid[2], int st[2], int timeout_s) {
   long long deadline = now_ms() + (long long)timeout_s * 1000;
-  int left = (pid[0] > 0) + (pid[1] > 0);
+  int left = (pid[0] > 0) + (pid[1] > 0), stopped = 0;
   while (left > 0) {
+    stop_sides(pid, &deadline, &stopped);
     for (int side = 0; side < 2; side++) {
       if (pid[side] <= 0 || waitpid(pid[side], &st[side], WNOHANG) <= 0)
         continue;
@@ -307,9 +324,9 @@ int twohost_run(const twohost *th, twohost_fn fn[2], void *arg, int timeout_s,
   close(sv[1]);
   wait_sides(pid, st, timeout_s);
   if (status) memcpy(status, st, sizeof st);
-  int rc = 0;
+  int rc = stop_requested ? -1 : 0;
   for (int side = 0; side < 2; side++) {
-    if (!side_failed(st[side])) continue;
+    if (!side_failed(st[side]) || stop_requested) continue; /* stop: no news */
     if (WIFEXITED(st[side]))
       fprintf(stderr, "twohost: side %d failed: exit %d\n", side,
               WEXITSTATUS(st[side]));

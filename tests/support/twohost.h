@@ -37,6 +37,11 @@ typedef int (*twohost_fn)(const twohost *th, int side, int peer_fd, void *arg);
 int twohost_run(const twohost *th, twohost_fn fn[2], void *arg, int timeout_s,
                 int status[2]);
 
+/* Ask a running (or the next) twohost_run to stop: it signals both sides
+ * (SIGTERM, then SIGKILL after a second) and returns -1. Async-signal-safe,
+ * for a signal handler of the parent. */
+void twohost_interrupt(void);
+
 /* Out-of-band helpers over peer_fd: whole-buffer write/read with a 30 s
  * timeout. Return 0 or -1. */
 int oob_send(int fd, const void *buf, size_t len);

@@ -1,0 +1,59 @@
+/* `tcpx-p2p bench p2p`: what its two files share. bench_p2p.c runs the
+ * two sides (server and client); bench_p2p_main.c reads the command line,
+ * measures the iperf3 references and starts the sides. */
+#ifndef TCPX_P2P_BENCH_P2P_H
+#define TCPX_P2P_BENCH_P2P_H
+
+#include "bench_ref.h"
+
+#define P2P_SEED 0x703270ull             /* data pattern */
+#define P2P_BUDGET_BYTES (512ull << 20)  /* default: bytes per op and size */
+#define P2P_MIN_ITERS 5
+#define P2P_MAX_ITERS 2000
+#define PINGPONG_MAX (64u << 10)         /* ping-pong at sizes up to this */
+#define PINGPONG_WARMUP 20
+#define P2P_DEPTH 8                      /* --async: transfers in flight */
+#define P2P_RUN_TIMEOUT_S 3600
+#define P2P_MAX_BLOCKS 65536             /* buffers per call the API takes */
+#define PINGPONG_BLOCK 50                /* raw and endpoint round trips alternate */
+
+typedef enum { OP_SEND, OP_WRITE, OP_READ, OP_PINGPONG, OP_COUNT } bench_op;
+extern const char *const op_names[OP_COUNT]; /* "send", ... */
+
+typedef struct p2p_plan {
+  size_t sizes[BENCH_MAX_SIZES];
+  int nsizes;
+  bench_op ops[OP_COUNT];
+  int nops;
+  int async;
+  int depth;
+  int kv_blocks;
+  long iters;                /* 0 = by byte budget */
+  int ref_seconds;           /* iperf3 -t; 0 = no bandwidth reference */
+  int ref_per_size;          /* references right before each op and size */
+  int ref_procs;             /* also N iperf3 processes x 1 stream */
+  int json;
+  int cpus_apart;            /* each side on its own half of the CPUs */
+  const char *plugin;
+  const char *mode;
+  int comms_per_lane, tcp_streams;
+  iperf3_result ref_fwd;     /* side 1 -> side 0: send, write */
+  iperf3_result ref_rev;     /* side 0 -> side 1: read */
+  iperf3_result procs_fwd;   /* the same as N processes x -P 1 */
+  iperf3_result procs_rev;
+} p2p_plan;
+
+/* 1 when the plan runs `op`. */
+int p2p_plan_has_op(const p2p_plan *plan, bench_op op);
+
+/* The two sides, for twohost_run (arg: the plan). */
+int bench_p2p_server(const twohost *th, int side, int peer_fd, void *arg);
+int bench_p2p_client(const twohost *th, int side, int peer_fd, void *arg);
+
+/* iperf3 -P N and, unless --ref-procs 0, N processes x -P 1, in one
+ * direction (reverse: server -> client), when --ref-seconds > 0. */
+void bench_p2p_measure_direction(const twohost *th, const p2p_plan *plan,
+                                 int reverse, iperf3_result *ref,
+                                 iperf3_result *procs);
+
+#endif

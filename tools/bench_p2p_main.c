@@ -1,0 +1,202 @@
+/* tcpx-p2p bench p2p: the command line, the once-per-run iperf3
+ * references, and the start of the two sides (bench_p2p.c). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench_p2p.h"
+#include "tcp.h"
+#include "tcpx_p2p.h"
+#include "tools.h"
+
+/* ---- references ------------------------------------------------------------------- */
+
+static void print_iperf3(const p2p_plan *plan, const iperf3_result *r,
+                         const char *dir) {
+  FILE *info = plan->json ? stderr : stdout;
+  if (r->available)
+    fprintf(info, "reference: iperf3 -P %d%s (%s), %d s after 1 s omitted, ends "
+            "on CPUs %d and %d, once per run: %.3f GB/s\n", r->streams,
+            r->reverse ? " -R" : "", dir, r->seconds, r->cpu[0], r->cpu[1],
+            r->gbps);
+  else
+    fprintf(info, "reference (%s): unavailable (%s): ratio null\n", dir,
+            plan->ref_seconds ? r->why : "--ref-seconds 0");
+}
+
+static void print_procs(const p2p_plan *plan, const iperf3_result *r,
+                        const char *dir) {
+  FILE *info = plan->json ? stderr : stdout;
+  char where[160];
+  iperf3_placement(r, where, sizeof where);
+  if (r->available)
+    fprintf(info, "reference 2: %d iperf3 processes x 1 stream%s at once (%s), "
+            "%d s after 1 s omitted, %s, summed, once per run: %.3f GB/s\n",
+            r->procs, r->reverse ? " (-R)" : "", dir, r->seconds, where,
+            r->gbps);
+  else
+    fprintf(info, "reference 2 (%s): unavailable (%s): ratio2 null\n", dir,
+            !plan->ref_seconds ? "--ref-seconds 0"
+            : !plan->ref_procs ? "--ref-procs 0" : r->why);
+}
+
+static void measure_references(const twohost *th, p2p_plan *plan) {
+  int fwd = p2p_plan_has_op(plan, OP_SEND) || p2p_plan_has_op(plan, OP_WRITE);
+  int rev = p2p_plan_has_op(plan, OP_READ);
+  if (plan->ref_per_size && plan->ref_seconds > 0 && (fwd || rev)) {
+    fprintf(plan->json ? stderr : stdout, "reference: iperf3 -P %d%s, %d s "
+            "after 1 s omitted (-R for read), measured right before each op "
+            "and size between the same hosts\n",
+            plan->comms_per_lane * plan->tcp_streams,
+            plan->ref_procs ? " and as that many processes x 1 stream" : "",
+            plan->ref_seconds);
+    fwd = rev = 0;
+  }
+  if (bench_interrupted()) return;
+  if (fwd) bench_p2p_measure_direction(th, plan, 0, &plan->ref_fwd, &plan->procs_fwd);
+  if (rev) bench_p2p_measure_direction(th, plan, 1, &plan->ref_rev, &plan->procs_rev);
+  if (bench_interrupted()) return;
+  if (fwd) {
+    print_iperf3(plan, &plan->ref_fwd, "client -> server, as send and write");
+    print_procs(plan, &plan->procs_fwd, "client -> server");
+  }
+  if (rev) {
+    print_iperf3(plan, &plan->ref_rev, "server -> client, as read");
+    print_procs(plan, &plan->procs_rev, "server -> client");
+  }
+  if (p2p_plan_has_op(plan, OP_PINGPONG))
+    fprintf(plan->json ? stderr : stdout, "reference: raw TCP ping-pong (one "
+            "socket, TCP_NODELAY, blocking I/O) between the same two processes, "
+            "in blocks of %d round trips alternating with the endpoint's\n",
+            PINGPONG_BLOCK);
+}
+
+/* ---- command line -------------------------------------------------------------------- */
+
+static int usage(FILE *out) {
+  fprintf(out,
+          "usage: tcpx-p2p bench p2p [--sizes 256,4K,64K,1M,16M,64M,256M,1G]\n"
+          "                          [--ops send,write,read,pingpong] [--async]\n"
+          "                          [--depth N] [--kv-blocks N] [--iters N]\n"
+          "                          [--ref-seconds S] [--ref-procs 1|0]\n"
+          "                          [--ref-per-size] [--json]\n"
+          "                          [--loopback] [--plugin P] [--cpus apart|free]\n"
+          "  The endpoint API between two hosts (network namespaces as root, else\n"
+          "  loopback). Per op and size: GB/s and per-transfer latency p50/p99\n"
+          "  (sync: each call; --async: up to --depth (default %d, max %d) posted\n"
+          "  and polled). --kv-blocks N splits each transfer into N blocks\n"
+          "  (sendv/recvv/writev/readv). pingpong (sizes <= 64K, sync): send then\n"
+          "  receive the echo. References in the same run: iperf3 -P (comms per\n"
+          "  lane x TCP streams) for --ref-seconds (default 3; 0 = none), the same\n"
+          "  number of iperf3 processes of 1 stream each at once, each pair on its\n"
+          "  own CPUs (reference 2, ratio2; --ref-procs 0 skips it), and a raw\n"
+          "  TCP ping-pong. The iperf3 references are measured once per run per\n"
+          "  direction, or with --ref-per-size right before each op and size.\n"
+          "  Default iterations: 512 MiB worth, %d..%d.\n"
+          "  --cpus apart (default): each side and its threads on its own half\n"
+          "  of the CPUs, like two hosts; free: where the scheduler puts them.\n",
+          P2P_DEPTH, P2P_DEPTH, P2P_MIN_ITERS, P2P_MAX_ITERS);
+  return out == stdout ? TOOL_OK : TOOL_USAGE;
+}
+
+#define P2P_CMD "bench p2p"
+
+static int parse_ops(const char *list, p2p_plan *p) {
+  char copy[256];
+  snprintf(copy, sizeof copy, "%s", list);
+  p->nops = 0;
+  for (char *save = NULL, *t = strtok_r(copy, ",", &save); t;
+       t = strtok_r(NULL, ",", &save)) {
+    int k = 0;
+    while (k < OP_COUNT && strcmp(op_names[k], t) != 0) k++;
+    if (k == OP_COUNT || p->nops == OP_COUNT)
+      return arg_error(P2P_CMD, "--ops '%s': unknown op '%s'; it accepts a "
+                       "comma list of send, write, read, pingpong", list, t), -1;
+    p->ops[p->nops++] = (bench_op)k;
+  }
+  if (p->nops == 0)
+    return arg_error(P2P_CMD, "--ops '%s': no op in it; it accepts a comma "
+                     "list of send, write, read, pingpong", list), -1;
+  return 0;
+}
+
+/* A flag with a value at argv[*i]; 0, 1 when `flag` is not one, or -1
+ * after the message. */
+static int parse_valued(int argc, char **argv, int *i, p2p_plan *p) {
+  static const char *const valued[] = {"--sizes", "--ops", "--depth",
+      "--kv-blocks", "--iters", "--ref-seconds", "--ref-procs", "--plugin",
+      "--cpus", NULL};
+  const char *flag = argv[*i], *v;
+  int k = 0;
+  while (valued[k] && strcmp(valued[k], flag) != 0) k++;
+  if (!valued[k]) return 1;
+  if (!(v = arg_value(P2P_CMD, argc, argv, i))) return -1;
+  switch (k) {
+    case 0: return (p->nsizes = bench_parse_sizes(P2P_CMD, v, p->sizes,
+                                                  BENCH_MAX_SIZES)) < 0 ? -1 : 0;
+    case 1: return parse_ops(v, p);
+    case 2: return arg_int(P2P_CMD, flag, v, 1, P2P_DEPTH, &p->depth);
+    case 3: return arg_int(P2P_CMD, flag, v, 1, P2P_MAX_BLOCKS, &p->kv_blocks);
+    case 4: return arg_long(P2P_CMD, flag, v, 1, 100000000, &p->iters);
+    case 5: return arg_int(P2P_CMD, flag, v, 0, 3600, &p->ref_seconds);
+    case 6: return arg_int(P2P_CMD, flag, v, 0, 1, &p->ref_procs);
+    case 7: p->plugin = v; return 0;
+    default: return bench_parse_cpus(P2P_CMD, v, &p->cpus_apart);
+  }
+}
+
+static int parse_args(int argc, char **argv, p2p_plan *p, int *loopback) {
+  *p = (p2p_plan){.depth = P2P_DEPTH, .kv_blocks = 1, .ref_seconds = 3,
+                  .ref_procs = 1, .cpus_apart = 1};
+  p->nsizes = bench_parse_sizes(P2P_CMD, "256,4K,64K,1M,16M,64M,256M,1G",
+                                p->sizes, BENCH_MAX_SIZES);
+  parse_ops("send,write,read,pingpong", p);
+  for (int i = 1; i < argc; i++) {
+    int rc;
+    if (!strcmp(argv[i], "--json")) p->json = 1;
+    else if (!strcmp(argv[i], "--loopback")) *loopback = 1;
+    else if (!strcmp(argv[i], "--async")) p->async = 1;
+    else if (!strcmp(argv[i], "--ref-per-size")) p->ref_per_size = 1;
+    else if ((rc = parse_valued(argc, argv, &i, p)) != 0)
+      return rc < 0 ? -1 : (arg_unknown(P2P_CMD, argv[i]), -1);
+  }
+  return 0;
+}
+
+/* What the engine will open: comms per lane from the endpoint options, TCP
+ * streams per comm from the built-in transport's options. */
+static void read_layout(p2p_plan *p) {
+  p2p_options opts;
+  tcp_options tcp;
+  p2p_options_init(&opts);
+  tcp_options_default(&tcp);
+  p->comms_per_lane = opts.comms_per_lane;
+  p->tcp_streams = tcp.nstreams;
+}
+
+int bench_p2p_main(int argc, char **argv) {
+  p2p_plan plan;
+  int loopback = 0;
+  bench_cpus_init();
+  for (int i = 1; i < argc; i++)
+    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return usage(stdout);
+  if (parse_args(argc, argv, &plan, &loopback) != 0) return TOOL_USAGE;
+  read_layout(&plan);
+  twohost th;
+  bench_catch_interrupt();
+  if (bench_hosts_setup(&th, loopback, &plan.mode) != 0) return TOOL_FAILED;
+  FILE *info = plan.json ? stderr : stdout;
+  fprintf(info, "bench p2p: client side 1 %s (%s), server side 0 %s (%s), %s; "
+          "%s, %s\n", th.addr[1], th.ifname[1], th.addr[0], th.ifname[0],
+          th.netns ? "network namespaces over veth" : "loopback",
+          plan.async ? "async" : "sync", plan.async ? "post + poll window" :
+          "each call timed");
+  bench_print_cpus(info, plan.cpus_apart);
+  measure_references(&th, &plan);
+  twohost_fn fn[2] = {bench_p2p_server, bench_p2p_client};
+  int rc = bench_interrupted() ? -1
+                               : twohost_run(&th, fn, &plan, P2P_RUN_TIMEOUT_S, NULL);
+  twohost_teardown(&th);
+  if (bench_interrupted()) return bench_interrupt_exit("bench p2p");
+  return rc == 0 ? TOOL_OK : TOOL_FAILED;
+}
