@@ -53,3 +53,9 @@ target_compile_definitions(test_strict_model PRIVATE
   STRICT_PLUGIN="$<TARGET_FILE:fake-tcpx-host>")
 add_test(NAME strict_model COMMAND test_strict_model)
 set_tests_properties(strict_model PROPERTIES TIMEOUT 120)
+
+# The CLI's send/recv (tests/cli_xfer.sh) through the plugin.
+add_test(NAME strict_cli_xfer
+         COMMAND ${P2P_STRICT} sh ${CMAKE_CURRENT_SOURCE_DIR}/cli_xfer.sh
+                 ${CMAKE_BINARY_DIR}/tcpx-p2p $<TARGET_FILE:fake-tcpx-host>)
+set_tests_properties(strict_cli_xfer PROPERTIES TIMEOUT 300 LABELS threaded)
