@@ -538,7 +538,8 @@ static ncclResult_t ft_test(void *request, int *done, int *sizes) {
   int s = c->is_recv ? progress_recv(r) : progress_send(r);
   if (s < 0) {
     c->broken = 1; /* its requests end here: closing it is allowed now */
-    return ft_warn(NCCL_SYSTEM_ERROR, "FakeTCPX: connection lost or refused");
+    return ft_warn(NCCL_REMOTE_ERROR, "FakeTCPX: connection closed or reset "
+                   "by the peer");
   }
   ncclResult_t rc = NCCL_OK;
   if (s == 1 && finish(r, &rc) && rc == NCCL_OK) *done = 1;
