@@ -36,37 +36,39 @@ static int closes_requests_safely(const net_transport *t) {
   return t->abi_version == 0; /* the built-in TCP transport */
 }
 
+/* The head of `f` has ended: a receive is consumed (its data dropped). */
+static int drop_head(conn *c, lane *l, int k, chunk_fifo *f) {
+  net_transport *t = c->net;
+  chunk *ch = f->head;
+  if (ch->is_recv && t->ops->irecv_consumed &&
+      net_call(t, irecv_consumed, l->comm[k], 1, ch->request) != NET_OK)
+    return COMM_BROKEN;
+  free(fifo_pop(f));
+  return COMM_QUIET;
+}
+
 /* Copies out of the comm's receives finish before those are consumed
  * (they read the plugin's pages); then each is consumed, in order. */
 static int drain_finishing(conn *c, lane *l, int k) {
-  net_transport *t = c->net;
   while (l->finishing[k].head) {
-    chunk *ch = l->finishing[k].head;
     int done = 0;
-    if (gpath_finished(c, l, k, ch, &done) != 0) return COMM_BROKEN;
+    if (gpath_finished(c, l, k, l->finishing[k].head, &done) != 0) return COMM_BROKEN;
     if (!done) return COMM_BUSY;
-    if (ch->is_recv && t->ops->irecv_consumed &&
-        net_call(t, irecv_consumed, l->comm[k], 1, ch->request) != NET_OK)
-      return COMM_BROKEN;
-    free(fifo_pop(&l->finishing[k]));
+    if (drop_head(c, l, k, &l->finishing[k]) != COMM_QUIET) return COMM_BROKEN;
   }
   return COMM_QUIET;
 }
 
-/* One pass over a comm: what is done is consumed (its data is dropped). */
+/* One pass over a comm: the oldest requests are tested, in order. */
 static int drain_step(conn *c, lane *l, int k) {
-  net_transport *t = c->net;
   int s = drain_finishing(c, l, k);
   if (s != COMM_QUIET) return s;
   while (l->inflight[k].head) {
-    chunk *ch = l->inflight[k].head;
     int done = 0;
-    if (net_call(t, test, ch->request, &done, NULL) != NET_OK) return COMM_BROKEN;
-    if (!done) return COMM_BUSY;
-    if (ch->is_recv && t->ops->irecv_consumed &&
-        net_call(t, irecv_consumed, l->comm[k], 1, ch->request) != NET_OK)
+    if (net_call(c->net, test, l->inflight[k].head->request, &done, NULL) != NET_OK)
       return COMM_BROKEN;
-    free(fifo_pop(&l->inflight[k]));
+    if (!done) return COMM_BUSY;
+    if (drop_head(c, l, k, &l->inflight[k]) != COMM_QUIET) return COMM_BROKEN;
   }
   return COMM_QUIET;
 }
