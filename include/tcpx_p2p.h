@@ -60,7 +60,8 @@ typedef struct p2p_options {
   int gpu_index;          /* local GPU; any value works for host memory */
   int num_threads;        /* progress threads (>= 1) */
   const char *plugin;     /* NCCL net plugin path or name; NULL = the
-                             selection order of DESIGN.md; "builtin" = TCP */
+                             selection order of docs/ARCHITECTURE.md;
+                             "builtin" = TCP */
   const char *ifname;     /* NIC filter (NCCL_SOCKET_IFNAME syntax); NULL =
                              UCCL_SOCKET_IFNAME, NCCL_SOCKET_IFNAME, all */
   size_t chunk_size;      /* bytes per transport request (<= 4 MiB on TCPX) */
