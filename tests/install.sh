@@ -64,6 +64,9 @@ if $cc $flags $(pkg-config --cflags tcpx-p2p) -o "$tmp/pc_static" \
      $(pkg-config --static --libs-only-other --libs-only-l tcpx-p2p |
        sed 's/-ltcpx_p2p//') 2>"$tmp/cc.log"; then
   run "pkg-config (static)" "$tmp/pc_static"
+  # the engine is inside the program, not loaded from the prefix
+  readelf -d "$tmp/pc_static" | grep -q 'NEEDED.*libtcpx_p2p' &&
+    fail "pkg-config (static): the program still needs libtcpx_p2p.so"
 else
   cat "$tmp/cc.log" >&2; fail "pkg-config: static build"
 fi
@@ -75,6 +78,8 @@ if cmake -S "$here/install" -B "$tmp/fp" -DCMAKE_PREFIX_PATH="$prefix" \
    cmake --build "$tmp/fp" >>"$tmp/fp.log" 2>&1; then
   run "find_package (shared)" "$tmp/fp/consumer_shared"
   run "find_package (static)" "$tmp/fp/consumer_static"
+  readelf -d "$tmp/fp/consumer_static" | grep -q 'NEEDED.*libtcpx_p2p' &&
+    fail "find_package (static): the program still needs libtcpx_p2p.so"
 else
   cat "$tmp/fp.log" >&2; fail "find_package: configure or build"
 fi
