@@ -15,7 +15,13 @@ Three ways to run it:
         that carries the endpoint metadata;
     torchrun --nproc_per_node 2 examples/benchmark.py ...
         RANK 0 is the client, RANK 1 the server, metadata through
-        torch.distributed (gloo), as UCCL's script does.
+        torch.distributed (gloo), as UCCL's script does. With Debian 12's
+        torch 1.13 (python3-torch) add `--redirects 2 --tee 2` before
+        examples/benchmark.py: that torch predates Python 3.11 and cannot
+        parse its own default for these flags ("'NoneType' object has no
+        attribute 'get'" before any worker starts); newer torch needs
+        nothing. Set UCCL_SOCKET_IFNAME (and GLOO_SOCKET_IFNAME) to pick
+        the interface, e.g. `lo` on one machine.
 """
 import argparse
 import os

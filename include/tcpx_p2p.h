@@ -46,6 +46,13 @@ const char *p2p_last_error(void);
 /* Short name of a code: "P2P_EPEER". */
 const char *p2p_strerror(int code);
 
+/* ---- version -------------------------------------------------------------- */
+/* The library's version, "MAJOR.MINOR.PATCH" (e.g. "0.3.0"); the same
+ * string as `tcpx-p2p --version` and Python's tcpx_p2p.__version__. Peers
+ * of different versions interoperate while their control protocol (a
+ * separate number, checked at connection set-up) matches. Never NULL. */
+const char *p2p_version(void);
+
 /* ---- endpoint ------------------------------------------------------------ */
 typedef struct p2p_endpoint p2p_endpoint;
 
@@ -53,7 +60,8 @@ typedef struct p2p_options {
   int gpu_index;          /* local GPU; any value works for host memory */
   int num_threads;        /* progress threads (>= 1) */
   const char *plugin;     /* NCCL net plugin path or name; NULL = the
-                             selection order of DESIGN.md; "builtin" = TCP */
+                             selection order of docs/ARCHITECTURE.md;
+                             "builtin" = TCP */
   const char *ifname;     /* NIC filter (NCCL_SOCKET_IFNAME syntax); NULL =
                              UCCL_SOCKET_IFNAME, NCCL_SOCKET_IFNAME, all */
   size_t chunk_size;      /* bytes per transport request (<= 4 MiB on TCPX) */

@@ -318,6 +318,7 @@ static int test_bad_hello_refused(void) {
   CHECK(hello_with(0, CTRL_MAGIC ^ 1, 4, "magic"));
   CHECK(hello_with(0, 0, 4, "magic"));
   CHECK(hello_with(4, CTRL_VERSION + 1, 2, "protocol"));
+  CHECK(hello_with(4, CTRL_VERSION + 1, 2, p2p_version())); /* says ours */
   CHECK(hello_with(4, 0, 2, "protocol"));
   CHECK(hello_with(12, 0, 4, "comms per lane"));
   CHECK(hello_with(12, CTRL_MAX_HANDLES / 2 + 1, 4, "comms per lane"));

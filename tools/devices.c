@@ -234,7 +234,7 @@ static int same_name(const net_props *a, const net_props *b) {
   return a->name && b->name && strcmp(a->name, b->name) == 0;
 }
 
-/* Several devices may be one NIC (NET_ABI.md): say so, once per name. */
+/* Several devices may be one NIC (docs/NET_ABI.md): say so, once per name. */
 static void warn_shared_names(const net_props *props, int ndev) {
   for (int i = 0; i < ndev; i++) {
     int seen = 0, shared = 0;

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "tcpx_p2p.h"
 #include "tools.h"
 
 typedef struct subcommand {
@@ -25,6 +26,7 @@ static void print_usage(FILE *out) {
   for (int i = 0; i < NSUBCOMMANDS; i++)
     fprintf(out, "  %-10s %s\n", subcommands[i].name, subcommands[i].summary);
   fprintf(out, "  %-10s %s\n", "help", "this text; `help SUBCOMMAND` for one");
+  fprintf(out, "  %-10s %s\n", "--version", "print the library version");
   fprintf(out, "\n`tcpx-p2p SUBCOMMAND --help` describes its arguments.\n");
 }
 
@@ -61,6 +63,10 @@ int main(int argc, char **argv) {
     return TOOL_USAGE;
   }
   if (is_help_flag(argv[1])) return run_help(argc - 1, argv + 1);
+  if (strcmp(argv[1], "--version") == 0) {
+    printf("tcpx-p2p %s\n", p2p_version());
+    return TOOL_OK;
+  }
   const subcommand *sub = find_subcommand(argv[1]);
   if (!sub) {
     fprintf(stderr, "tcpx-p2p: unknown subcommand '%s'\n\n", argv[1]);

@@ -14,8 +14,6 @@ values ``ArgumentError`` (both a ``ValueError`` and a ``RuntimeError``).
 import logging as _logging
 import os as _os
 
-__version__ = "0.1.0"
-
 # NCCL's level names and numbers (TCPX_P2P_LOG_LEVEL is read the same way
 # by the C library) plus the usual Python/glog names.
 _LEVELS = {
@@ -48,7 +46,7 @@ if _level is not None:
 
 from ._ext import (  # noqa: E402  (the logger is set up first)
     ArgumentError, DESC_SIZE, Endpoint, IPC_INFO_SIZE, METADATA_MAX, NO_CONN,
-    get_oob_ip)
+    VERSION as __version__, get_oob_ip)
 from .buffers import buffer_ptr  # noqa: E402
 
 __all__ = ["Endpoint", "get_oob_ip", "buffer_ptr", "ArgumentError",

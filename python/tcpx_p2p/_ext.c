@@ -178,6 +178,8 @@ static int add_constants(PyObject *m) {
     return -1;
   if (PyModule_AddIntConstant(m, "IPC_INFO_SIZE", P2P_IPC_INFO_SIZE) < 0)
     return -1;
+  /* The C library's own string, so Python and C cannot disagree. */
+  if (PyModule_AddStringConstant(m, "VERSION", p2p_version()) < 0) return -1;
   return PyModule_AddObject(m, "NO_CONN",
                             PyLong_FromUnsignedLongLong(UINT64_MAX));
 }

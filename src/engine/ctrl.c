@@ -175,8 +175,10 @@ static int parse_payload(ctrl_msg *m, cursor *c) {
     if (!c->bad && h->magic != CTRL_MAGIC)
       return err_set(-1, "control: HELLO with bad magic 0x%08x", h->magic);
     if (!c->bad && h->version != CTRL_VERSION)
-      return err_set(-1, "control: peer speaks protocol %u, we speak %u",
-                     h->version, CTRL_VERSION);
+      /* The library version names what to upgrade; it is not on the wire
+       * (a longer HELLO would be refused by every existing peer). */
+      return err_set(-1, "control: peer speaks protocol %u, we speak %u "
+                     "(tcpx-p2p %s)", h->version, CTRL_VERSION, p2p_version());
     return 0;
   }
   case CTRL_AUTH:

@@ -1,5 +1,5 @@
 /* The device-unpack layouts of an UNPACK (GPUDirect-TCPX) net plugin, as
- * NET_ABI.md gives them. Shared by the C host code and the CUDA kernel, so
+ * docs/NET_ABI.md gives them. Shared by the C host code and the CUDA kernel, so
  * plain C types only.
  *
  * accept fills the caller's device handle; its `handle` is a GPU pointer to

@@ -1,6 +1,6 @@
 /* The NCCL net plugin ABI, versions 7 to 11, as tcpx-p2p needs it.
  *
- * Written from the facts in shared/docs/NET_ABI.md (checked against NCCL
+ * Written from the facts in docs/NET_ABI.md (checked against NCCL
  * 2.28.9). Only layouts and constants live here; no behaviour. Every struct
  * whose layout matters has its size pinned by a static assertion so a typo
  * cannot silently shift a member. */

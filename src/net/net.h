@@ -4,7 +4,7 @@
  * it usable without global state: every call takes the transport instance,
  * sizes are size_t everywhere, and properties are one version-free struct.
  * plugin.c adapts any loaded ncclNet_v7..v11 to it; tcp.c implements it
- * directly. Semantics are NCCL's (NET_ABI.md): listen/connect/accept never
+ * directly. Semantics are NCCL's (docs/NET_ABI.md): listen/connect/accept never
  * block, connect/accept may return a NULL comm ("call again"), isend/irecv
  * may return a NULL request ("call again"), test is polled.
  *

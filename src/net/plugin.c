@@ -39,7 +39,8 @@ static const char *const tcpx_locations[] = {
 
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static char log_name[64] = "?"; /* the plugin loaded most recently */
-static char last_warning[256];
+#define PLUGIN_LOG_MAX 512 /* one plugin log line, kept whole */
+static char last_warning[PLUGIN_LOG_MAX];
 static atomic_uint warn_seq;
 static atomic_int log_threshold = NCCL_LOG_WARN;
 
@@ -66,7 +67,7 @@ static int is_printed(int level) {
 static void plugin_logger(int level, unsigned long flags, const char *file,
                           int line, const char *fmt, ...) {
   (void)flags, (void)file, (void)line;
-  char msg[512];
+  char msg[PLUGIN_LOG_MAX]; /* same size as last_warning: no truncation */
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt ? fmt : "", ap);
