@@ -12,6 +12,10 @@
 /* tcpx-p2p devices [--plugin PATH] [--version N] [--json] */
 int cmd_devices(int argc, char **argv);
 
+/* tcpx-p2p doctor [--plugin PATH] [--json]: exit 0 when this host can run
+ * GPUDirect-TCPX, 1 when a check failed. */
+int cmd_doctor(int argc, char **argv);
+
 /* tcpx-p2p recv|send --handle-file F [--size BYTES] [--iters N] [--plugin P]:
  * a checked transfer through the transport between two hosts. */
 int cmd_recv(int argc, char **argv);
