@@ -168,8 +168,8 @@ static void judge_nics(doc_host *h, doc_check *c) {
 static void check_ctrl(doc_host *h, doc_check *c) {
   const char *ctrl = getenv(CTRL_ENV);
   if (!ctrl || !*ctrl) {
-    doc_null(c, "ctrl_dev", "unset (control sockets use the data NICs; "
-             "A3: set " CTRL_ENV "=eth0)");
+    doc_null(c, "ctrl_dev", "unset (GPUDirect-TCPX uses its default control "
+             "sockets; A3: set " CTRL_ENV "=eth0)");
     return;
   }
   topo_iface *v = NULL;

@@ -154,8 +154,8 @@ void doc_check_rxdm(doc_host *h, doc_check *c) {
     rxdm_fix(c);
   } else if (p.ok < p.total) {
     doc_status_at_least(c, DOC_WARN);
-    doc_summary(c, "RxDM reachable, but %d of its sockets are not%s",
-                p.total - p.ok,
+    doc_summary(c, "RxDM reachable, but %d of its %d sockets are not%s",
+                p.total - p.ok, p.total,
                 gpu_missing ? " (GPU receive buffers come from them)" : "");
     doc_fix(c, "Restart RxDM with the GPUs of this host visible to it.");
   } else {
