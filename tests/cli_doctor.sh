@@ -55,6 +55,9 @@ doctor() {
     TCPX_P2P_CUDA_LIB=\"\$tmp/no-driver/libcuda.so.1\" $vars \
     ${DOCTOR_WRAP:-} \"\$cli\" doctor \"\$@\"" >"$out" 2>&1
   echo $? >"$out.rc"
+  # Under a sanitizer build a report may hide behind an expected exit 1.
+  grep -qE "Sanitizer|runtime error:" "$out" && { fail "$out: sanitizer report:"; cat "$out" >&2; }
+  return 0
 }
 
 expect_exit() {  # expect_exit OUT CODE
@@ -82,11 +85,10 @@ sys.exit(0 if eval(sys.argv[2]) else 1)' "$1" "$2" ||
     { fail "$1: JSON does not satisfy: $2"; cat "$1" >&2; }
 }
 
-# fake_rxdm DIR NAME...: unix stream sockets DIR/NAME listening until the
-# test ends (the listener's pid in rxdm_pid).
-fake_rxdm() {
-  rm -f "$1/.ready"
-  $py -c 'import os, socket, sys, time
+# A fake RxDM: unix stream sockets DIR/NAME... listening until killed;
+# DIR/.ready appears once they all listen.
+cat >"$tmp/rxdm.py" <<'EOF_PY'
+import os, socket, sys, time
 socks = []
 for name in sys.argv[2:]:
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -94,10 +96,21 @@ for name in sys.argv[2:]:
     s.listen(16)
     socks.append(s)
 open(os.path.join(sys.argv[1], ".ready"), "w").close()
-time.sleep(300)' "$@" &
+time.sleep(300)
+EOF_PY
+
+# wait_ready DIR: until the fake RxDM under DIR listens (10 s at most).
+wait_ready() {
+  for _ in $(seq 100); do [ -e "$1/.ready" ] && return 0; sleep 0.1; done
+  return 1
+}
+
+# fake_rxdm DIR NAME...: the fake RxDM until the test ends (pid in rxdm_pid).
+fake_rxdm() {
+  rm -f "$1/.ready"
+  $py "$tmp/rxdm.py" "$@" &
   rxdm_pid=$!
-  for _ in $(seq 100); do [ -e "$1/.ready" ] && return; sleep 0.1; done
-  fail "fake RxDM did not start"
+  wait_ready "$1" || fail "fake RxDM did not start"
 }
 
 stop_rxdm() {
@@ -309,6 +322,34 @@ rxdm_checks() {
   doctor "$tmp/stale" NCCL_GPUDIRECTTCPX_UNIX_CLIENT_PREFIX="$p"
   expect_text "$tmp/stale" "rx_rule_manager: socket file left behind, nobody listening"
   expect_text "$tmp/stale" "[FAIL] rxdm"
+  rxdm_default_dir
+}
+
+# RxDM listening in its own default directory, /run/tcpx, while the plugin
+# looks in /tmp: the fix names the variable. /run is a tmpfs of a private
+# mount namespace here, so nothing outside sees it.
+rxdm_default_dir() {
+  if [ "$(id -u)" -ne 0 ] || ! unshare -m --propagation private true 2>/dev/null; then
+    echo "(skipped the /run/tcpx case: no private mount namespace)"
+    return
+  fi
+  cat >"$tmp/in-run-tcpx.sh" <<EOF_SH
+mount -t tmpfs none /run && mkdir /run/tcpx || exit 77
+$py "$tmp/rxdm.py" /run/tcpx rx_rule_manager &
+pid=\$!
+for _ in \$(seq 100); do [ -e /run/tcpx/.ready ] && break; sleep 0.1; done
+"\$@"
+rc=\$?
+kill \$pid
+exit \$rc
+EOF_SH
+  DOCTOR_WRAP="unshare -m --propagation private sh $tmp/in-run-tcpx.sh"
+  doctor "$tmp/runtcpx"
+  DOCTOR_WRAP=
+  [ "$(cat "$tmp/runtcpx.rc")" = 77 ] && { echo "(skipped the /run/tcpx case: cannot mount)"; return; }
+  expect_text "$tmp/runtcpx" "[FAIL] rxdm      RxDM not reachable under /tmp"
+  expect_text "$tmp/runtcpx" "found: RxDM listening under /run/tcpx"
+  expect_text "$tmp/runtcpx" "fix: export NCCL_GPUDIRECTTCPX_UNIX_CLIENT_PREFIX=/run/tcpx"
 }
 
 # ---- a host where every check passes ----

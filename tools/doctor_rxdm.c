@@ -108,11 +108,26 @@ static int probe_gpu_sockets(doc_host *h, doc_check *c, rxdm_probe *p,
   return missing;
 }
 
-static void rxdm_fix(doc_check *c) {
-  doc_fix(c, "Start the receive-datapath manager (RxDM) before the job "
-          "(Google's A3 guide runs its tcpgpudmarxd container with "
-          "--uds_path /run/tcpx) and set " PREFIX_ENV " to that directory; "
-          "in a container, mount that directory in.");
+/* RxDM's own default socket directory (its --uds_path), which is not the
+ * plugin's default (/tmp): the two must be made to agree. */
+#define RXDM_DEFAULT_DIR "/run/tcpx"
+
+/* What to do when rx_rule_manager is not reachable under `prefix`. */
+static void rxdm_fix(doc_check *c, const char *prefix) {
+  int err;
+  char there[128];
+  snprintf(there, sizeof there, RXDM_DEFAULT_DIR "/rx_rule_manager");
+  if (strcmp(prefix, RXDM_DEFAULT_DIR) != 0 && probe(there, &err) == PROBE_OK) {
+    doc_str(c, 1, "found", "RxDM listening under " RXDM_DEFAULT_DIR
+            " (its default --uds_path)");
+    doc_fix(c, "export " PREFIX_ENV "=" RXDM_DEFAULT_DIR " (GPUDirect-TCPX "
+            "looks under %s).", prefix);
+    return;
+  }
+  doc_fix(c, "Start the receive-datapath manager (RxDM, Google's "
+          "tcpgpudmarxd container) before the job and set " PREFIX_ENV
+          " to its --uds_path (default " RXDM_DEFAULT_DIR "); in a "
+          "container, mount that directory in.");
 }
 
 static int prefix_usable(doc_check *c, const char *prefix) {
@@ -122,7 +137,7 @@ static int prefix_usable(doc_check *c, const char *prefix) {
   doc_status_at_least(c, DOC_FAIL);
   doc_summary(c, "RxDM not reachable: %s: %s", prefix,
               rc == 0 ? "not a directory" : strerror(errno));
-  rxdm_fix(c);
+  rxdm_fix(c, prefix);
   return 0;
 }
 
@@ -151,7 +166,7 @@ void doc_check_rxdm(doc_host *h, doc_check *c) {
     doc_status_at_least(c, DOC_FAIL);
     doc_summary(c, "RxDM not reachable under %s: every TCPX connection "
                 "would fail (\"unix client connect() error\")", prefix);
-    rxdm_fix(c);
+    rxdm_fix(c, prefix);
   } else if (p.ok < p.total) {
     doc_status_at_least(c, DOC_WARN);
     doc_summary(c, "RxDM reachable, but %d of its %d sockets are not%s",
