@@ -130,7 +130,10 @@ static void describe_nics(doc_host *h, doc_check *c) {
     buf_json_string(&json, nic->pci_path);
     buf_printf(&json, ",\"driver\":");
     buf_json_string(&json, nic->pci_path ? driver : NULL);
-    buf_printf(&json, ",\"speed_mbps\":%d}", nic->speed_mbps);
+    if (nic->speed_mbps > 0)
+      buf_printf(&json, ",\"speed_mbps\":%d}", nic->speed_mbps);
+    else
+      buf_printf(&json, ",\"speed_mbps\":null}");
   }
   buf_printf(&json, "]");
   if (!json.oom) doc_raw(c, "interfaces", NULL, buf_text(&json));
