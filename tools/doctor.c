@@ -78,7 +78,10 @@ void doc_summary(doc_check *c, const char *fmt, ...) {
 
 void doc_fix(doc_check *c, const char *fmt, ...) {
   size_t used = strlen(c->fix);
-  if (used && used + 1 < sizeof c->fix) c->fix[used++] = ' ', c->fix[used] = 0;
+  if (used && used + 1 < sizeof c->fix) { /* a space between sentences */
+    c->fix[used++] = ' ';
+    c->fix[used] = '\0';
+  }
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(c->fix + used, sizeof c->fix - used, fmt, ap);
@@ -263,7 +266,8 @@ enum { CHECK_ENV, CHECK_PLUGIN, CHECK_NOEXEC, CHECK_CUDA, CHECK_NICS,
        CHECK_AFFINITY, CHECK_RXDM, CHECK_MEMLOCK, NCHECKS };
 
 /* The order the checks run in: the environment is read before the plugin
- * is loaded, because a plugin's init may change it. */
+ * is loaded, because loading may change it (tcpx-p2p itself may set
+ * NCCL_DYNAMIC_CHUNK_SIZE, and a plugin's init may set anything). */
 static void run_checks(doc_host *h, doc_check *checks) {
   static const char *const ids[NCHECKS] = {
       "env", "plugin", "noexec", "cuda", "nics", "affinity", "rxdm",
@@ -271,6 +275,7 @@ static void run_checks(doc_host *h, doc_check *checks) {
   for (int i = 0; i < NCHECKS; i++) checks[i].id = ids[i];
   doc_check_env(h, &checks[CHECK_ENV]);
   doc_check_plugin(h, &checks[CHECK_PLUGIN]);
+  doc_check_env_finish(h, &checks[CHECK_ENV]);
   doc_check_noexec(h, &checks[CHECK_NOEXEC]);
   doc_check_cuda(h, &checks[CHECK_CUDA]);
   doc_check_nics(h, &checks[CHECK_NICS]);
@@ -291,7 +296,7 @@ int cmd_doctor(int argc, char **argv) {
   memset(&h, 0, sizeof h);
   int rc = parse_doctor_args(argc, argv, &h, &json);
   if (rc != TOOL_OK) return rc < 0 ? TOOL_OK : rc;
-  static doc_check checks[NCHECKS], ordered[NCHECKS];
+  doc_check checks[NCHECKS], ordered[NCHECKS];
   memset(checks, 0, sizeof checks);
   run_checks(&h, checks);
   for (int i = 0; i < NCHECKS; i++) ordered[i] = checks[print_order[i]];

@@ -50,6 +50,8 @@ typedef struct doc_host {
   gpu_cuda *cuda;           /* NULL without a working driver */
   topo_iface *nics;         /* the data NICs (see doctor_nics.c) */
   int nnics;
+  int env_vars, env_bad;    /* TCPX variables set; settings TCPX refuses */
+  int chunk_unset;          /* NCCL_DYNAMIC_CHUNK_SIZE unset by the user */
 } doc_host;
 
 /* ---- filling a check (doctor.c) ---- */
@@ -91,7 +93,10 @@ void doc_check_cuda(doc_host *h, doc_check *c);   /* doctor_gpu.c */
 void doc_check_affinity(doc_host *h, doc_check *c);
 void doc_check_nics(doc_host *h, doc_check *c);   /* doctor_nics.c */
 void doc_check_rxdm(doc_host *h, doc_check *c);   /* doctor_rxdm.c */
-void doc_check_env(doc_host *h, doc_check *c);    /* doctor_env.c */
+/* doctor_env.c: the environment as the user set it, read before the
+ * plugin is loaded; _finish judges it once the plugin was loaded. */
+void doc_check_env(doc_host *h, doc_check *c);
+void doc_check_env_finish(doc_host *h, doc_check *c);
 void doc_check_memlock(doc_host *h, doc_check *c);
 
 #endif

@@ -1,5 +1,6 @@
 /* doctor: the GPUDirect-TCPX variables in force, the values TCPX cannot
  * work with, and the memlock limit. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@ static const char *const related[] = {
     "NCCL_USE_DMA_BUF", "NCCL_MIN_ZCOPY_SIZE"};
 
 static int is_reported(const char *entry) {
+  if (!strchr(entry, '=')) return 0;
   if (!strncmp(entry, TCPX_PREFIX, strlen(TCPX_PREFIX))) return 1;
   for (size_t i = 0; i < sizeof related / sizeof related[0]; i++) {
     size_t n = strlen(related[i]);
@@ -69,17 +71,15 @@ static long long env_positive(const char *name) {
   return *end || v <= 0 ? -1 : v;
 }
 
-static int check_chunk_size(doc_check *c) {
+/* A chunk size the user set: a positive byte count that fits an int.
+ * Unset is judged after the plugin loaded (doc_check_env_finish). */
+static int check_chunk_set(doc_check *c) {
   long long chunk = env_positive(CHUNK_ENV);
-  if (chunk > 0) return 0;
+  if (chunk == 0 || (chunk > 0 && chunk <= INT32_MAX)) return 0;
   doc_status_at_least(c, DOC_FAIL);
-  if (chunk == 0)
-    doc_fix(c, CHUNK_ENV " is unset: GPUDirect-TCPX then sends nothing "
-            "(its chunk size defaults to 0), and tcpx-p2p does not set it "
-            "for you: export " CHUNK_ENV "=524288 (GKE's value).");
-  else
-    doc_fix(c, CHUNK_ENV "=%s is not a positive number of bytes: export "
-            CHUNK_ENV "=524288.", getenv(CHUNK_ENV));
+  doc_fix(c, CHUNK_ENV "=%s is not a positive byte count: GPUDirect-TCPX "
+          "cannot send with it; export " CHUNK_ENV "=524288 (GKE's value).",
+          getenv(CHUNK_ENV));
   return 1;
 }
 
@@ -104,19 +104,45 @@ static int check_sockets(doc_check *c) {
 }
 
 void doc_check_env(doc_host *h, doc_check *c) {
-  (void)h;
-  int n = list_variables(c);
-  int bad = check_chunk_size(c) + check_dma_buf(c) + check_sockets(c);
+  h->env_vars = list_variables(c);
+  h->chunk_unset = env_positive(CHUNK_ENV) == 0;
+  h->env_bad = check_chunk_set(c) + check_dma_buf(c) + check_sockets(c);
   if (!getenv(TCPX_PREFIX "PROGRAM_FLOW_STEERING_WAIT_MICROS"))
     doc_str(c, 1, "note", TCPX_PREFIX "PROGRAM_FLOW_STEERING_WAIT_MICROS "
             "unset: each accept waits 5 s for its flow-steering rule (GKE "
             "sets 500000)");
-  if (bad)
-    doc_summary(c, "%d setting%s TCPX cannot work with", bad,
-                bad == 1 ? "" : "s");
+}
+
+/* GPUDirect-TCPX sends nothing without NCCL_DYNAMIC_CHUNK_SIZE. When the
+ * user left it unset, whether tcpx-p2p set it while loading the plugin
+ * is seen, not assumed. */
+static void judge_unset_chunk(doc_host *h, doc_check *c) {
+  const char *now = getenv(CHUNK_ENV);
+  if (now && *now) {
+    doc_str(c, 1, "chunk", CHUNK_ENV " unset; tcpx-p2p set it to %s when "
+            "it loaded the plugin (NCCL jobs must set it themselves)", now);
+  } else if (h->transport) {
+    doc_status_at_least(c, DOC_FAIL);
+    h->env_bad++;
+    doc_fix(c, CHUNK_ENV " is unset and this tcpx-p2p did not set it when "
+            "loading the plugin: GPUDirect-TCPX then sends nothing; export "
+            CHUNK_ENV "=524288 (GKE's value).");
+  } else {
+    doc_status_at_least(c, DOC_WARN);
+    doc_fix(c, CHUNK_ENV " is unset, and with no plugin loaded it cannot "
+            "be seen whether tcpx-p2p sets it: export " CHUNK_ENV
+            "=524288 to be sure.");
+  }
+}
+
+void doc_check_env_finish(doc_host *h, doc_check *c) {
+  if (h->chunk_unset) judge_unset_chunk(h, c);
+  if (h->env_bad)
+    doc_summary(c, "%d setting%s TCPX cannot work with", h->env_bad,
+                h->env_bad == 1 ? "" : "s");
   else
-    doc_summary(c, "%d TCPX variable%s set, none in the way", n,
-                n == 1 ? "" : "s");
+    doc_summary(c, "%d TCPX variable%s set, none in the way", h->env_vars,
+                h->env_vars == 1 ? "" : "s");
 }
 
 /* ---- memlock ---- */
