@@ -201,6 +201,10 @@ plugin_checks() {
   expect_text "$tmp/builtin" "Unset TCPX_P2P_NET_PLUGIN"
   expect_text "$tmp/builtin" "[SKIP] noexec"
 
+  doctor "$tmp/version" NCCL_NET_PLUGIN="$named" TCPX_P2P_NET_PLUGIN_VERSION=9
+  expect_text "$tmp/version" "ncclNetPlugin_v9 requested (TCPX_P2P_NET_PLUGIN_VERSION) but not exported; it exports v7"
+  expect_text "$tmp/version" "Unset TCPX_P2P_NET_PLUGIN_VERSION"
+
   doctor "$tmp/none" NCCL_NET_PLUGIN=none
   expect_text "$tmp/none" "NCCL_NET_PLUGIN chooses the built-in TCP transport"
 

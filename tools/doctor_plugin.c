@@ -125,6 +125,9 @@ static void fix_for_load_error(doc_check *c, const char *msg) {
   else if (strstr(msg, "exports no ncclNetPlugin"))
     doc_fix(c, "This is not a NCCL net plugin: point the variable at "
             "GPUDirect-TCPX's libnccl-net.so.");
+  else if (strstr(msg, "TCPX_P2P_NET_PLUGIN_VERSION"))
+    doc_fix(c, "Unset TCPX_P2P_NET_PLUGIN_VERSION, or set it to a version "
+            "the plugin exports (GPUDirect-TCPX: 7).");
   else if (strstr(msg, "init failed"))
     doc_fix(c, "The plugin's own warning is quoted above. For "
             "GPUDirect-TCPX, \"no interface found\" means "
