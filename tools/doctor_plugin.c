@@ -115,6 +115,10 @@ static void fix_for_load_error(doc_check *c, const char *msg) {
     doc_fix(c, "libcuda.so.1 comes with the NVIDIA driver: install the "
             "driver; in a container, mount the driver's libraries (GKE: "
             "/usr/local/nvidia/lib64) and add them to LD_LIBRARY_PATH.");
+  else if (strstr(msg, "undefined symbol"))
+    doc_fix(c, "A library the plugin links is older than the one it was "
+            "built against (often libcuda.so.1 of an older NVIDIA driver): "
+            "`ldd -r` on the plugin names it; update it.");
   else if (strstr(msg, "CUDA not usable"))
     doc_fix(c, "GPUDirect-TCPX exits the process without a working GPU: "
             "fix CUDA first (see cuda).");
