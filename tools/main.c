@@ -15,6 +15,7 @@ typedef struct subcommand {
 static const subcommand subcommands[] = {
     {"bench", cmd_bench, "benchmarks: `bench net` (transport), `bench p2p` (endpoint)"},
     {"devices", cmd_devices, "list the transport's devices and their NICs"},
+    {"doctor", cmd_doctor, "check this host's GPUDirect-TCPX set-up, say what to fix"},
     {"recv", cmd_recv, "receive a checked transfer (writes a handle file)"},
     {"send", cmd_send, "send a checked transfer to a `recv` (reads its handle file)"},
 };

@@ -14,6 +14,10 @@
 /* tcpx-p2p devices [--plugin PATH] [--version N] [--json] */
 int cmd_devices(int argc, char **argv);
 
+/* tcpx-p2p doctor [--plugin PATH] [--json]: exit 0 when this host can run
+ * GPUDirect-TCPX, 1 when a check failed. */
+int cmd_doctor(int argc, char **argv);
+
 /* tcpx-p2p recv|send --handle-file F [--size BYTES] [--iters N]
  * [--timeout S] [--plugin P]: a checked transfer through the endpoint API
  * between two hosts or processes (xfer.c). */

@@ -11,7 +11,7 @@
 
 #include "err.h"
 
-int gpu_pci_path(gpu_cuda *c, int device, char *buf, size_t len) {
+int gpu_bus_id(gpu_cuda *c, int device, char *buf, size_t len) {
   gcu_device dev;
   char bus[64];
   int rc = gpu_cuda_check(c, c->cuDeviceGet(&dev, device), "cuDeviceGet(%d)",
@@ -20,7 +20,18 @@ int gpu_pci_path(gpu_cuda *c, int device, char *buf, size_t len) {
     rc = gpu_cuda_check(c, c->cuDeviceGetPCIBusId(bus, sizeof bus, dev),
                         "cuDeviceGetPCIBusId(GPU %d)", device);
   if (rc != NET_OK) return rc;
+  bus[sizeof bus - 1] = '\0';
   for (char *p = bus; *p; p++) *p = (char)tolower((unsigned char)*p);
+  if (strlen(bus) >= len)
+    return err_set(NET_EINVAL, "GPU %d: PCI bus id %s too long", device, bus);
+  memcpy(buf, bus, strlen(bus) + 1);
+  return NET_OK;
+}
+
+int gpu_pci_path(gpu_cuda *c, int device, char *buf, size_t len) {
+  char bus[64];
+  int rc = gpu_bus_id(c, device, bus, sizeof bus);
+  if (rc != NET_OK) return rc;
   char link[128], real[PATH_MAX];
   snprintf(link, sizeof link, "/sys/bus/pci/devices/%s", bus);
   if (!realpath(link, real))

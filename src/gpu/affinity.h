@@ -22,6 +22,10 @@
 
 #define GPU_NICS_ENV "TCPX_P2P_GPU_NICS"
 
+/* The GPU's PCI bus id as sysfs and GPUDirect-TCPX spell it: lower case,
+ * e.g. "0000:04:00.0" (cuDeviceGetPCIBusId). */
+int gpu_bus_id(gpu_cuda *c, int device, char *buf, size_t len);
+
 /* The GPU's sysfs device path (realpath of /sys/bus/pci/devices/<bus id>,
  * bus id from cuDeviceGetPCIBusId, lower case). */
 int gpu_pci_path(gpu_cuda *c, int device, char *buf, size_t len);

@@ -499,30 +499,66 @@ static void first_entry(const char *list, char *out, size_t len) {
   out[n] = '\0';
 }
 
-int net_open(const char *explicit_path, int force_version,
-             const tcp_options *tcp, net_transport **out) {
-  int version;
-  *out = NULL;
-  int rc = resolve_version(force_version, &version);
-  if (rc != NET_OK) return rc;
-  const char *chosen = explicit_path && *explicit_path
-                           ? explicit_path
-                           : getenv("TCPX_P2P_NET_PLUGIN");
+static int choose_path(net_choice *c, net_source source, const char *path) {
+  c->source = source;
+  c->builtin = 0;
+  size_t len = strlen(path);
+  if (len >= sizeof c->path)
+    return err_set(NET_EINVAL, "net plugin path of %zu bytes is too long",
+                   len);
+  memcpy(c->path, path, len + 1);
+  return NET_OK;
+}
+
+static int choose_builtin(net_choice *c, net_source source) {
+  c->source = source;
+  c->builtin = 1;
+  c->path[0] = '\0';
+  return NET_OK;
+}
+
+const char *net_default_location(int i) {
+  int n = (int)(sizeof tcpx_locations / sizeof tcpx_locations[0]);
+  return i >= 0 && i < n ? tcpx_locations[i] : NULL;
+}
+
+int net_choose(const char *explicit_path, net_choice *c) {
+  net_source source = NET_FROM_ARGUMENT;
+  const char *chosen = explicit_path;
+  if (!chosen || !*chosen) {
+    source = NET_FROM_TCPX_P2P;
+    chosen = getenv("TCPX_P2P_NET_PLUGIN");
+  }
   if (chosen && *chosen)
-    return is_builtin_name(chosen) ? open_builtin(tcp, out)
-                                   : net_plugin_load(chosen, version, out);
+    return is_builtin_name(chosen) ? choose_builtin(c, source)
+                                   : choose_path(c, source, chosen);
   const char *nccl = getenv("NCCL_NET_PLUGIN");
   if (nccl && *nccl) {
     char first[256];
     first_entry(nccl, first, sizeof first);
-    if (!strcasecmp(first, "none")) return open_builtin(tcp, out);
-    if (*first) return load_with_hint(first, version, "NCCL_NET_PLUGIN", out);
+    if (!strcasecmp(first, "none")) return choose_builtin(c, NET_FROM_NCCL);
+    if (*first) return choose_path(c, NET_FROM_NCCL, first);
   }
-  for (size_t i = 0; i < sizeof tcpx_locations / sizeof tcpx_locations[0];
-       i++) {
-    if (access(tcpx_locations[i], F_OK) == 0)
-      return load_with_hint(tcpx_locations[i], version,
-                            "the GPUDirect-TCPX default location", out);
+  for (int i = 0; net_default_location(i); i++) {
+    if (access(net_default_location(i), F_OK) == 0)
+      return choose_path(c, NET_FROM_DEFAULT, net_default_location(i));
   }
-  return open_builtin(tcp, out);
+  return choose_builtin(c, NET_FROM_NOTHING);
+}
+
+int net_open(const char *explicit_path, int force_version,
+             const tcp_options *tcp, net_transport **out) {
+  int version;
+  net_choice c;
+  *out = NULL;
+  int rc = resolve_version(force_version, &version);
+  if (rc == NET_OK) rc = net_choose(explicit_path, &c);
+  if (rc != NET_OK) return rc;
+  if (c.builtin) return open_builtin(tcp, out);
+  if (c.source == NET_FROM_NCCL)
+    return load_with_hint(c.path, version, "NCCL_NET_PLUGIN", out);
+  if (c.source == NET_FROM_DEFAULT)
+    return load_with_hint(c.path, version,
+                          "the GPUDirect-TCPX default location", out);
+  return net_plugin_load(c.path, version, out);
 }

@@ -26,4 +26,28 @@ int net_plugin_load(const char *path, int force_version, net_transport **out);
 int net_open(const char *explicit_path, int force_version,
              const tcp_options *tcp, net_transport **out);
 
+/* Where net_open's selection order leads, decided without loading
+ * anything (for `tcpx-p2p doctor`, which explains the choice). */
+typedef enum net_source {
+  NET_FROM_ARGUMENT,   /* explicit_path */
+  NET_FROM_TCPX_P2P,   /* $TCPX_P2P_NET_PLUGIN */
+  NET_FROM_NCCL,       /* $NCCL_NET_PLUGIN, its first entry */
+  NET_FROM_DEFAULT,    /* a GPUDirect-TCPX default location that exists */
+  NET_FROM_NOTHING,    /* nothing set, nothing found */
+} net_source;
+
+typedef struct net_choice {
+  net_source source;
+  int builtin;          /* 1: the built-in TCP transport */
+  char path[4096];      /* the plugin path or NAME when !builtin */
+} net_choice;
+
+/* Fill `c` as net_open(explicit_path, ...) would choose. NET_EINVAL when
+ * the chosen path does not fit `c->path`. */
+int net_choose(const char *explicit_path, net_choice *c);
+
+/* The GPUDirect-TCPX default locations in search order; NULL past the
+ * last. */
+const char *net_default_location(int i);
+
 #endif
