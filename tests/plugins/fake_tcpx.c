@@ -382,7 +382,7 @@ static ncclResult_t ft_isend(void *comm, void *data, int size, int tag,
   ft_comm *c = comm;
   ft_mr *m = mh;
   if (size < 0) return ft_warn(NCCL_INVALID_ARGUMENT, "FakeTCPX: isend of %d bytes", size);
-  ft_req *r;
+  ft_req *r = NULL;
   ncclResult_t rc = take_request(c, m, "isend", &r);
   if (rc != NCCL_OK) return rc;
   r->data = data;
@@ -409,7 +409,7 @@ static ncclResult_t ft_irecv(void *comm, int n, void **data, int *sizes,
   if (sizes[0] < 0 || (unsigned)sizes[0] > FT_MAX_RECV)
     return ft_violation("recv-max-4MiB", "irecv of %d bytes (TCPX exits the "
                         "process beyond 4 MiB)", sizes[0]);
-  ft_req *r;
+  ft_req *r = NULL;
   ncclResult_t rc = take_request(c, mhs[0], "irecv", &r);
   if (rc != NCCL_OK) return rc;
   r->data = data[0];
