@@ -16,6 +16,8 @@
 #define P2P_RUN_TIMEOUT_S 3600
 #define P2P_MAX_BLOCKS 65536             /* buffers per call the API takes */
 #define PINGPONG_BLOCK 50                /* raw and endpoint round trips alternate */
+#define BENCH_MAX_ENDPOINTS TWOHOST_GPUS /* --endpoints: one per GPU of a host */
+#define BENCH_NICS 4                     /* --endpoints > 1: A3's data NICs */
 
 typedef enum { OP_SEND, OP_WRITE, OP_READ, OP_PINGPONG, OP_COUNT } bench_op;
 extern const char *const op_names[OP_COUNT]; /* "send", ... */
@@ -34,6 +36,8 @@ typedef struct p2p_plan {
   int ref_procs;             /* also N iperf3 processes x 1 stream */
   int json;
   int cpus_apart;            /* each side on its own half of the CPUs */
+  int endpoints;             /* endpoint pairs at once (bench_p2p_multi.c) */
+  int gpu;                   /* --gpu: GPU buffers (bench_p2p_gpu.c) */
   const char *plugin;
   const char *mode;
   int comms_per_lane, tcp_streams;
@@ -41,6 +45,8 @@ typedef struct p2p_plan {
   iperf3_result ref_rev;     /* side 0 -> side 1: read */
   iperf3_result procs_fwd;   /* the same as N processes x -P 1 */
   iperf3_result procs_rev;
+  iperf3_result ref_nics_fwd; /* --endpoints: N processes x 1 stream, */
+  iperf3_result ref_nics_rev; /*   pair k over endpoint k's NIC */
 } p2p_plan;
 
 /* 1 when the plan runs `op`. */
@@ -49,6 +55,10 @@ int p2p_plan_has_op(const p2p_plan *plan, bench_op op);
 /* The two sides, for twohost_run (arg: the plan). */
 int bench_p2p_server(const twohost *th, int side, int peer_fd, void *arg);
 int bench_p2p_client(const twohost *th, int side, int peer_fd, void *arg);
+
+/* The sides of --endpoints N > 1 (bench_p2p_multi.c; arg: the plan). */
+int bench_p2p_multi_server(const twohost *th, int side, int peer_fd, void *arg);
+int bench_p2p_multi_client(const twohost *th, int side, int peer_fd, void *arg);
 
 /* iperf3 -P N and, unless --ref-procs 0, N processes x -P 1, in one
  * direction (reverse: server -> client), when --ref-seconds > 0. */
