@@ -60,6 +60,23 @@ int bench_p2p_client(const twohost *th, int side, int peer_fd, void *arg);
 int bench_p2p_multi_server(const twohost *th, int side, int peer_fd, void *arg);
 int bench_p2p_multi_client(const twohost *th, int side, int peer_fd, void *arg);
 
+/* --gpu (bench_p2p_gpu.c): one side's GPU buffer of `size` bytes with a
+ * pinned host shadow, on GPU side % (number of GPUs). */
+typedef struct bench_gpu bench_gpu;
+/* 0 when CUDA loads and has a device; else -1 and the reason. Asked in a
+ * child process: the parent must not initialise CUDA before forking. */
+int bench_gpu_probe(char *why, size_t len);
+int bench_gpu_open(int side, size_t size, bench_gpu **out); /* -1: message */
+int bench_gpu_device(const bench_gpu *g);
+void *bench_gpu_ptr(const bench_gpu *g);
+int bench_gpu_fill(bench_gpu *g, size_t len, uint64_t seed);
+int bench_gpu_poison(bench_gpu *g, size_t len);
+/* 1 when the first len bytes hold the pattern (copied back to check). */
+int bench_gpu_check(bench_gpu *g, size_t len, uint64_t seed, const char *what);
+/* Pinned host <-> device copy rates at `len` bytes per copy (-1: failed). */
+void bench_gpu_copy_rates(bench_gpu *g, size_t len, double *h2d, double *d2h);
+void bench_gpu_close(bench_gpu *g);
+
 /* iperf3 -P N and, unless --ref-procs 0, N processes x -P 1, in one
  * direction (reverse: server -> client), when --ref-seconds > 0. */
 void bench_p2p_measure_direction(const twohost *th, const p2p_plan *plan,

@@ -252,6 +252,11 @@ int bench_p2p_main(int argc, char **argv) {
     if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return usage(stdout);
   if (parse_args(argc, argv, &plan, &loopback) != 0) return TOOL_USAGE;
   read_layout(&plan);
+  char why[512];
+  if (plan.gpu && bench_gpu_probe(why, sizeof why) != 0) {
+    fprintf(stderr, "tcpx-p2p bench p2p --gpu: skipped: no usable GPU (%s)\n", why);
+    return TOOL_SKIP;
+  }
   twohost th;
   bench_catch_interrupt();
   int multi = plan.endpoints > 1;
