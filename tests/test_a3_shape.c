@@ -122,7 +122,7 @@ static int stripe_side(const twohost *th, int side, int fd, void *arg) {
   CHECK_EQ(eph_sync(fd), 0);
   eps_close(&s);
   gbuf_free(buf, STRIPE_SIZE);
-  return 0;
+  return eph_leak_check();
 }
 
 static int test_a3_gpu_sends_over_its_own_nic_only(void) {
@@ -208,7 +208,7 @@ static int eight_side(const twohost *th, int side, int fd, void *arg) {
   CHECK_EQ(eph_sync(fd), 0);
   eps_close(&s);
   free_all(&s, &x);
-  return 0;
+  return eph_leak_check();
 }
 
 static int test_eight_endpoints_per_host_at_once(void) {
@@ -253,7 +253,7 @@ static int nic_down_side(const twohost *th, int side, int fd, void *arg) {
   /* Side 1's own receives were never matched: destroy fails them. */
   eps_close(&s);
   free_all(&s, &x);
-  return 0;
+  return eph_leak_check();
 }
 
 static int test_nic_down_fails_only_its_connections(void) {
