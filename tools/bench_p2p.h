@@ -56,9 +56,9 @@ int p2p_plan_has_op(const p2p_plan *plan, bench_op op);
 int bench_p2p_server(const twohost *th, int side, int peer_fd, void *arg);
 int bench_p2p_client(const twohost *th, int side, int peer_fd, void *arg);
 
-/* The sides of --endpoints N > 1 (bench_p2p_multi.c; arg: the plan). */
-int bench_p2p_multi_server(const twohost *th, int side, int peer_fd, void *arg);
-int bench_p2p_multi_client(const twohost *th, int side, int peer_fd, void *arg);
+/* Either side of --endpoints N > 1 (bench_p2p_multi.c; arg: the plan):
+ * side 0 serves, side 1 drives and reports. */
+int bench_p2p_multi_side(const twohost *th, int side, int peer_fd, void *arg);
 
 /* --gpu (bench_p2p_gpu.c): one side's GPU buffer of `size` bytes with a
  * pinned host shadow, on GPU side % (number of GPUs). */

@@ -273,8 +273,7 @@ int bench_p2p_main(int argc, char **argv) {
   else measure_references(&th, &plan);
   twohost_fn fn[2] = {bench_p2p_server, bench_p2p_client};
   if (multi) {
-    fn[0] = bench_p2p_multi_server;
-    fn[1] = bench_p2p_multi_client;
+    fn[0] = fn[1] = bench_p2p_multi_side;
   }
   int rc = bench_interrupted() ? -1
                                : twohost_run(&th, fn, &plan, P2P_RUN_TIMEOUT_S, NULL);

@@ -392,7 +392,8 @@ static void print_layout(const multi_side *s) {
   fflush(info);
 }
 
-static int run_side(const twohost *th, int side, int peer_fd, const p2p_plan *plan) {
+int bench_p2p_multi_side(const twohost *th, int side, int peer_fd, void *arg) {
+  const p2p_plan *plan = arg;
   bench_side_start(side, plan->cpus_apart);
   multi_side *s = calloc(1, sizeof *s);
   if (!s) return -1;
@@ -405,12 +406,4 @@ static int run_side(const twohost *th, int side, int peer_fd, const p2p_plan *pl
   close_side(s);
   free(s);
   return rc;
-}
-
-int bench_p2p_multi_server(const twohost *th, int side, int peer_fd, void *arg) {
-  return run_side(th, side, peer_fd, arg);
-}
-
-int bench_p2p_multi_client(const twohost *th, int side, int peer_fd, void *arg) {
-  return run_side(th, side, peer_fd, arg);
 }
