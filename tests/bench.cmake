@@ -11,7 +11,9 @@
 #         -DRATIO=required|optional [-DENDPOINTS=N] -P bench.cmake
 # With ENDPOINTS (bench p2p --endpoints N), each row must also say
 # "endpoints":N, carry N per-endpoint rates > 0, and per-NIC byte counts
-# that add up to at least the bytes the row moved.
+# that add up to at least the bytes the row moved. With GPU=1 (--gpu) each
+# row must say "mem":"gpu" and carry its references > 0: the host run
+# through the same endpoint and the pinned H2D/D2H copy rates.
 
 # --endpoints rows: the endpoint count, every endpoint's GB/s, and the
 # client's NICs having moved at least the row's bytes.
@@ -96,6 +98,18 @@ if(DEFINED CMAKE_SCRIPT_MODE_FILE)
     if(DEFINED ENDPOINTS)
       p2p_check_endpoints("${line}")
     endif()
+    if(GPU)
+      string(JSON mem GET "${line}" mem)
+      if(NOT mem STREQUAL "gpu")
+        message(FATAL_ERROR "not a GPU row: ${line}")
+      endif()
+      foreach(key host_gbps ratio_host h2d_gbps d2h_gbps)
+        string(JSON value GET "${line}" ${key})
+        if(NOT value GREATER 0)
+          message(FATAL_ERROR "${key} must be > 0: ${line}")
+        endif()
+      endforeach()
+    endif()
     # Reference 2 (N iperf3 processes x 1 stream): in every bandwidth row,
     # null where it was not measured (--ref-seconds 0, --ref-procs 0, no
     # iperf3, a failed client).
@@ -166,6 +180,13 @@ add_test(NAME bench_p2p_gpu_smoke
          COMMAND tcpx-p2p bench p2p --gpu --sizes 1M --iters 5 --ref-seconds 0 --json)
 set_tests_properties(bench_p2p_gpu_smoke PROPERTIES TIMEOUT 300 LABELS bench
                      SKIP_RETURN_CODE 77)
+# The same through the fake driver (tests/fakecuda.cmake) on any machine:
+# the --gpu code paths and the engine's staging, byte-checked.
+p2p_bench_test(bench_p2p_gpu_fakecuda 3 optional
+               "bench|p2p|--gpu|--sizes|1M|--iters|10|--ref-seconds|0|--json"
+               -DGPU=1)
+set_tests_properties(bench_p2p_gpu_fakecuda PROPERTIES
+                     ENVIRONMENT "TCPX_P2P_CUDA_LIB=$<TARGET_FILE:fake-cuda>")
 
 # Bad arguments are refused (exit 2, with a message), not run; tests/cli_args.sh
 # checks each message.
