@@ -232,7 +232,12 @@ static int nic_down_side(const twohost *th, int side, int fd, void *arg) {
   side_eps s;
   xfers x;
   memset(&x, 0, sizeof x);
-  setenv("TCPX_P2P_TCP_TIMEOUT_MS", "2000", 1); /* dead streams, found fast */
+  /* Dead streams found fast; a healthy stream stalled that long (a slow
+   * sanitizer build on a loaded machine) would be failed too, so more
+   * time where the build is slower. */
+  char ms[16];
+  snprintf(ms, sizeof ms, "%d", 2000 * EPH_SLOWDOWN);
+  setenv("TCPX_P2P_TCP_TIMEOUT_MS", ms, 1);
   CHECK_EQ(eps_open(&s, TWOHOST_GPUS, 0, 1, side, fd), 0);
   if (side == 1)
     CHECK_EQ(eph_ip((char *[]){"link", "set", (char *)th->nic[DOWN_NIC][1],
