@@ -8,7 +8,43 @@
 # This file is both the ctest fragment (included by tests/CMakeLists.txt)
 # and, run with `cmake -P`, the checker each test runs:
 #   cmake -DTOOL=tcpx-p2p -DARGS="bench|net|..." -DLINES=N
-#         -DRATIO=required|optional -P bench.cmake
+#         -DRATIO=required|optional [-DENDPOINTS=N] -P bench.cmake
+# With ENDPOINTS (bench p2p --endpoints N), each row must also say
+# "endpoints":N, carry N per-endpoint rates > 0, and per-NIC byte counts
+# that add up to at least the bytes the row moved. With GPU=1 (--gpu) each
+# row must say "mem":"gpu" and carry its references > 0: the host run
+# through the same endpoint and the pinned H2D/D2H copy rates.
+
+# --endpoints rows: the endpoint count, every endpoint's GB/s, and the
+# client's NICs having moved at least the row's bytes.
+function(p2p_check_endpoints line)
+  string(JSON eps GET "${line}" endpoints)
+  string(JSON neps LENGTH "${line}" ep_gbps)
+  if(NOT eps EQUAL ENDPOINTS OR NOT neps EQUAL ENDPOINTS)
+    message(FATAL_ERROR "expected ${ENDPOINTS} endpoints and rates: ${line}")
+  endif()
+  math(EXPR last "${neps} - 1")
+  foreach(i RANGE ${last})
+    string(JSON rate GET "${line}" ep_gbps ${i})
+    if(NOT rate GREATER 0)
+      message(FATAL_ERROR "endpoint ${i}: GB/s must be > 0: ${line}")
+    endif()
+  endforeach()
+  string(JSON size GET "${line}" size)
+  string(JSON iters GET "${line}" iters)
+  string(JSON nnics LENGTH "${line}" nic_bytes)
+  math(EXPR last "${nnics} - 1")
+  set(total 0)
+  foreach(i RANGE ${last})
+    string(JSON nic MEMBER "${line}" nic_bytes ${i})
+    string(JSON bytes GET "${line}" nic_bytes ${nic})
+    math(EXPR total "${total} + ${bytes}")
+  endforeach()
+  math(EXPR moved "${size} * ${iters} * ${ENDPOINTS}")
+  if(total LESS moved)
+    message(FATAL_ERROR "the NICs moved ${total} bytes, less than ${moved}: ${line}")
+  endif()
+endfunction()
 
 if(DEFINED CMAKE_SCRIPT_MODE_FILE)
   cmake_policy(VERSION 3.19)
@@ -59,6 +95,21 @@ if(DEFINED CMAKE_SCRIPT_MODE_FILE)
     elseif(NOT ratio_type STREQUAL "NULL" AND NOT ratio GREATER 0)
       message(FATAL_ERROR "ratio must be null or > 0: ${line}")
     endif()
+    if(DEFINED ENDPOINTS)
+      p2p_check_endpoints("${line}")
+    endif()
+    if(GPU)
+      string(JSON mem GET "${line}" mem)
+      if(NOT mem STREQUAL "gpu")
+        message(FATAL_ERROR "not a GPU row: ${line}")
+      endif()
+      foreach(key host_gbps ratio_host h2d_gbps d2h_gbps)
+        string(JSON value GET "${line}" ${key})
+        if(NOT value GREATER 0)
+          message(FATAL_ERROR "${key} must be > 0: ${line}")
+        endif()
+      endforeach()
+    endif()
     # Reference 2 (N iperf3 processes x 1 stream): in every bandwidth row,
     # null where it was not measured (--ref-seconds 0, --ref-procs 0, no
     # iperf3, a failed client).
@@ -91,7 +142,7 @@ function(p2p_bench_test name lines ratio args)
   add_test(NAME ${name}
            COMMAND ${CMAKE_COMMAND} -DTOOL=$<TARGET_FILE:tcpx-p2p>
                    "-DARGS=${args}" -DLINES=${lines} -DRATIO=${ratio}
-                   -P ${CMAKE_CURRENT_FUNCTION_LIST_FILE})
+                   ${ARGN} -P ${CMAKE_CURRENT_FUNCTION_LIST_FILE})
   set_tests_properties(${name} PROPERTIES TIMEOUT 300 LABELS bench)
 endfunction()
 
@@ -113,6 +164,29 @@ p2p_bench_test(bench_p2p_ref_per_size 2 ${bench_ratio}
 # Async window with KV blocks (vectored calls); no iperf3 (ratio null).
 p2p_bench_test(bench_p2p_async_kv 6 optional
                "bench|p2p|--async|--kv-blocks|4|--ops|send,write,read|--sizes|64K,1M|--iters|10|--ref-seconds|0|--json")
+
+# N endpoint pairs at once on A3-shaped hosts (4 veth NICs; loopback where
+# namespaces cannot be made): send, write, read at one size each; the
+# reference is N iperf3 processes over the same NICs.
+p2p_bench_test(bench_p2p_endpoints2 3 ${bench_ratio}
+               "bench|p2p|--endpoints|2|--sizes|1M|--iters|10|--ref-seconds|1|--json"
+               -DENDPOINTS=2)
+p2p_bench_test(bench_p2p_endpoints8 3 ${bench_ratio}
+               "bench|p2p|--endpoints|8|--sizes|1M|--iters|10|--ref-seconds|1|--json"
+               -DENDPOINTS=8)
+# --gpu without a usable CUDA device: exit 77 (skipped) with a message;
+# where a GPU is present it runs and must pass.
+add_test(NAME bench_p2p_gpu_smoke
+         COMMAND tcpx-p2p bench p2p --gpu --sizes 1M --iters 5 --ref-seconds 0 --json)
+set_tests_properties(bench_p2p_gpu_smoke PROPERTIES TIMEOUT 300 LABELS bench
+                     SKIP_RETURN_CODE 77)
+# The same through the fake driver (tests/fakecuda.cmake) on any machine:
+# the --gpu code paths and the engine's staging, byte-checked.
+p2p_bench_test(bench_p2p_gpu_fakecuda 3 optional
+               "bench|p2p|--gpu|--sizes|1M|--iters|10|--ref-seconds|0|--json"
+               -DGPU=1)
+set_tests_properties(bench_p2p_gpu_fakecuda PROPERTIES
+                     ENVIRONMENT "TCPX_P2P_CUDA_LIB=$<TARGET_FILE:fake-cuda>")
 
 # Bad arguments are refused (exit 2, with a message), not run; tests/cli_args.sh
 # checks each message.

@@ -70,6 +70,11 @@ refused "--ref-seconds 'abc'" "it accepts 0..3600" bench p2p --ref-seconds abc
 refused "--ops 'bogus'" "send, write, read, pingpong" bench p2p --ops bogus
 refused "--sizes '-1'" "it accepts 1..16G" bench p2p --sizes -1
 refused "unknown argument '--async=1'" "--help" bench p2p --async=1
+refused "--endpoints '9'" "it accepts 1..8" bench p2p --endpoints 9
+refused "--async is for one endpoint pair" "--endpoints 2 runs blocking" \
+  bench p2p --endpoints 2 --async
+refused "--ops pingpong runs with one endpoint pair" "host memory only" \
+  bench p2p --gpu --ops pingpong
 # Environment: the library's settings, through the endpoint a transfer
 # makes (the built-in transport, whichever plugin the test run selects).
 for var in TCPX_P2P_TCP_STREAMS=abc TCPX_P2P_WINDOW=99 TCPX_P2P_CHUNK_SIZE=1x \

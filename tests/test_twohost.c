@@ -265,6 +265,57 @@ static int test_teardown_leaves_no_namespace(void) {
   return 0;
 }
 
+/* A side of 3-NIC hosts: every NIC has its address, the peer's are not
+ * local, the side's filter and A3 map name its own NICs, counters read. */
+static int check_nics_side(const twohost *th, int side, int fd, void *arg) {
+  (void)fd, (void)arg;
+  char want[64];
+  const char *filter = getenv("TCPX_P2P_SOCKET_IFNAME");
+  const char *map = getenv("TCPX_P2P_GPU_NICS");
+  for (int k = 0; k < th->nnics; k++) {
+    unsigned long long rx, tx;
+    if (!has_address(th->nic[k][side], th->nic_addr[k][side])) return 10 + k;
+    if (has_address(NULL, th->nic_addr[k][1 - side])) return 20 + k;
+    if (twohost_if_bytes(th->nic[k][side], &rx, &tx)) return 30 + k;
+  }
+  snprintf(want, sizeof want, "=nic0%c,nic1%c,nic2%c", 'a' + side, 'a' + side,
+           'a' + side);
+  if (!filter || strcmp(filter, want)) return 40;
+  snprintf(want, sizeof want, "5:nic2%c;6:nic0%c", 'a' + side, 'a' + side);
+  if (!map || !strstr(map, want)) return 41; /* GPU 6 wraps to NIC 0 */
+  unsigned long long rx, tx;
+  return twohost_if_bytes("no-such-if0", &rx, &tx) == 0 ? 42 : 0;
+}
+
+static int test_nics_each_have_their_own_subnet(void) {
+  twohost th;
+  CHECK_EQ(twohost_setup_nics(&th, 3), 0);
+  if (!th.netns) {
+    CHECK_EQ(th.nnics, 1);
+    CHECK(strcmp(th.nic[0][0], "lo") == 0);
+    twohost_teardown(&th);
+    printf("  (loopback mode: one NIC)\n");
+    return 0;
+  }
+  char names[2][64];
+  memcpy(names, th.ns, sizeof names);
+  CHECK_EQ(th.nnics, 3);
+  CHECK(strcmp(th.nic[2][1], "nic2b") == 0);
+  CHECK(strcmp(th.nic_addr[2][0], "10.211.2.1") == 0);
+  CHECK(strcmp(th.ifname[1], th.nic[0][1]) == 0);  /* the one-NIC fields */
+  CHECK(strcmp(th.addr[1], "10.211.0.2") == 0);    /* are NIC 0's */
+  int want_nic[TWOHOST_GPUS] = {0, 0, 1, 1, 2, 2, 0, 0};
+  for (int g = 0; g < TWOHOST_GPUS; g++) CHECK_EQ(twohost_gpu_nic(&th, g), want_nic[g]);
+  twohost_fn fn[2] = {check_nics_side, check_nics_side};
+  int status[2];
+  int rc = twohost_run(&th, fn, NULL, 20, status);
+  twohost_teardown(&th);
+  CHECK_EQ(rc, 0);
+  CHECK_EQ(netns_listed(names[0]), 0);
+  CHECK_EQ(netns_listed(names[1]), 0);
+  return 0;
+}
+
 static int test_fill_random_is_seeded_and_compare_finds_mismatch(void) {
   unsigned char a[1003], b[1003], c[1003];
   fill_random(a, sizeof a, 7);
@@ -289,6 +340,7 @@ static const check_case cases[] = {
     CHECK_CASE(test_failing_side_fails_the_run),
     CHECK_CASE(test_hanging_side_is_killed_at_timeout),
     CHECK_CASE(test_teardown_leaves_no_namespace),
+    CHECK_CASE(test_nics_each_have_their_own_subnet),
     CHECK_CASE(test_fill_random_is_seeded_and_compare_finds_mismatch),
 };
 

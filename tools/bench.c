@@ -63,11 +63,16 @@ void bench_size_str(size_t size, char *buf, size_t len) {
 /* ---- hosts, output, time -------------------------------------------------- */
 
 int bench_hosts_setup(twohost *th, int loopback, const char **mode) {
+  return bench_hosts_setup_nics(th, loopback, 1, mode);
+}
+
+int bench_hosts_setup_nics(twohost *th, int loopback, int nics,
+                           const char **mode) {
   if (loopback && setenv("TCPX_P2P_NO_NETNS", "1", 1) != 0) {
     fprintf(stderr, "tcpx-p2p bench: setenv: %s\n", strerror(errno));
     return -1;
   }
-  if (twohost_setup(th) != 0) return -1;
+  if (twohost_setup_nics(th, nics) != 0) return -1;
   *mode = th->netns ? "netns" : "loopback";
   return 0;
 }

@@ -49,6 +49,12 @@ typedef struct p2p_side {
   double *raw_us;            /* per raw round trip (client) */
   iperf3_result ref_now;     /* --ref-per-size: this step's references */
   iperf3_result procs_now;
+  /* --gpu: buf/mr point at the host or the GPU buffer for the pass */
+  bench_gpu *gpu;
+  int on_gpu;
+  unsigned char *host_buf, *gpu_buf;
+  uint64_t host_mr, gpu_mr;
+  double host_gbps;          /* the host pass of this op and size */
 } p2p_side;
 
 static int fail(const char *side, const char *what) {
@@ -76,6 +82,24 @@ int p2p_plan_has_op(const p2p_plan *plan, bench_op op) {
 
 static size_t largest(const p2p_plan *plan) {
   return bench_largest(plan->sizes, plan->nsizes);
+}
+
+/* ---- the buffer: host, or with --gpu the GPU's for the GPU pass ---------- */
+
+static void use_memory(p2p_side *s, int on_gpu) {
+  s->on_gpu = on_gpu;
+  s->buf = on_gpu ? s->gpu_buf : s->host_buf;
+  s->mr = on_gpu ? s->gpu_mr : s->host_mr;
+}
+
+static void buf_poison(p2p_side *s, size_t size) {
+  if (s->on_gpu) bench_gpu_poison(s->gpu, size);
+  else memset(s->buf, BENCH_POISON, size);
+}
+
+static int buf_check(p2p_side *s, size_t size, const char *what) {
+  return s->on_gpu ? bench_gpu_check(s->gpu, size, P2P_SEED, what)
+                   : bench_check(s->buf, size, P2P_SEED, what);
 }
 
 /* ---- transfers ------------------------------------------------------------------- */
@@ -180,7 +204,29 @@ static int transfers(p2p_side *s, p2p_op_kind kind, long count, double *lat,
 
 /* ---- reporting (client) ------------------------------------------------------------ */
 
-static void report_bandwidth(const p2p_side *s, bench_op op, size_t size,
+/* --gpu: the GPU row's references, measured in the same run: the same op
+ * and size through the same endpoint with host buffers, and this side's
+ * pinned H2D and D2H copy rates at the size (what staging is bound by). */
+static void report_gpu_json(const p2p_side *s, size_t size, double gbps) {
+  double h2d, d2h;
+  bench_gpu_copy_rates(s->gpu, size, &h2d, &d2h);
+  printf("\"mem\":\"gpu\",");
+  bench_json_num(stdout, "host_gbps", s->host_gbps, 0);
+  bench_json_num(stdout, "ratio_host", s->host_gbps > 0 ? gbps / s->host_gbps : -1, 0);
+  bench_json_num(stdout, "h2d_gbps", h2d, 0);
+  bench_json_num(stdout, "d2h_gbps", d2h, 0);
+}
+
+static void report_gpu_text(const p2p_side *s, size_t size, double gbps) {
+  double h2d, d2h;
+  bench_gpu_copy_rates(s->gpu, size, &h2d, &d2h);
+  printf("         GPU %d buffers; host->host through the same endpoint %.3f "
+         "GB/s (ratio %.3f); pinned H2D %.3f GB/s, D2H %.3f GB/s\n",
+         bench_gpu_device(s->gpu), s->host_gbps,
+         s->host_gbps > 0 ? gbps / s->host_gbps : 0, h2d, d2h);
+}
+
+static void report_bandwidth(p2p_side *s, bench_op op, size_t size,
                              long iters, double secs) {
   const p2p_plan *plan = s->plan;
   bench_stats st;
@@ -191,6 +237,10 @@ static void report_bandwidth(const p2p_side *s, bench_op op, size_t size,
   if (plan->ref_per_size) {
     ref = &s->ref_now;
     procs = &s->procs_now;
+  }
+  if (s->gpu && !s->on_gpu) { /* --gpu: the host pass is the reference */
+    s->host_gbps = gbps;
+    return;
   }
   double ref_gbps = iperf3_gbps(ref);
   double ratio = ref_gbps > 0 ? gbps / ref_gbps : -1;
@@ -210,6 +260,7 @@ static void report_bandwidth(const p2p_side *s, bench_op op, size_t size,
     bench_json_num(stdout, "ref_gbps", ref_gbps, 0);
     bench_json_num(stdout, "ratio", ratio, 0);
     bench_json_num(stdout, "ref_procs_gbps", procs_gbps, 0);
+    if (s->gpu) report_gpu_json(s, size, gbps);
     bench_json_num(stdout, "ratio_procs", ratio2, 1);
   } else {
     char refs[40] = "n/a", rs[16] = "null", refs2[40] = "n/a", rs2[16] = "null";
@@ -224,6 +275,7 @@ static void report_bandwidth(const p2p_side *s, bench_op op, size_t size,
     printf("%-8s %6s %6zu %6ld %8.3f %9.1f %9.1f  %-18s %-6s  %-18s %s\n",
            op_names[op], sz, s->nblocks, iters, gbps, st.p50, st.p99, refs, rs,
            refs2, rs2);
+    if (s->gpu) report_gpu_text(s, size, gbps);
   }
   fflush(stdout);
 }
@@ -295,9 +347,9 @@ static int client_read(p2p_side *s, size_t size, long iters, double *secs) {
   if (transfers(s, P2P_OP_READ, 1, NULL, NULL) != 0 ||
       transfers(s, P2P_OP_READ, iters, s->lat_us, secs) != 0)
     return fail("client", "read");
-  memset(s->buf, BENCH_POISON, size);
+  buf_poison(s, size);
   if (transfers(s, P2P_OP_READ, 1, NULL, NULL) != 0) return fail("client", "checked read");
-  char ok = (char)bench_check(s->buf, size, P2P_SEED, "bench p2p: checked read");
+  char ok = (char)buf_check(s, size, "bench p2p: checked read");
   if (oob_send(s->peer_fd, &ok, 1) != 0) return oob_fail("client", "read done");
   return ok ? 0 : -1;
 }
@@ -372,10 +424,10 @@ static int server_recv(p2p_side *s, size_t size, long iters) {
   char ready = 1;
   if (transfers(s, P2P_OP_RECV, 1 + iters, NULL, NULL) != 0)
     return fail("server", "recv");
-  memset(s->buf, BENCH_POISON, size);
+  buf_poison(s, size);
   if (oob_send(s->peer_fd, &ready, 1) != 0) return oob_fail("server", "ready");
   if (transfers(s, P2P_OP_RECV, 1, NULL, NULL) != 0) return fail("server", "checked recv");
-  char ok = (char)bench_check(s->buf, size, P2P_SEED, "bench p2p: checked send");
+  char ok = (char)buf_check(s, size, "bench p2p: checked send");
   if (oob_send(s->peer_fd, &ok, 1) != 0) return oob_fail("server", "verdict");
   return ok ? 0 : -1;
 }
@@ -399,10 +451,10 @@ static int server_advertise(p2p_side *s) {
 static int server_written(p2p_side *s, size_t size) {
   char msg;
   if (bench_oob_wait(s->peer_fd, &msg, 1) != 0) return oob_fail("server", "write check");
-  memset(s->buf, BENCH_POISON, size);
+  buf_poison(s, size);
   if (oob_send(s->peer_fd, &msg, 1) != 0 || bench_oob_wait(s->peer_fd, &msg, 1) != 0)
     return oob_fail("server", "written");
-  char ok = (char)bench_check(s->buf, size, P2P_SEED, "bench p2p: checked write");
+  char ok = (char)buf_check(s, size, "bench p2p: checked write");
   if (oob_send(s->peer_fd, &ok, 1) != 0) return oob_fail("server", "verdict");
   return ok ? 0 : -1;
 }
@@ -452,6 +504,17 @@ static int server_step(p2p_side *s, bench_op op, size_t size) {
 
 /* ---- endpoint set-up ----------------------------------------------------------------- */
 
+/* --gpu: the side's GPU buffer, pattern-filled; the endpoint takes that
+ * GPU's index (its NICs). */
+static int open_gpu(p2p_side *s, int side, size_t max, p2p_options *opts) {
+  if (bench_gpu_open(side, max, &s->gpu) != 0 ||
+      bench_gpu_fill(s->gpu, max, P2P_SEED) != 0)
+    return -1;
+  s->gpu_buf = bench_gpu_ptr(s->gpu);
+  opts->gpu_index = bench_gpu_device(s->gpu);
+  return 0;
+}
+
 static int open_side(const p2p_plan *plan, const twohost *th, int peer_fd,
                      int is_client, p2p_side *s) {
   memset(s, 0, sizeof *s);
@@ -469,7 +532,7 @@ static int open_side(const p2p_plan *plan, const twohost *th, int peer_fd,
     for (int i = 0; i < plan->nsizes; i++)
       if (iters_for(plan, plan->ops[o], plan->sizes[i]) > most)
         most = iters_for(plan, plan->ops[o], plan->sizes[i]);
-  s->buf = aligned_alloc(4096, (max + 4095) & ~(size_t)4095);
+  s->buf = s->host_buf = aligned_alloc(4096, (max + 4095) & ~(size_t)4095);
   s->echo = aligned_alloc(4096, PINGPONG_MAX);
   size_t nb = (size_t)plan->kv_blocks;
   s->iov = calloc(nb, sizeof *s->iov);
@@ -485,10 +548,14 @@ static int open_side(const p2p_plan *plan, const twohost *th, int peer_fd,
     return -1;
   }
   bench_fill(s->buf, max, P2P_SEED);
+  if (plan->gpu && open_gpu(s, is_client, max, &opts) != 0) return -1;
   if (p2p_endpoint_create(&opts, &s->ep) != P2P_OK) return fail("side", "endpoint");
   if (p2p_reg(s->ep, s->buf, max, &s->mr) != P2P_OK ||
       p2p_reg(s->ep, s->echo, PINGPONG_MAX, &s->echo_mr) != P2P_OK)
     return fail("side", "register");
+  s->host_mr = s->mr;
+  if (s->gpu && p2p_reg(s->ep, s->gpu_buf, max, &s->gpu_mr) != P2P_OK)
+    return fail("side", "register the GPU buffer");
   return 0;
 }
 
@@ -496,7 +563,8 @@ static void close_side(p2p_side *s) {
   p2p_endpoint_destroy(s->ep);
   if (s->raw_fd >= 0) close(s->raw_fd);
   free(s->raw_us);
-  free(s->buf);
+  free(s->host_buf);
+  bench_gpu_close(s->gpu);
   free(s->echo);
   free(s->iov);
   free(s->mrs);
@@ -578,6 +646,28 @@ static void print_layout(const p2p_plan *plan) {
   fflush(info);
 }
 
+/* One op and size; with --gpu twice: host buffers first (the reference
+ * through the same endpoint), then GPU buffers (the reported row). */
+static int server_steps(p2p_side *s, bench_op op, size_t size) {
+  int rc = server_step(s, op, size);
+  if (rc == 0 && s->gpu) {
+    use_memory(s, 1);
+    rc = server_step(s, op, size);
+    use_memory(s, 0);
+  }
+  return rc;
+}
+
+static int client_steps(p2p_side *s, bench_op op, int size_idx) {
+  int rc = client_step(s, op, size_idx);
+  if (rc == 0 && s->gpu) {
+    use_memory(s, 1);
+    rc = client_step(s, op, size_idx);
+    use_memory(s, 0);
+  }
+  return rc;
+}
+
 int bench_p2p_server(const twohost *th, int side, int peer_fd, void *arg) {
   const p2p_plan *plan = arg;
   bench_side_start(side, plan->cpus_apart);
@@ -587,7 +677,7 @@ int bench_p2p_server(const twohost *th, int side, int peer_fd, void *arg) {
   for (int o = 0; o < plan->nops && rc == 0; o++)
     for (int i = 0; i < plan->nsizes && rc == 0; i++)
       if (plan->ops[o] != OP_PINGPONG || plan->sizes[i] <= PINGPONG_MAX)
-        rc = server_step(&s, plan->ops[o], plan->sizes[i]);
+        rc = server_steps(&s, plan->ops[o], plan->sizes[i]);
   char bye;
   if (rc == 0 && bench_oob_wait(peer_fd, &bye, 1) != 0) rc = oob_fail("server", "bye");
   close_side(&s);
@@ -604,7 +694,7 @@ int bench_p2p_client(const twohost *th, int side, int peer_fd, void *arg) {
   for (int o = 0; o < plan->nops && rc == 0; o++)
     for (int i = 0; i < plan->nsizes && rc == 0; i++)
       if (plan->ops[o] != OP_PINGPONG || plan->sizes[i] <= PINGPONG_MAX)
-        rc = client_step(&s, plan->ops[o], i);
+        rc = client_steps(&s, plan->ops[o], i);
   char bye = 1;
   if (rc == 0 && oob_send(peer_fd, &bye, 1) != 0) rc = oob_fail("client", "bye");
   close_side(&s);

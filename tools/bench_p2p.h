@@ -16,6 +16,8 @@
 #define P2P_RUN_TIMEOUT_S 3600
 #define P2P_MAX_BLOCKS 65536             /* buffers per call the API takes */
 #define PINGPONG_BLOCK 50                /* raw and endpoint round trips alternate */
+#define BENCH_MAX_ENDPOINTS TWOHOST_GPUS /* --endpoints: one per GPU of a host */
+#define BENCH_NICS 4                     /* --endpoints > 1: A3's data NICs */
 
 typedef enum { OP_SEND, OP_WRITE, OP_READ, OP_PINGPONG, OP_COUNT } bench_op;
 extern const char *const op_names[OP_COUNT]; /* "send", ... */
@@ -34,6 +36,8 @@ typedef struct p2p_plan {
   int ref_procs;             /* also N iperf3 processes x 1 stream */
   int json;
   int cpus_apart;            /* each side on its own half of the CPUs */
+  int endpoints;             /* endpoint pairs at once (bench_p2p_multi.c) */
+  int gpu;                   /* --gpu: GPU buffers (bench_p2p_gpu.c) */
   const char *plugin;
   const char *mode;
   int comms_per_lane, tcp_streams;
@@ -41,6 +45,8 @@ typedef struct p2p_plan {
   iperf3_result ref_rev;     /* side 0 -> side 1: read */
   iperf3_result procs_fwd;   /* the same as N processes x -P 1 */
   iperf3_result procs_rev;
+  iperf3_result ref_nics_fwd; /* --endpoints: N processes x 1 stream, */
+  iperf3_result ref_nics_rev; /*   pair k over endpoint k's NIC */
 } p2p_plan;
 
 /* 1 when the plan runs `op`. */
@@ -49,6 +55,27 @@ int p2p_plan_has_op(const p2p_plan *plan, bench_op op);
 /* The two sides, for twohost_run (arg: the plan). */
 int bench_p2p_server(const twohost *th, int side, int peer_fd, void *arg);
 int bench_p2p_client(const twohost *th, int side, int peer_fd, void *arg);
+
+/* Either side of --endpoints N > 1 (bench_p2p_multi.c; arg: the plan):
+ * side 0 serves, side 1 drives and reports. */
+int bench_p2p_multi_side(const twohost *th, int side, int peer_fd, void *arg);
+
+/* --gpu (bench_p2p_gpu.c): one side's GPU buffer of `size` bytes with a
+ * pinned host shadow, on GPU side % (number of GPUs). */
+typedef struct bench_gpu bench_gpu;
+/* 0 when CUDA loads and has a device; else -1 and the reason. Asked in a
+ * child process: the parent must not initialise CUDA before forking. */
+int bench_gpu_probe(char *why, size_t len);
+int bench_gpu_open(int side, size_t size, bench_gpu **out); /* -1: message */
+int bench_gpu_device(const bench_gpu *g);
+void *bench_gpu_ptr(const bench_gpu *g);
+int bench_gpu_fill(bench_gpu *g, size_t len, uint64_t seed);
+int bench_gpu_poison(bench_gpu *g, size_t len);
+/* 1 when the first len bytes hold the pattern (copied back to check). */
+int bench_gpu_check(bench_gpu *g, size_t len, uint64_t seed, const char *what);
+/* Pinned host <-> device copy rates at `len` bytes per copy (-1: failed). */
+void bench_gpu_copy_rates(bench_gpu *g, size_t len, double *h2d, double *d2h);
+void bench_gpu_close(bench_gpu *g);
 
 /* iperf3 -P N and, unless --ref-procs 0, N processes x -P 1, in one
  * direction (reverse: server -> client), when --ref-seconds > 0. */

@@ -71,6 +71,34 @@ static void measure_references(const twohost *th, p2p_plan *plan) {
             PINGPONG_BLOCK);
 }
 
+/* --endpoints N: N iperf3 processes x 1 stream, pair k over the NIC of
+ * endpoint k's GPU, in each direction the ops use. */
+static void measure_nic_references(const twohost *th, p2p_plan *plan) {
+  FILE *info = plan->json ? stderr : stdout;
+  int nic[BENCH_MAX_ENDPOINTS];
+  for (int k = 0; k < plan->endpoints; k++) nic[k] = twohost_gpu_nic(th, k);
+  int fwd = p2p_plan_has_op(plan, OP_SEND) || p2p_plan_has_op(plan, OP_WRITE);
+  int rev = p2p_plan_has_op(plan, OP_READ);
+  for (int dir = 0; dir < 2 && !bench_interrupted(); dir++) {
+    iperf3_result *r = dir ? &plan->ref_nics_rev : &plan->ref_nics_fwd;
+    if (!(dir ? rev : fwd)) continue;
+    if (plan->ref_seconds > 0)
+      iperf3_measure_nics(th, plan->endpoints, nic, plan->ref_seconds, dir, r);
+    char where[160];
+    iperf3_placement(r, where, sizeof where);
+    if (r->available)
+      fprintf(info, "reference: %d iperf3 processes x 1 stream at once%s (%s), "
+              "pair k over endpoint k's NIC, %d s after 1 s omitted, %s, "
+              "summed, once per run: %.3f GB/s\n", r->procs, dir ? " (-R)" : "",
+              dir ? "server -> client, as read" : "client -> server, as send "
+              "and write", r->seconds, where, r->gbps);
+    else
+      fprintf(info, "reference (%s): unavailable (%s): ratio null\n",
+              dir ? "read" : "send, write",
+              plan->ref_seconds ? r->why : "--ref-seconds 0");
+  }
+}
+
 /* ---- command line -------------------------------------------------------------------- */
 
 static int usage(FILE *out) {
@@ -81,6 +109,7 @@ static int usage(FILE *out) {
           "                          [--ref-seconds S] [--ref-procs 1|0]\n"
           "                          [--ref-per-size] [--json]\n"
           "                          [--loopback] [--plugin P] [--cpus apart|free]\n"
+          "                          [--endpoints N] [--gpu]\n"
           "  The endpoint API between two hosts (network namespaces as root, else\n"
           "  loopback). Per op and size: GB/s and per-transfer latency p50/p99\n"
           "  (sync: each call; --async: up to --depth (default %d, max %d) posted\n"
@@ -94,8 +123,19 @@ static int usage(FILE *out) {
           "  direction, or with --ref-per-size right before each op and size.\n"
           "  Default iterations: 512 MiB worth, %d..%d.\n"
           "  --cpus apart (default): each side and its threads on its own half\n"
-          "  of the CPUs, like two hosts; free: where the scheduler puts them.\n",
-          P2P_DEPTH, P2P_DEPTH, P2P_MIN_ITERS, P2P_MAX_ITERS);
+          "  of the CPUs, like two hosts; free: where the scheduler puts them.\n"
+          "  --endpoints N (1..%d): N endpoint pairs at once, endpoint k with GPU\n"
+          "  index k on its GPU's NICs: in namespaces, two A3-shaped hosts joined\n"
+          "  by %d veth NICs (GPUs 2k, 2k+1 -> NIC k). Ops send, write, read;\n"
+          "  sizes default 1M,16M,64M. Per row: total and per-endpoint GB/s, the\n"
+          "  bytes each NIC moved, and the reference: N iperf3 processes x 1\n"
+          "  stream, pair k over endpoint k's NIC, pinned like the sides.\n"
+          "  --gpu: GPU buffers on both sides (staged through pinned memory on\n"
+          "  the built-in TCP transport), each row next to the same op through\n"
+          "  the same endpoint with host buffers and the pinned H2D/D2H copy\n"
+          "  rate; exits 77 with a message where CUDA has no device.\n",
+          P2P_DEPTH, P2P_DEPTH, P2P_MIN_ITERS, P2P_MAX_ITERS, BENCH_MAX_ENDPOINTS,
+          BENCH_NICS);
   return out == stdout ? TOOL_OK : TOOL_USAGE;
 }
 
@@ -125,7 +165,7 @@ static int parse_ops(const char *list, p2p_plan *p) {
 static int parse_valued(int argc, char **argv, int *i, p2p_plan *p) {
   static const char *const valued[] = {"--sizes", "--ops", "--depth",
       "--kv-blocks", "--iters", "--ref-seconds", "--ref-procs", "--plugin",
-      "--cpus", NULL};
+      "--cpus", "--endpoints", NULL};
   const char *flag = argv[*i], *v;
   int k = 0;
   while (valued[k] && strcmp(valued[k], flag) != 0) k++;
@@ -141,13 +181,42 @@ static int parse_valued(int argc, char **argv, int *i, p2p_plan *p) {
     case 5: return arg_int(P2P_CMD, flag, v, 0, 3600, &p->ref_seconds);
     case 6: return arg_int(P2P_CMD, flag, v, 0, 1, &p->ref_procs);
     case 7: p->plugin = v; return 0;
-    default: return bench_parse_cpus(P2P_CMD, v, &p->cpus_apart);
+    case 8: return bench_parse_cpus(P2P_CMD, v, &p->cpus_apart);
+    default: return arg_int(P2P_CMD, flag, v, 1, BENCH_MAX_ENDPOINTS, &p->endpoints);
   }
+}
+
+static int given(int argc, char **argv, const char *flag) {
+  for (int i = 1; i < argc; i++)
+    if (!strcmp(argv[i], flag)) return 1;
+  return 0;
+}
+
+/* What --endpoints N > 1 and --gpu change or refuse. */
+static int check_combination(int argc, char **argv, p2p_plan *p) {
+  if (p->endpoints > 1) {
+    static const char *const single[] = {"--async", "--kv-blocks", "--depth",
+                                         "--ref-per-size", "--gpu", NULL};
+    for (int k = 0; single[k]; k++)
+      if (given(argc, argv, single[k]))
+        return arg_error(P2P_CMD, "%s is for one endpoint pair; --endpoints %d "
+                         "runs blocking send, write, read", single[k],
+                         p->endpoints), -1;
+    if (!given(argc, argv, "--sizes"))
+      p->nsizes = bench_parse_sizes(P2P_CMD, "1M,16M,64M", p->sizes, BENCH_MAX_SIZES);
+  }
+  if (p->endpoints > 1 || p->gpu) {
+    if (given(argc, argv, "--ops") && p2p_plan_has_op(p, OP_PINGPONG))
+      return arg_error(P2P_CMD, "--ops pingpong runs with one endpoint pair on "
+                       "host memory only"), -1;
+    if (!given(argc, argv, "--ops")) parse_ops("send,write,read", p);
+  }
+  return 0;
 }
 
 static int parse_args(int argc, char **argv, p2p_plan *p, int *loopback) {
   *p = (p2p_plan){.depth = P2P_DEPTH, .kv_blocks = 1, .ref_seconds = 3,
-                  .ref_procs = 1, .cpus_apart = 1};
+                  .ref_procs = 1, .cpus_apart = 1, .endpoints = 1};
   p->nsizes = bench_parse_sizes(P2P_CMD, "256,4K,64K,1M,16M,64M,256M,1G",
                                 p->sizes, BENCH_MAX_SIZES);
   parse_ops("send,write,read,pingpong", p);
@@ -157,10 +226,11 @@ static int parse_args(int argc, char **argv, p2p_plan *p, int *loopback) {
     else if (!strcmp(argv[i], "--loopback")) *loopback = 1;
     else if (!strcmp(argv[i], "--async")) p->async = 1;
     else if (!strcmp(argv[i], "--ref-per-size")) p->ref_per_size = 1;
+    else if (!strcmp(argv[i], "--gpu")) p->gpu = 1;
     else if ((rc = parse_valued(argc, argv, &i, p)) != 0)
       return rc < 0 ? -1 : (arg_unknown(P2P_CMD, argv[i]), -1);
   }
-  return 0;
+  return check_combination(argc, argv, p);
 }
 
 /* What the engine will open: comms per lane from the endpoint options, TCP
@@ -182,9 +252,16 @@ int bench_p2p_main(int argc, char **argv) {
     if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return usage(stdout);
   if (parse_args(argc, argv, &plan, &loopback) != 0) return TOOL_USAGE;
   read_layout(&plan);
+  char why[512];
+  if (plan.gpu && bench_gpu_probe(why, sizeof why) != 0) {
+    fprintf(stderr, "tcpx-p2p bench p2p --gpu: skipped: no usable GPU (%s)\n", why);
+    return TOOL_SKIP;
+  }
   twohost th;
   bench_catch_interrupt();
-  if (bench_hosts_setup(&th, loopback, &plan.mode) != 0) return TOOL_FAILED;
+  int multi = plan.endpoints > 1;
+  if (bench_hosts_setup_nics(&th, loopback, multi ? BENCH_NICS : 1, &plan.mode) != 0)
+    return TOOL_FAILED;
   FILE *info = plan.json ? stderr : stdout;
   fprintf(info, "bench p2p: client side 1 %s (%s), server side 0 %s (%s), %s; "
           "%s, %s\n", th.addr[1], th.ifname[1], th.addr[0], th.ifname[0],
@@ -192,8 +269,12 @@ int bench_p2p_main(int argc, char **argv) {
           plan.async ? "async" : "sync", plan.async ? "post + poll window" :
           "each call timed");
   bench_print_cpus(info, plan.cpus_apart);
-  measure_references(&th, &plan);
+  if (multi) measure_nic_references(&th, &plan);
+  else measure_references(&th, &plan);
   twohost_fn fn[2] = {bench_p2p_server, bench_p2p_client};
+  if (multi) {
+    fn[0] = fn[1] = bench_p2p_multi_side;
+  }
   int rc = bench_interrupted() ? -1
                                : twohost_run(&th, fn, &plan, P2P_RUN_TIMEOUT_S, NULL);
   twohost_teardown(&th);

@@ -190,6 +190,7 @@ int json_string_at(const char *json, const char *const *path, char *buf,
 /* One iperf3 server (side 0) and its client (side 1). */
 typedef struct iperf3_pair {
   int port;
+  int nic;           /* the hosts' NIC it runs over (twohost nic_addr) */
   int cpu[2];        /* server's CPU, client's; -1: not pinned */
   pid_t server, client;  /* -1: not running (or reaped) */
   int out_fd;        /* the client's stdout; -1 when closed */
@@ -324,8 +325,8 @@ static int start_servers(const twohost *th, const char *bin, iperf3_pair *p,
   for (int k = 0; k < n; k++) {
     char port[16];
     snprintf(port, sizeof port, "%d", p[k].port);
-    char *argv[] = {(char *)bin, "-s", "-1", "-B", (char *)th->addr[0], "-p",
-                    port, NULL};
+    char *argv[] = {(char *)bin, "-s", "-1", "-B",
+                    (char *)th->nic_addr[p[k].nic][0], "-p", port, NULL};
     p[k].server = spawn_in_side(th, 0, p[k].cpu[0], argv, -1);
     if (p[k].server < 0) {
       snprintf(r->why, sizeof r->why, "cannot start %.200s -s", bin);
@@ -393,9 +394,9 @@ static int start_client(const twohost *th, const char *bin, iperf3_pair *p,
   snprintf(par, sizeof par, "%d", r->streams / r->procs);
   snprintf(secs, sizeof secs, "%d", r->seconds);
   snprintf(omit, sizeof omit, "%d", IPERF3_OMIT_S);
-  char *argv[] = {(char *)bin, "-c", (char *)th->addr[0], "-B",
-                  (char *)th->addr[1], "-p", port, "-P", par, "-t", secs, "-O",
-                  omit, "-J", r->reverse ? "-R" : NULL, NULL};
+  char *argv[] = {(char *)bin, "-c", (char *)th->nic_addr[p->nic][0], "-B",
+                  (char *)th->nic_addr[p->nic][1], "-p", port, "-P", par, "-t",
+                  secs, "-O", omit, "-J", r->reverse ? "-R" : NULL, NULL};
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) return -1;
   p->client = spawn_in_side(th, 1, p->cpu[1], argv, fds[1]);
@@ -497,9 +498,10 @@ static void iperf3_run(const twohost *th, const char *bin, iperf3_pair *p,
   stop_servers(p, n);
 }
 
-/* `procs` pairs of `streams / procs` streams each. */
+/* `procs` pairs of `streams / procs` streams each; pair k over NIC
+ * nic[k] (NULL: all over NIC 0, the hosts' first link). */
 static void measure(const twohost *th, int streams, int procs, int seconds,
-                    int reverse, iperf3_result *out) {
+                    int reverse, const int *nic, iperf3_result *out) {
   *out = (iperf3_result){.streams = streams, .procs = procs,
                          .seconds = seconds, .reverse = reverse,
                          .cpu = {-1, -1}};
@@ -517,19 +519,28 @@ static void measure(const twohost *th, int streams, int procs, int seconds,
     return;
   }
   for (int k = 0; k < procs; k++)
-    p[k] = (iperf3_pair){.server = -1, .client = -1, .out_fd = -1};
+    p[k] = (iperf3_pair){.server = -1, .client = -1, .out_fd = -1,
+                         .nic = nic && nic[k] > 0 && nic[k] < th->nnics ? nic[k] : 0};
   iperf3_run(th, bin, p, out);
   free(p);
 }
 
 void iperf3_measure(const twohost *th, int streams, int seconds, int reverse,
                     iperf3_result *out) {
-  measure(th, streams, 1, seconds, reverse, out);
+  measure(th, streams, 1, seconds, reverse, NULL, out);
 }
 
 void iperf3_measure_procs(const twohost *th, int streams, int seconds,
                           int reverse, iperf3_result *out) {
-  measure(th, streams, streams, seconds, reverse, out);
+  measure(th, streams, streams, seconds, reverse, NULL, out);
+}
+
+void iperf3_measure_nics(const twohost *th, int procs, const int *nic,
+                         int seconds, int reverse, iperf3_result *out) {
+  fprintf(stderr, "bench: measuring the iperf3 reference (%d processes x 1 "
+          "stream over the endpoints' NICs%s), about %d s...\n", procs,
+          reverse ? "; -R" : "", seconds + IPERF3_OMIT_S);
+  measure(th, procs, procs, seconds, reverse, nic, out);
 }
 
 void iperf3_measure_pair(const twohost *th, int streams, int seconds,

@@ -43,6 +43,10 @@ double bench_gbps(double bytes, double seconds);
  * when `loopback`), and describe the mode in `mode` ("netns" or
  * "loopback"). Returns 0 or -1 (message on stderr). */
 int bench_hosts_setup(twohost *th, int loopback, const char **mode);
+/* The same with `nics` veth NICs between the namespaces (A3-shaped hosts,
+ * twohost_setup_nics); loopback has one. */
+int bench_hosts_setup_nics(twohost *th, int loopback, int nics,
+                           const char **mode);
 /* A JSON number, or null when value < 0 (not measured). */
 void bench_json_num(FILE *out, const char *key, double value, int last);
 /* Back off while polling: yield for a while, then nap, so two benchmark
@@ -136,6 +140,11 @@ void iperf3_measure(const twohost *th, int streams, int seconds, int reverse,
  * client failing leaves available = 0 and says which. */
 void iperf3_measure_procs(const twohost *th, int streams, int seconds,
                           int reverse, iperf3_result *out);
+/* `procs` iperf3 pairs of one stream each at once, pair k over the hosts'
+ * NIC nic[k] (twohost nic_addr: A3-shaped hosts), placed on CPUs as
+ * iperf3_measure_procs places them; their received rates summed. */
+void iperf3_measure_nics(const twohost *th, int procs, const int *nic,
+                         int seconds, int reverse, iperf3_result *out);
 /* iperf3_measure into ref and, when with_procs, iperf3_measure_procs into
  * procs: the two references of a bandwidth row, in one direction. */
 void iperf3_measure_pair(const twohost *th, int streams, int seconds,

@@ -1,6 +1,7 @@
 /* The `tcpx-p2p` command line tool: one function per subcommand, each
  * called with argv[0] = the subcommand's name. Each returns the process
- * exit code: 0 success, 1 failure, 2 usage error. */
+ * exit code: 0 success, 1 failure, 2 usage error, 77 skipped (e.g. bench
+ * p2p --gpu without a GPU). */
 #ifndef TCPX_P2P_TOOLS_H
 #define TCPX_P2P_TOOLS_H
 
@@ -10,6 +11,7 @@
 #define TOOL_OK 0
 #define TOOL_FAILED 1
 #define TOOL_USAGE 2
+#define TOOL_SKIP 77   /* what was asked needs hardware this machine lacks */
 
 /* tcpx-p2p devices [--plugin PATH] [--version N] [--json] */
 int cmd_devices(int argc, char **argv);

@@ -217,10 +217,12 @@ static int group_complete(tcp_listen_comm *l, uint64_t comm_nonce, int *idx) {
   return found == l->nstreams;
 }
 
-static tcp_comm *comm_new(tcp_instance *inst, int is_recv, int nstreams) {
+static tcp_comm *comm_new(tcp_instance *inst, int is_recv, int nstreams,
+                          int dev) {
   tcp_comm *c = calloc(1, sizeof *c);
   if (!c) return NULL;
   c->inst = inst;
+  snprintf(c->dev, sizeof c->dev, "%s", inst->devs[dev].name);
   c->is_recv = is_recv;
   c->nstreams = nstreams;
   c->nthreads = inst->opts.nthreads < nstreams ? inst->opts.nthreads : nstreams;
@@ -267,7 +269,7 @@ static int tcp_accept(net_transport *t, void *listen_comm, void **out,
   for (int i = 0; i < l->npend; i++) {
     if (l->pend[i].got != sizeof(tcp_hello)) continue;
     if (!group_complete(l, l->pend[i].hello.comm_nonce, idx)) continue;
-    tcp_comm *c = comm_new(l->inst, 1, l->nstreams);
+    tcp_comm *c = comm_new(l->inst, 1, l->nstreams, l->dev);
     if (!c) return err_set(NET_ESYS, "tcp accept: out of memory");
     for (int s = 0; s < l->nstreams; s++) {
       c->streams[s].fd = l->pend[idx[s]].fd;
@@ -428,7 +430,7 @@ static int tcp_connect(net_transport *t, int dev, void *handle, void **out,
     return NET_OK;
   }
   h->connect_magic = TCP_CONNECTED_MAGIC;
-  tcp_comm *c = comm_new(inst, 0, pc->nstreams);
+  tcp_comm *c = comm_new(inst, 0, pc->nstreams, pc->dev);
   if (!c) {
     pending_free(pc);
     return err_set(NET_ESYS, "tcp connect: out of memory");

@@ -5,6 +5,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <net/if.h>
 #include <stdint.h>
 
 #include "err.h"
@@ -130,6 +131,9 @@ struct tcp_comm {
   size_t min_split;
   int strict;
   char peer[80];        /* peer address as seen on stream 0 */
+  char dev[IF_NAMESIZE]; /* the local device (interface) it runs over, so a
+                            failure names the NIC: with several NICs, the
+                            one to check */
   tcp_stream streams[TCP_MAX_STREAMS];
   tcp_thread threads[TCP_MAX_THREADS];
   pthread_mutex_t lock; /* API side: requests, ring tail; grouped-recv claims */

@@ -41,8 +41,9 @@ void tcp_part_range(const tcp_comm *c, uint64_t seq, size_t size, int s,
 static void comm_fail(tcp_comm *c, const char *why) {
   pthread_mutex_lock(&c->lock);
   if (!atomic_load(&c->failed)) {
-    snprintf(c->err, sizeof c->err, "tcp %s comm with %s: %s",
-             c->is_recv ? "recv" : "send", c->peer[0] ? c->peer : "?", why);
+    snprintf(c->err, sizeof c->err, "tcp %s comm on %s with %s: %s",
+             c->is_recv ? "recv" : "send", c->dev[0] ? c->dev : "?",
+             c->peer[0] ? c->peer : "?", why);
     atomic_store(&c->failed, 1);
   }
   pthread_mutex_unlock(&c->lock);

@@ -23,8 +23,7 @@
 #include "err.h"
 #include "prng.h"
 
-#define TWOHOST_ADDR0 "10.211.0.1"
-#define TWOHOST_ADDR1 "10.211.0.2"
+#define TWOHOST_NET "10.211"  /* NIC k: 10.211.k.1 (side 0), 10.211.k.2 */
 #define TWOHOST_PREFIX 24
 #define OOB_TIMEOUT_MS 30000
 /* After one side has failed, the other gets this long to finish before it
@@ -103,53 +102,71 @@ static int run_ip(const char *ip, const char *ns, char *const args[]) {
 
 /* ---- namespace mode ---- */
 
-/* Names unique per process and per setup, short enough for an interface
- * name (15 characters): tpx<pid>-<n><a|b>. */
-static void name_hosts(twohost *th) {
+/* Namespace names unique per process and per setup, short enough for an
+ * interface name (15 characters): tpx<pid>-<n><a|b>. One NIC keeps those
+ * names for its veth ends too; several are nic<k>a / nic<k>b, names that
+ * only exist inside the test's own namespaces. */
+static void name_hosts(twohost *th, int nnics) {
   static unsigned setups;  /* test helper state: distinguishes setups */
   unsigned n = __atomic_fetch_add(&setups, 1, __ATOMIC_RELAXED) % 1000;
+  th->nnics = nnics;
   for (int side = 0; side < 2; side++) {
-    snprintf(th->ifname[side], sizeof th->ifname[side], "tpx%d-%u%c",
-             (int)getpid(), n, 'a' + side);
-    snprintf(th->ns[side], sizeof th->ns[side], "%s", th->ifname[side]);
+    snprintf(th->ns[side], sizeof th->ns[side], "tpx%d-%u%c", (int)getpid(),
+             n, 'a' + side);
+    for (int k = 0; k < nnics; k++) {
+      if (nnics == 1)
+        snprintf(th->nic[k][side], sizeof th->nic[k][side], "%s", th->ns[side]);
+      else
+        snprintf(th->nic[k][side], sizeof th->nic[k][side], "nic%d%c", k,
+                 'a' + side);
+      snprintf(th->nic_addr[k][side], sizeof th->nic_addr[k][side],
+               TWOHOST_NET ".%d.%d", k, side + 1);
+    }
+    snprintf(th->ifname[side], sizeof th->ifname[side], "%s", th->nic[0][side]);
+    snprintf(th->addr[side], sizeof th->addr[side], "%s", th->nic_addr[0][side]);
   }
-  snprintf(th->addr[0], sizeof th->addr[0], "%s", TWOHOST_ADDR0);
-  snprintf(th->addr[1], sizeof th->addr[1], "%s", TWOHOST_ADDR1);
 }
 
 static int delete_ns(const char *ip, const char *ns) {
   return run_ip(ip, NULL, (char *[]){"netns", "del", (char *)ns, NULL});
 }
 
-/* Create the veth pair inside the first namespace with its peer end
+/* Create NIC k's veth pair inside the first namespace with its peer end
  * already in the second, so no interface ever appears in ours. */
-static int make_link(const char *ip, const twohost *th) {
+static int make_link(const char *ip, const twohost *th, int k) {
   return run_ip(ip, th->ns[0],
-                (char *[]){"link", "add", (char *)th->ifname[0], "type",
-                           "veth", "peer", "name", (char *)th->ifname[1],
+                (char *[]){"link", "add", (char *)th->nic[k][0], "type",
+                           "veth", "peer", "name", (char *)th->nic[k][1],
                            "netns", (char *)th->ns[1], NULL});
 }
 
 static int configure_side(const twohost *th, const char *ip, int side) {
-  char cidr[80];
-  snprintf(cidr, sizeof cidr, "%s/%d", th->addr[side], TWOHOST_PREFIX);
   const char *ns = th->ns[side];
-  char *dev = (char *)th->ifname[side];
-  if (run_ip(ip, ns, (char *[]){"addr", "add", cidr, "dev", dev, NULL}))
-    return -1;
-  if (run_ip(ip, ns, (char *[]){"link", "set", dev, "up", NULL})) return -1;
+  for (int k = 0; k < th->nnics; k++) {
+    char cidr[80];
+    snprintf(cidr, sizeof cidr, "%s/%d", th->nic_addr[k][side], TWOHOST_PREFIX);
+    char *dev = (char *)th->nic[k][side];
+    if (run_ip(ip, ns, (char *[]){"addr", "add", cidr, "dev", dev, NULL}) ||
+        run_ip(ip, ns, (char *[]){"link", "set", dev, "up", NULL}))
+      return -1;
+  }
   return run_ip(ip, ns, (char *[]){"link", "set", "lo", "up", NULL});
 }
 
-/* Make both namespaces and the link; on failure remove what was made. */
-static int setup_netns(twohost *th, const char *ip) {
-  name_hosts(th);
+static int make_links(const char *ip, const twohost *th) {
+  for (int k = 0; k < th->nnics; k++)
+    if (make_link(ip, th, k)) return -1;
+  return configure_side(th, ip, 0) || configure_side(th, ip, 1) ? -1 : 0;
+}
+
+/* Make both namespaces and the links; on failure remove what was made. */
+static int setup_netns(twohost *th, const char *ip, int nnics) {
+  name_hosts(th, nnics);
   int made = 0;
   for (; made < 2; made++)
     if (run_ip(ip, NULL, (char *[]){"netns", "add", th->ns[made], NULL}))
       break;
-  if (made == 2 && make_link(ip, th) == 0 && configure_side(th, ip, 0) == 0 &&
-      configure_side(th, ip, 1) == 0) {
+  if (made == 2 && make_links(ip, th) == 0) {
     th->netns = 1;
     return 0;
   }
@@ -175,9 +192,12 @@ static int check_loopback(void) {
 
 static int setup_loopback(twohost *th, const char *why) {
   memset(th, 0, sizeof *th);
+  th->nnics = 1;
   for (int side = 0; side < 2; side++) {
     snprintf(th->ifname[side], sizeof th->ifname[side], "lo");
     snprintf(th->addr[side], sizeof th->addr[side], "127.0.0.1");
+    snprintf(th->nic[0][side], sizeof th->nic[0][side], "lo");
+    snprintf(th->nic_addr[0][side], sizeof th->nic_addr[0][side], "127.0.0.1");
   }
   if (check_loopback()) {
     fprintf(stderr, "twohost: no namespaces (%s) and no loopback: %s\n", why,
@@ -198,20 +218,28 @@ static const char *netns_unavailable(char *ip, size_t cap) {
   return NULL;
 }
 
-int twohost_setup(twohost *th) {
+int twohost_setup_nics(twohost *th, int nnics) {
   char ip[4096], why[P2P_ERR_MAX];
   memset(th, 0, sizeof *th);
+  if (nnics < 1 || nnics > TWOHOST_MAX_NICS) {
+    fprintf(stderr, "twohost: %d NICs asked; 1..%d possible\n", nnics,
+            TWOHOST_MAX_NICS);
+    return -1;
+  }
   const char *no = netns_unavailable(ip, sizeof ip);
   if (no) return setup_loopback(th, no);
-  if (setup_netns(th, ip) == 0) {
-    fprintf(stderr, "twohost: netns mode: %s (%s %s) <-> %s (%s %s)\n",
-            th->ns[0], th->ifname[0], th->addr[0], th->ns[1], th->ifname[1],
-            th->addr[1]);
+  if (setup_netns(th, ip, nnics) == 0) {
+    for (int k = 0; k < nnics; k++)
+      fprintf(stderr, "twohost: netns mode: %s (%s %s) <-> %s (%s %s)\n",
+              th->ns[0], th->nic[k][0], th->nic_addr[k][0], th->ns[1],
+              th->nic[k][1], th->nic_addr[k][1]);
     return 0;
   }
   snprintf(why, sizeof why, "namespace setup failed: %s", err_get());
   return setup_loopback(th, why);
 }
+
+int twohost_setup(twohost *th) { return twohost_setup_nics(th, 1); }
 
 void twohost_teardown(twohost *th) {
   char ip[4096];
@@ -223,12 +251,59 @@ void twohost_teardown(twohost *th) {
   memset(th, 0, sizeof *th);
 }
 
+int twohost_gpu_nic(const twohost *th, int gpu) {
+  int n = th->nnics > 0 ? th->nnics : 1;
+  return gpu < 0 ? 0 : (gpu / 2) % n;
+}
+
+/* The side's interface filter ("=nic0a,nic1a,...") and A3 GPU map
+ * ("0:nic0a;1:nic0a;2:nic1a;..."), for several NICs. */
+static int export_nics(const twohost *th, int side) {
+  char filter[TWOHOST_MAX_NICS * 17 + 2] = "=";
+  char map[TWOHOST_GPUS * 24] = "";
+  for (int k = 0; k < th->nnics; k++)
+    snprintf(filter + strlen(filter), sizeof filter - strlen(filter), "%s%s",
+             k ? "," : "", th->nic[k][side]);
+  for (int g = 0; g < TWOHOST_GPUS; g++)
+    snprintf(map + strlen(map), sizeof map - strlen(map), "%s%d:%s", g ? ";" : "",
+             g, th->nic[twohost_gpu_nic(th, g)][side]);
+  if (setenv("TCPX_P2P_SOCKET_IFNAME", filter, 1) ||
+      setenv("TCPX_P2P_GPU_NICS", map, 1))
+    return err_sys(-1, errno, "setenv of the NIC filter and GPU map");
+  return 0;
+}
+
 int twohost_enter(const twohost *th, int side) {
   if (side != 0 && side != 1) return err_set(-1, "twohost_enter: side %d", side);
   if (th->netns && enter_ns(th->ns[side])) return -1;
+  if (th->nnics > 1) return export_nics(th, side);
   if (setenv("TCPX_P2P_SOCKET_IFNAME", th->ifname[side], 1))
     return err_sys(-1, errno, "setenv TCPX_P2P_SOCKET_IFNAME");
   return 0;
+}
+
+int twohost_if_bytes(const char *ifname, unsigned long long *rx,
+                     unsigned long long *tx) {
+  FILE *f = fopen("/proc/thread-self/net/dev", "r");
+  if (!f) return err_sys(-1, errno, "open /proc/thread-self/net/dev");
+  char line[512];
+  int found = 0;
+  while (!found && fgets(line, sizeof line, f)) {
+    char *colon = strchr(line, ':'), *name = line;
+    if (!colon) continue;  /* the two header lines */
+    *colon = '\0';
+    while (*name == ' ') name++;
+    if (strcmp(name, ifname)) continue;
+    unsigned long long v[9];  /* rx: bytes packets errs drop fifo frame
+                                 compressed multicast; tx: bytes */
+    found = sscanf(colon + 1, "%llu %llu %llu %llu %llu %llu %llu %llu %llu",
+                   &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7],
+                   &v[8]) == 9;
+    if (found) *rx = v[0], *tx = v[8];
+  }
+  fclose(f);
+  return found ? 0 : err_set(-1, "no interface %s in /proc/thread-self/net/dev",
+                             ifname);
 }
 
 /* ---- running both sides ---- */
