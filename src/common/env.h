@@ -10,4 +10,14 @@ static inline int env_int(const char *name, int dflt) {
   return v && *v ? atoi(v) : dflt;
 }
 
+/* $name as a byte count or other size, or dflt when unset, empty or not a
+ * number. */
+static inline size_t env_size(const char *name, size_t dflt) {
+  const char *v = getenv(name);
+  char *end;
+  if (!v || !*v) return dflt;
+  unsigned long long n = strtoull(v, &end, 10);
+  return *end || v[0] == '-' ? dflt : (size_t)n;
+}
+
 #endif

@@ -446,6 +446,7 @@ int p2p_endpoint_create(const p2p_options *opts, p2p_endpoint **out) {
   for (int i = 0; i < ENGINE_MAX_THREADS; i++)
     ep->threads[i].wake_fd = ep->threads[i].epoll_fd = -1;
   ep_init_locks(ep);
+  limits_load(&ep->lim);
   int rc = kept == P2P_OK ? ep_start(ep) : kept;
   if (rc != P2P_OK) {
     char saved[P2P_ERR_MAX];

@@ -106,6 +106,7 @@ typedef struct op {
   int remote_left;            /* acknowledgements still expected */
   int started;
   int eager;                  /* SEND carried inline */
+  size_t eager_bytes;         /* its inline bytes */
   int status;                 /* P2P_OK until something fails */
   atomic_int finished;        /* set under ep->ops_lock; read anywhere */
   int waited;                 /* a p2p_wait/p2p_send holds it */
@@ -128,6 +129,9 @@ typedef struct chunk {
   int slot;                   /* staging slot, or -1 */
   int copying;                /* staged send: its copy to the slot started */
   uint64_t unpack_k;          /* receive number on an unpack comm */
+  uint64_t repeat;            /* drain: identical receives this entry stands
+                                 for (cut one at a time when posted, so a
+                                 peer's huge refused size costs no memory) */
   void *flush_req;            /* iflush in progress (forceFlush plugins) */
 } chunk;
 
@@ -146,6 +150,7 @@ typedef struct lane {
   chunk_fifo finishing[ENGINE_MAX_COMMS]; /* received, copy to GPU pending */
   struct gpu_unpack *unpack[ENGINE_MAX_COMMS]; /* UNPACK device handle's */
   uint64_t next_chunk;        /* chunk n goes to comm n % ncomms */
+  uint64_t drain_next[ENGINE_MAX_COMMS]; /* drain receives posted per comm */
 } lane;
 
 /* Work the endpoint does for the peer (serving a read, receiving a write,
@@ -156,24 +161,43 @@ typedef struct serve {
   uint64_t id;
   int status;
   size_t size;
-  int chunks_left;
+  uint64_t chunks_left;
   mem_region *mr;             /* region held (inflight) while serving */
 } serve;
 
 typedef struct p2p_endpoint p2p_endpoint;
+
+/* Bounds against hostile or broken peers (limits.c reads them from the
+ * environment; docs/ARCHITECTURE.md, "Limits against hostile peers"). */
+typedef struct ep_limits {
+  size_t eager_buf;        /* TCPX_P2P_EAGER_BUF: see EAGER_MAX_PENDING */
+  int hello_ms;            /* TCPX_P2P_HELLO_TIMEOUT_MS: a new socket's peer
+                              must have sent its HELLO, AUTH and HANDLES */
+  int max_handshakes;      /* TCPX_P2P_MAX_HANDSHAKES: set-ups at once */
+  int max_pending;         /* TCPX_P2P_MAX_PENDING: accepted, not yet taken */
+  int max_conns;           /* TCPX_P2P_MAX_CONNS: live connections */
+  size_t max_regions;      /* TCPX_P2P_MAX_REGIONS: registered regions */
+  int max_ops;             /* TCPX_P2P_MAX_OPS_PER_CONN: unfinished ops */
+} ep_limits;
+void limits_load(ep_limits *l);
 
 /* A SEND announced by the peer, waiting for a matching recv. */
 typedef struct incoming_send {
   struct incoming_send *next;
   uint64_t seq;
   uint32_t nseg;
+  size_t mem;                 /* bytes it holds (counted in incoming_bytes) */
   uint8_t *data;              /* inline bytes (small messages), or NULL */
   uint64_t sizes[];           /* then the inline bytes, if any */
 } incoming_send;
 
 /* Small host-memory messages travel inside their SEND; at most this many
- * may wait for the peer's receive at once (the peer buffers them). */
+ * may wait for the peer's receive at once (the peer buffers them), and at
+ * most ep->eager_buf bytes of them (TCPX_P2P_EAGER_BUF): a receiver holding
+ * that much for a connection stops reading its control socket until the
+ * application receives some (back-pressure on a peer that ignores this). */
 #define EAGER_MAX_PENDING 64
+#define EAGER_BUF_DEFAULT (64u << 20)
 
 struct conn {
   conn *next;                 /* in its progress thread's list */
@@ -204,6 +228,9 @@ struct conn {
   incoming_send *incoming_head, *incoming_tail;
   int nincoming;
   int eager_pending;          /* inline SENDs not yet acknowledged */
+  size_t eager_pending_bytes; /* and their bytes */
+  size_t incoming_bytes;      /* memory held by incoming_head's list */
+  int read_resumed;           /* reading paused, then room made: parse again */
   size_t eager_max;           /* largest message sent inline */
   serve *serving;
   uint8_t *scratch;           /* drain buffer, chunk_size bytes */
@@ -225,6 +252,7 @@ struct conn {
   atomic_int abort_code;      /* set by API threads: fail it (close, timeout) */
   struct {                    /* counters, read by p2p_conn_stats_get */
     atomic_uint_fast64_t bytes_sent, bytes_received, ops_completed, ops_failed;
+    atomic_size_t incoming_peak; /* most incoming_bytes ever held (tests) */
   } stats;
 };
 
@@ -275,6 +303,7 @@ struct p2p_endpoint {
   int spin_yields, nap_us;    /* idle with requests in flight: yield, then nap */
   int idle_spin_us;           /* idle without: keep polling this long first */
   int wait_spin_us;           /* a waiting caller polls its socket this long */
+  ep_limits lim;
 
   pthread_mutex_t conns_lock;
   idmap conns;                /* id -> conn */
@@ -345,6 +374,9 @@ int xfer_on_ctrl(conn *c, const ctrl_msg *m); /* a control message */
 int xfer_pump(conn *c);                       /* post and test chunks */
 void xfer_fail_all(conn *c, int code, const char *why);
 int xfer_busy(const conn *c);                 /* requests in flight? */
+/* Messages waiting for a receive hold eager_buf bytes or more: read no
+ * more control messages (see EAGER_MAX_PENDING). */
+int xfer_read_paused(const conn *c);
 
 /* ops (endpoint.c): creation, completion, lookup. */
 op *op_new(p2p_endpoint *ep, conn *c, p2p_op_kind kind, size_t nseg);

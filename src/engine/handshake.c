@@ -18,6 +18,7 @@
 #include "engine.h"
 #include "log.h"
 #include "sock.h"
+#include "tcp_handle.h"
 
 #define ROLE_CONNECTOR 0
 #define ROLE_ACCEPTOR 1
@@ -26,6 +27,7 @@ typedef struct hs {
   p2p_endpoint *ep;
   conn *c;
   int role;
+  int authed;           /* the peer proved the shared token */
   uint64_t deadline;
 } hs;
 
@@ -137,6 +139,7 @@ static int exchange_auth(hs *h, const ctrl_hello *mine, const ctrl_hello *theirs
   if (!ok)
     return ep_err(P2P_EAUTH, "peer %s failed authentication (wrong token)",
                   h->c->peer_ip);
+  h->authed = 1;
   return P2P_OK;
 }
 
@@ -161,6 +164,30 @@ static void **slot_recv(conn *c, int j) {
   return &c->recv_lanes[j / per].comm[j % per];
 }
 
+/* The peer's handles say where our transport connects: an unproven peer
+ * could point it at any host and port. A built-in TCP handle must point at
+ * the address our control connection comes from, unless the peer proved
+ * the shared token. A plugin's handles are opaque: not checked. */
+static int check_handle(hs *h, const uint8_t *handle) {
+  conn *c = h->c;
+  if (c->is_local || h->authed || !net_tcp_is_builtin(c->net)) return P2P_OK;
+  struct sockaddr_storage ctl, to;
+  socklen_t len = sizeof ctl;
+  char ctl_ip[64], to_ip[64];
+  if (getpeername(c->fd, (struct sockaddr *)&ctl, &len) != 0)
+    return ep_err(P2P_ESYS, "set-up with %s: getpeername: %s", c->peer_ip,
+                  strerror(errno));
+  if (net_tcp_handle_addr(handle, &to) != NET_OK)
+    return ep_err(P2P_EPEER, "set-up with %s: %s", c->peer_ip, err_get());
+  sock_addr_str((struct sockaddr *)&ctl, 0, ctl_ip, sizeof ctl_ip);
+  sock_addr_str((struct sockaddr *)&to, 0, to_ip, sizeof to_ip);
+  if (strcmp(ctl_ip, to_ip) == 0) return P2P_OK;
+  return ep_err(P2P_EPEER, "set-up with %s: its transport handle points at %s, "
+                "not at the address it connects from (%s); refused (set an "
+                "auth token on both sides to let a peer use other NICs)",
+                c->peer_ip, to_ip, ctl_ip);
+}
+
 static int listen_all(hs *h, comm_plan *p) {
   net_transport *t = h->c->net;
   for (int j = 0; j < p->total; j++)
@@ -179,6 +206,8 @@ static int listen_all(hs *h, comm_plan *p) {
   }
   memcpy(p->theirs, m.u.handles.handles, (size_t)p->total * CTRL_HANDLE_SIZE);
   hs_done(h, used);
+  for (int j = 0; j < p->total; j++)
+    if ((rc = check_handle(h, p->theirs[j])) != P2P_OK) return rc;
   return P2P_OK;
 }
 

@@ -73,29 +73,72 @@ static int lane_add(conn *c, lane *l, uint8_t *ptr, size_t size, int is_recv,
 }
 
 /* Drain chunks (bytes of a refused message) land in scratch slots, made on
- * first use: one slot per receive that can be in flight on a lane, so no
- * two receives ever write the same bytes. Chunk n of a lane takes slot
- * n % (window * ncomms): chunks sharing a slot share a comm and are
- * `window` apart in its queue, never in flight together. */
-static int lane_add_drain(conn *c, lane *l, size_t size, serve *sv) {
-  size_t per_lane = (size_t)c->window * (size_t)l->ncomms;
-  if (!c->scratch) {
-    size_t total = per_lane * ENGINE_LANES * c->chunk_size;
-    c->scratch = malloc(total);
-    if (!c->scratch) return -1;
-    c->scratch_mr = (mem_region){.base = (uintptr_t)c->scratch, .size = total,
-                                 .ptr_type = NCCL_PTR_HOST, .device = -1};
-  }
-  uint8_t *lane_base = c->scratch + (size_t)(l - c->recv_lanes) * per_lane * c->chunk_size;
-  int n = 0;
-  for (size_t off = 0; off < size; off += c->chunk_size, n++) {
-    size_t slot = (size_t)(l->next_chunk % per_lane);
-    size_t len = size - off < c->chunk_size ? size - off : c->chunk_size;
-    if (lane_add(c, l, lane_base + slot * c->chunk_size, len, 1, NULL, sv,
-                 &c->scratch_mr) != 1)
+ * first use: `window` slots per comm, taken in turn as drain receives are
+ * posted on it, so no two receives in flight write the same bytes. A
+ * drain is queued as at most two entries per comm (its full-size chunks,
+ * counted in `repeat`, and the short last one), never one chunk each: the
+ * size comes from the peer and is checked against nothing. */
+static int drain_push(lane *l, int k, size_t size, uint64_t repeat, serve *sv,
+                      mem_region *scratch_mr) {
+  chunk *ch = calloc(1, sizeof *ch);
+  if (!ch) return -1;
+  *ch = (chunk){.serve = sv, .size = size, .mr = scratch_mr, .is_recv = 1,
+                .slot = -1, .mode = GPATH_HOST, .repeat = repeat};
+  fifo_push(&l->waiting[k], ch);
+  return 0;
+}
+
+static int scratch_ready(conn *c) {
+  if (c->scratch) return 0;
+  size_t total = (size_t)c->window * (size_t)c->recv_lanes[0].ncomms * ENGINE_LANES *
+                 c->chunk_size;
+  c->scratch = malloc(total);
+  if (!c->scratch) return -1;
+  c->scratch_mr = (mem_region){.base = (uintptr_t)c->scratch, .size = total,
+                               .ptr_type = NCCL_PTR_HOST, .device = -1};
+  return 0;
+}
+
+static int lane_add_drain(conn *c, lane *l, uint64_t size, serve *sv) {
+  if (size == 0) return 0;
+  if (scratch_ready(c) != 0) return -1;
+  uint64_t cs = c->chunk_size, n = (size - 1) / cs + 1, last = size - (n - 1) * cs;
+  uint64_t nc = (uint64_t)l->ncomms;
+  for (uint64_t j = 0; j < nc && j < n; j++) {
+    int k = (int)((l->next_chunk + j) % nc);
+    uint64_t count = (n - 1 - j) / nc + 1;
+    int short_last = j == (n - 1) % nc && last < cs;
+    if (count > (uint64_t)short_last &&
+        drain_push(l, k, cs, count - (uint64_t)short_last, sv, &c->scratch_mr) != 0)
+      return -1;
+    if (short_last && drain_push(l, k, (size_t)last, 1, sv, &c->scratch_mr) != 0)
       return -1;
   }
-  return n;
+  l->next_chunk += n;
+  sv->chunks_left += n;
+  return 0;
+}
+
+/* Before posting a drain entry: cut one receive off it, in its own slot. */
+static int drain_take(conn *c, lane *l, int k) {
+  chunk *ch = l->waiting[k].head;
+  if (ch->repeat > 1) {
+    chunk *one = malloc(sizeof *one);
+    if (!one) return -1;
+    *one = *ch;
+    one->repeat = 1;
+    ch->repeat--;
+    one->next = ch;
+    l->waiting[k].head = one;
+    l->waiting[k].count++;
+    ch = one;
+  }
+  ch->repeat = 0; /* its slot is chosen once, even if posting must wait */
+  size_t lane_idx = (size_t)(l - c->recv_lanes);
+  size_t slot = ((lane_idx * (size_t)l->ncomms + (size_t)k) * (size_t)c->window) +
+                (size_t)(l->drain_next[k]++ % (uint64_t)c->window);
+  ch->ptr = c->scratch + slot * c->chunk_size;
+  return 0;
 }
 
 /* ---- finishing ----------------------------------------------------------------- */
@@ -176,11 +219,14 @@ static int add_seg_chunks(conn *c, op *o, int lane_idx, int is_recv,
  * request, no chunk, one hop. The bytes are copied now, so the sender's
  * buffer is free at once; the op still completes on the peer's SEND_DONE. */
 static uint8_t *gather_inline(conn *c, op *o, size_t total) {
-  if (total > c->eager_max || c->eager_pending >= EAGER_MAX_PENDING) return NULL;
+  if (total > c->eager_max || c->eager_pending >= EAGER_MAX_PENDING ||
+      c->eager_pending_bytes + total > c->ep->lim.eager_buf)
+    return NULL;
   for (size_t i = 0; i < o->nseg; i++)
     if (o->segs[i].size && o->segs[i].mr->ptr_type != NCCL_PTR_HOST) return NULL;
   uint8_t *data = malloc(total ? total : 1), *at = data;
   for (size_t i = 0; data && i < o->nseg; i++) {
+    if (!o->segs[i].size) continue; /* ptr may be NULL: memcpy(x, NULL, 0) is UB */
     memcpy(at, o->segs[i].ptr, o->segs[i].size);
     at += o->segs[i].size;
   }
@@ -203,7 +249,9 @@ static int start_send(conn *c, op *o) {
   o->remote_left = 1;
   if (data) {
     o->eager = 1;
+    o->eager_bytes = total;
     c->eager_pending++;
+    c->eager_pending_bytes += total;
     op_append(&c->sends_active, o);
     return 0;
   }
@@ -281,11 +329,9 @@ static int refuse_incoming(conn *c, const incoming_send *in, int status) {
     serve_done(c, sv);
     return 0;
   }
-  for (uint32_t i = 0; i < in->nseg; i++) {
-    int n = lane_add_drain(c, &c->recv_lanes[LANE_TWO_SIDED], in->sizes[i], sv);
-    if (n < 0) return -1;
-    sv->chunks_left += n;
-  }
+  for (uint32_t i = 0; i < in->nseg; i++)
+    if (lane_add_drain(c, &c->recv_lanes[LANE_TWO_SIDED], in->sizes[i], sv) != 0)
+      return -1;
   if (sv->chunks_left == 0) serve_done(c, sv);
   return 0;
 }
@@ -339,11 +385,16 @@ static int accept_incoming(conn *c, op *o, const incoming_send *in) {
   return 0;
 }
 
+int xfer_read_paused(const conn *c) { return c->incoming_bytes >= c->ep->lim.eager_buf; }
+
 static int match_recvs(conn *c) {
   while (c->recvs_waiting && c->incoming_head) {
     op *o = c->recvs_waiting;
     incoming_send *in = c->incoming_head;
+    int was_paused = xfer_read_paused(c);
     c->nincoming--;
+    c->incoming_bytes -= in->mem;
+    if (was_paused && !xfer_read_paused(c)) c->read_resumed = 1;
     op_remove(&c->recvs_waiting, o);
     c->incoming_head = in->next;
     if (!c->incoming_head) c->incoming_tail = NULL;
@@ -381,9 +432,14 @@ static int on_send(conn *c, const ctrl_send *s) {
   c->next_recv_seq++;
   c->nincoming++;
   size_t inline_len = s->data ? s->data_len : 0;
-  incoming_send *in = malloc(sizeof *in + s->nseg * sizeof(uint64_t) + inline_len);
+  size_t mem = sizeof(incoming_send) + s->nseg * sizeof(uint64_t) + inline_len;
+  incoming_send *in = malloc(mem);
   if (!in) return conn_fail(c, P2P_ENOMEM, "out of memory"), -1;
   in->next = NULL;
+  in->mem = mem;
+  c->incoming_bytes += mem;
+  if (c->incoming_bytes > atomic_load(&c->stats.incoming_peak))
+    atomic_store(&c->stats.incoming_peak, c->incoming_bytes);
   in->seq = s->seq;
   in->nseg = s->nseg;
   for (uint32_t i = 0; i < s->nseg; i++) in->sizes[i] = ctrl_send_size(s, i);
@@ -415,7 +471,11 @@ static int on_status(conn *c, const ctrl_msg *m) {
   if (m->type == CTRL_SEND_DONE) {
     for (o = c->sends_active; o && o->seq != st->id; o = o->next) {}
     if (!o || o->remote_left == 0) return protocol_error(c, "unknown SEND_DONE", st->id);
-    if (o->eager) c->eager_pending--;
+    if (o->eager) {
+      c->eager_pending--;
+      c->eager_pending_bytes -= o->eager_bytes;
+      o->eager = 0;
+    }
   } else {
     o = remote_op(c, m->type == CTRL_WRITE_DONE ? P2P_OP_WRITE : P2P_OP_READ,
                   st->id, &seg);
@@ -472,11 +532,11 @@ static int on_write(conn *c, const ctrl_access *a) {
     return 0;
   }
   lane *l = &c->recv_lanes[LANE_ONE_SIDED];
-  int n = status == P2P_OK ? lane_add(c, l, ptr, a->size, 1, NULL, sv, mr)
-                           : lane_add_drain(c, l, a->size, sv);
+  int n = status == P2P_OK ? lane_add(c, l, ptr, a->size, 1, NULL, sv, mr) : 0;
+  if (n > 0) sv->chunks_left = (uint64_t)n;
+  else if (n == 0 && status != P2P_OK) n = lane_add_drain(c, l, a->size, sv);
   if (n < 0) return conn_fail(c, P2P_ENOMEM, "out of memory"), -1;
-  sv->chunks_left = n;
-  if (n == 0) serve_done(c, sv);
+  if (sv->chunks_left == 0) serve_done(c, sv);
   return 0;
 }
 
@@ -599,6 +659,8 @@ static int pump_waiting(conn *c, lane *l, int k) {
     if (gpath_stage_ahead(c, ch) != 0) return -1;
   while (l->waiting[k].head &&
          l->inflight[k].count + l->finishing[k].count < c->window) {
+    if (l->waiting[k].head->repeat && drain_take(c, l, k) != 0)
+      return conn_fail(c, P2P_ENOMEM, "out of memory"), -1;
     chunk *ch = l->waiting[k].head;
     int ready;
     if (gpath_ready_to_post(c, ch, &ready) != 0) return -1;
@@ -681,6 +743,7 @@ void xfer_fail_all(conn *c, int code, const char *why) {
   }
   c->incoming_tail = NULL;
   c->nincoming = 0;
+  c->incoming_bytes = 0;
   fail_list(&c->sends_active, code, why);
   fail_list(&c->recvs_waiting, code, why);
   fail_list(&c->recvs_active, code, why);
