@@ -23,8 +23,6 @@
 #include "sock.h"
 #include "topo.h"
 
-#define MAX_HANDSHAKES 64
-
 /* ---- small helpers ----------------------------------------------------------- */
 
 int ep_err(int code, const char *fmt, ...) {
@@ -259,7 +257,7 @@ static void raise_fd_limit(void) {
 
 /* ---- connections ----------------------------------------------------------------- */
 
-static int register_conn(p2p_endpoint *ep, conn *c) {
+int ep_register_conn(p2p_endpoint *ep, conn *c) {
   pthread_mutex_lock(&ep->conns_lock);
   c->id = ++ep->next_conn_id;
   c->thread = (int)(c->id % (uint64_t)ep->nthreads);
@@ -273,111 +271,22 @@ static int register_conn(p2p_endpoint *ep, conn *c) {
   return P2P_OK;
 }
 
+int ep_live_conns(p2p_endpoint *ep) {
+  int n = 0;
+  pthread_mutex_lock(&ep->conns_lock);
+  for (size_t i = 0; i < ep->conns.cap; i++)
+    if (idmap_live(&ep->conns, i))
+      n += !atomic_load(&((conn *)ep->conns.slots[i].value)->dead);
+  pthread_mutex_unlock(&ep->conns_lock);
+  return n;
+}
+
 conn *ep_conn_get(p2p_endpoint *ep, uint64_t conn_id) {
   pthread_mutex_lock(&ep->conns_lock);
   conn *c = idmap_get(&ep->conns, conn_id);
   pthread_mutex_unlock(&ep->conns_lock);
   if (!c) ep_err(P2P_ENOTFOUND, "no connection %llu", (unsigned long long)conn_id);
   return c;
-}
-
-typedef struct hs_job {
-  p2p_endpoint *ep;
-  int fd;
-  int is_local;
-  char peer_ip[64];
-} hs_job;
-
-/* Queue a connection for p2p_accept or p2p_accept_local. */
-static void queue_accepted(p2p_endpoint *ep, conn *c) {
-  conn **head = c->is_local ? &ep->local_head : &ep->accepted_head;
-  conn **tail = c->is_local ? &ep->local_tail : &ep->accepted_tail;
-  pthread_mutex_lock(&ep->accept_lock);
-  c->accept_next = NULL;
-  if (*tail) (*tail)->accept_next = c;
-  else *head = c;
-  *tail = c;
-  pthread_cond_broadcast(&ep->accept_cond);
-  pthread_mutex_unlock(&ep->accept_lock);
-}
-
-static void *handshake_thread(void *arg) {
-  hs_job *job = arg;
-  p2p_endpoint *ep = job->ep;
-  conn *c = NULL;
-  int rc = handshake_accept(ep, job->fd, job->peer_ip, job->is_local, &c);
-  if (rc == P2P_OK && (rc = register_conn(ep, c)) != P2P_OK) {
-    conn_free(c); /* closes the fd */
-    c = NULL;
-    job->fd = -1;
-  }
-  if (rc != P2P_OK) {
-    log_msg(LOG_WARN, "refused a connection from %s: %s", job->peer_ip, err_get());
-    if (job->fd >= 0) close(job->fd);
-  } else {
-    queue_accepted(ep, c);
-  }
-  free(job);
-  pthread_mutex_lock(&ep->accept_lock);
-  ep->handshakes--;
-  pthread_cond_broadcast(&ep->accept_cond);
-  pthread_mutex_unlock(&ep->accept_lock);
-  return NULL;
-}
-
-static void start_handshake(p2p_endpoint *ep, int fd, const struct sockaddr *peer,
-                            int is_local) {
-  hs_job *job = calloc(1, sizeof *job);
-  pthread_mutex_lock(&ep->accept_lock);
-  int room = ep->handshakes < MAX_HANDSHAKES;
-  if (room && job) ep->handshakes++;
-  pthread_mutex_unlock(&ep->accept_lock);
-  if (!room || !job) {
-    log_msg(LOG_WARN, "dropped an incoming connection: %d set-ups in progress",
-            MAX_HANDSHAKES);
-    free(job);
-    close(fd);
-    return;
-  }
-  job->ep = ep;
-  job->fd = fd;
-  job->is_local = is_local;
-  if (is_local) snprintf(job->peer_ip, sizeof job->peer_ip, "local");
-  else sock_addr_str(peer, 0, job->peer_ip, sizeof job->peer_ip);
-  pthread_t tid;
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  if (pthread_create(&tid, &attr, handshake_thread, job) != 0) {
-    close(fd);
-    free(job);
-    pthread_mutex_lock(&ep->accept_lock);
-    ep->handshakes--;
-    pthread_mutex_unlock(&ep->accept_lock);
-  }
-  pthread_attr_destroy(&attr);
-}
-
-static void *acceptor_main(void *arg) {
-  p2p_endpoint *ep = arg;
-  while (!atomic_load(&ep->stop)) {
-    struct pollfd p[2] = {{ep->listen_fd, POLLIN, 0}, {ep->local_fd, POLLIN, 0}};
-    if (poll(p, ep->local_fd >= 0 ? 2 : 1, 100) <= 0) continue;
-    for (int i = 0; i < 2; i++) {
-      if (!(p[i].revents & POLLIN)) continue;
-      struct sockaddr_storage peer;
-      socklen_t len = sizeof peer;
-      int fd = accept4(p[i].fd, (struct sockaddr *)&peer, &len,
-                       SOCK_CLOEXEC | SOCK_NONBLOCK);
-      if (fd < 0) continue;
-      if (i == 0) {
-        sock_set_nodelay(fd);
-        sock_set_timeouts(fd, ep->opts.timeout_ms);
-      }
-      start_handshake(ep, fd, (struct sockaddr *)&peer, i == 1);
-    }
-  }
-  return NULL;
 }
 
 /* ---- create / destroy -------------------------------------------------------- */
@@ -421,9 +330,7 @@ static int ep_start(p2p_endpoint *ep) {
     log_msg(LOG_WARN, "connect_local/accept_local unavailable: %s", err_get());
   ep->nthreads = ep->opts.num_threads;
   if ((rc = progress_start(ep)) != P2P_OK) return rc;
-  if (pthread_create(&ep->acceptor, NULL, acceptor_main, ep) != 0)
-    return ep_err(P2P_ESYS, "acceptor thread: %s", strerror(errno));
-  ep->acceptor_started = 1;
+  if ((rc = acceptor_start(ep)) != P2P_OK) return rc;
   log_msg(LOG_INFO, "endpoint on %s port %u (GPU %d), transport %s, %d device(s)",
           ep->local_ip, sock_addr_port((struct sockaddr *)&ep->listen_addr),
           ep->opts.gpu_index, ep->net->name, ep->ndevs);
@@ -443,6 +350,7 @@ int p2p_endpoint_create(const p2p_options *opts, p2p_endpoint **out) {
   int kept = keep_strings(ep, opts);
   ep->listen_fd = -1;
   ep->local_fd = -1;
+  ep->spare_fd = -1;
   for (int i = 0; i < ENGINE_MAX_THREADS; i++)
     ep->threads[i].wake_fd = ep->threads[i].epoll_fd = -1;
   ep_init_locks(ep);
@@ -480,11 +388,7 @@ static void free_conns(p2p_endpoint *ep) {
 void p2p_endpoint_destroy(p2p_endpoint *ep) {
   if (!ep) return;
   atomic_store(&ep->stop, 1);
-  if (ep->acceptor_started) pthread_join(ep->acceptor, NULL);
-  pthread_mutex_lock(&ep->accept_lock);
-  while (ep->handshakes > 0) pthread_cond_wait(&ep->accept_cond, &ep->accept_lock);
-  pthread_cond_broadcast(&ep->accept_cond); /* wake p2p_accept callers */
-  pthread_mutex_unlock(&ep->accept_lock);
+  acceptor_stop(ep);
   progress_stop(ep);  /* fails every op with P2P_ECANCELED */
   ipc_wait_workers(ep);
   ipc_close(ep);
@@ -626,7 +530,7 @@ static int connect_remote(p2p_endpoint *ep, const char *ip, int remote_gpu,
   if (c->peer_gpu != remote_gpu)
     log_msg(LOG_INFO, "connect to %s: asked for GPU %d, the endpoint there has "
             "GPU %d", ip, remote_gpu, c->peer_gpu);
-  if ((rc = register_conn(ep, c)) != P2P_OK) {
+  if ((rc = ep_register_conn(ep, c)) != P2P_OK) {
     conn_free(c);
     return rc;
   }
@@ -650,6 +554,7 @@ static int take_accepted(p2p_endpoint *ep, int local, conn **out) {
   if (c) {
     *head = c->accept_next;
     if (!*head) *tail = NULL;
+    ep->npending--;
   }
   pthread_mutex_unlock(&ep->accept_lock);
   *out = c;
@@ -721,7 +626,7 @@ static int connect_local(p2p_endpoint *ep, int remote_gpu, uint64_t *conn_id) {
     close(fd);
     return rc;
   }
-  if ((rc = register_conn(ep, c)) != P2P_OK) {
+  if ((rc = ep_register_conn(ep, c)) != P2P_OK) {
     conn_free(c);
     return rc;
   }

@@ -292,7 +292,11 @@ struct p2p_endpoint {
 
   pthread_t acceptor;
   int acceptor_started;
+  int spare_fd;               /* given up to shed a connection at EMFILE */
   int handshakes;             /* handshake threads running (accept_lock) */
+  int handshakes_active;      /* of them, not evicted (accept_lock) */
+  struct hs_job *hs_jobs;     /* set-ups in progress, oldest first (accept_lock) */
+  int npending;               /* connections queued for accept (accept_lock) */
   pthread_mutex_t accept_lock;
   pthread_cond_t accept_cond;
   conn *accepted_head, *accepted_tail;  /* ready for p2p_accept */
@@ -337,12 +341,27 @@ uint64_t now_ns(void);
 /* CLOCK_REALTIME now + ms, for pthread_cond_timedwait. */
 void deadline_in(struct timespec *ts, int ms);
 
+int ep_register_conn(p2p_endpoint *ep, conn *c);
+int ep_live_conns(p2p_endpoint *ep); /* registered and not dead */
+
+/* acceptor.c */
+int acceptor_start(p2p_endpoint *ep);
+void acceptor_stop(p2p_endpoint *ep); /* joins it and every set-up thread */
+/* P2P_OK when one more connection may be set up, else P2P_ELIMIT. */
+int acceptor_room(p2p_endpoint *ep);
+
 /* handshake.c: connector and acceptor sides. On success *out is a live
- * connection (comms up), not yet handed to a progress thread. */
+ * connection (comms up), not yet handed to a progress thread. The acceptor
+ * passes a watch: its set-up is bounded by lim.hello_ms until the peer's
+ * HANDLES are in (then `late` is set), and gives up once `evicted`. */
+typedef struct hs_watch {
+  atomic_int late;
+  atomic_int evicted;
+} hs_watch;
 int handshake_connect(p2p_endpoint *ep, int fd, const char *peer_ip,
                       int is_local, conn **out);
 int handshake_accept(p2p_endpoint *ep, int fd, const char *peer_ip,
-                     int is_local, conn **out);
+                     int is_local, hs_watch *w, conn **out);
 void conn_free(conn *c);
 
 /* progress.c */

@@ -29,7 +29,14 @@ typedef struct hs {
   int role;
   int authed;           /* the peer proved the shared token */
   uint64_t deadline;
+  hs_watch *w;          /* acceptor: the early phase's bound, eviction */
+  uint64_t early_deadline;
 } hs;
+
+/* The acceptor's early phase (HELLO, AUTH, HANDLES from an unknown peer)
+ * ends sooner than the set-up: a silent socket holds a set-up slot for
+ * lim.hello_ms, not the whole connect timeout. */
+static int early(const hs *h) { return h->w && !atomic_load(&h->w->late); }
 
 /* ---- blocking control I/O with a deadline ------------------------------------ */
 
@@ -38,10 +45,19 @@ static int wait_fd(hs *h, short events) {
     uint64_t now = now_ns();
     if (atomic_load(&h->ep->stop))
       return ep_err(P2P_ECANCELED, "endpoint is shutting down");
-    if (now >= h->deadline)
+    if (h->w && atomic_load(&h->w->evicted))
+      return ep_err(P2P_ELIMIT, "set-up with %s dropped: every set-up slot was "
+                    "taken and this one was the oldest still silent", h->c->peer_ip);
+    uint64_t limit = early(h) && h->early_deadline < h->deadline ? h->early_deadline
+                                                                  : h->deadline;
+    if (now >= limit && early(h))
+      return ep_err(P2P_ETIMEDOUT, "set-up with %s: the peer sent no HELLO, AUTH "
+                    "or HANDLES within %d ms (TCPX_P2P_HELLO_TIMEOUT_MS)",
+                    h->c->peer_ip, h->ep->lim.hello_ms);
+    if (now >= limit)
       return ep_err(P2P_ETIMEDOUT, "connection set-up with %s timed out",
                     h->c->peer_ip);
-    uint64_t left_ms = (h->deadline - now) / 1000000 + 1;
+    uint64_t left_ms = (limit - now) / 1000000 + 1;
     struct pollfd p = {h->c->fd, events, 0};
     int n = poll(&p, 1, left_ms < 100 ? (int)left_ms : 100);
     if (n > 0) return P2P_OK;
@@ -74,6 +90,10 @@ static int hs_recv(hs *h, ctrl_type type, ctrl_msg *m, long *used) {
       return ep_err(P2P_EPEER, "set-up with %s: %s", h->c->peer_ip, err_get());
     if (n > 0) {
       *used = n;
+      if (m->type == CTRL_BYE && type != CTRL_BYE && m->u.bye.reason == P2P_ELIMIT)
+        return ep_err(P2P_ELIMIT, "set-up with %s: the peer refused the "
+                      "connection: it has too many (its TCPX_P2P_MAX_PENDING "
+                      "or TCPX_P2P_MAX_CONNS)", h->c->peer_ip);
       if (m->type == CTRL_BYE && type != CTRL_BYE)
         return ep_err(P2P_EPEER, "set-up with %s: the peer refused the "
                       "connection", h->c->peer_ip);
@@ -208,6 +228,7 @@ static int listen_all(hs *h, comm_plan *p) {
   hs_done(h, used);
   for (int j = 0; j < p->total; j++)
     if ((rc = check_handle(h, p->theirs[j])) != P2P_OK) return rc;
+  if (h->w) atomic_store(&h->w->late, 1);
   return P2P_OK;
 }
 
@@ -320,8 +341,8 @@ void conn_free(conn *c) {
 /* Tell the peer we give up (BYE), then close our side gracefully and
  * read what it still sends for a moment: closing with unread bytes would
  * reset the connection and lose the BYE (and our HELLO) on its side. */
-static void say_refused(conn *c) {
-  ctrl_msg bye = {.type = CTRL_BYE};
+static void say_refused(conn *c, int rc) {
+  ctrl_msg bye = {.type = CTRL_BYE, .u.bye.reason = rc == P2P_ELIMIT ? rc : 0};
   size_t off = 0;
   if (conn_send_ctrl(c, &bye, NULL) == 0)
     sock_send_some(c->fd, c->out.data + c->out.off, c->out.len - c->out.off, &off);
@@ -336,7 +357,7 @@ static void say_refused(conn *c) {
 }
 
 static int handshake(p2p_endpoint *ep, int fd, const char *peer_ip, int role,
-                     int is_local, conn **out) {
+                     int is_local, hs_watch *w, conn **out) {
   *out = NULL;
   if (is_local && !ep->local_net)
     return ep_err(P2P_ENOTSUP, "local connections are not available (no "
@@ -344,9 +365,11 @@ static int handshake(p2p_endpoint *ep, int fd, const char *peer_ip, int role,
   conn *c = conn_new(ep, fd, peer_ip, is_local);
   if (!c) return ep_err(P2P_ENOMEM, "out of memory");
   hs h = {.ep = ep, .c = c, .role = role,
-          .deadline = now_ns() + (uint64_t)ep->opts.connect_timeout_ms * 1000000ull};
+          .deadline = now_ns() + (uint64_t)ep->opts.connect_timeout_ms * 1000000ull,
+          .w = w, .early_deadline = now_ns() + (uint64_t)ep->lim.hello_ms * 1000000ull};
   ctrl_hello mine, theirs;
-  int rc = exchange_hello(&h, &mine, &theirs);
+  int rc = role == ROLE_ACCEPTOR ? acceptor_room(ep) : P2P_OK;
+  if (rc == P2P_OK) rc = exchange_hello(&h, &mine, &theirs);
   if (rc == P2P_OK) rc = exchange_auth(&h, &mine, &theirs);
   if (rc == P2P_OK) {
     c->peer_gpu = theirs.gpu_index;
@@ -358,7 +381,7 @@ static int handshake(p2p_endpoint *ep, int fd, const char *peer_ip, int role,
   if (rc != P2P_OK) {
     char saved[P2P_ERR_MAX];
     snprintf(saved, sizeof saved, "%s", err_get());
-    say_refused(c);
+    say_refused(c, rc);
     c->fd = -1; /* the caller owns and closes fd on failure */
     gpath_close(c);
     conn_close_comms(c);
@@ -374,10 +397,10 @@ static int handshake(p2p_endpoint *ep, int fd, const char *peer_ip, int role,
 
 int handshake_connect(p2p_endpoint *ep, int fd, const char *peer_ip,
                       int is_local, conn **out) {
-  return handshake(ep, fd, peer_ip, ROLE_CONNECTOR, is_local, out);
+  return handshake(ep, fd, peer_ip, ROLE_CONNECTOR, is_local, NULL, out);
 }
 
 int handshake_accept(p2p_endpoint *ep, int fd, const char *peer_ip,
-                     int is_local, conn **out) {
-  return handshake(ep, fd, peer_ip, ROLE_ACCEPTOR, is_local, out);
+                     int is_local, hs_watch *w, conn **out) {
+  return handshake(ep, fd, peer_ip, ROLE_ACCEPTOR, is_local, w, out);
 }
