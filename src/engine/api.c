@@ -62,8 +62,9 @@ static int build_op(p2p_endpoint *ep, conn *c, p2p_op_kind kind,
   if (n < 1 || n > CTRL_MAX_SEGS)
     return ep_err(P2P_EINVAL, "%zu buffers (1..%d allowed)", n, CTRL_MAX_SEGS);
   if (!iov) return ep_err(P2P_EINVAL, "NULL buffer list");
-  op *o = op_new(ep, c, kind, n);
-  if (!o) return P2P_ENOMEM;
+  op *o;
+  int made = op_new(ep, c, kind, n, &o);
+  if (made != P2P_OK) return made;
   for (size_t i = 0; i < n; i++) {
     int rc = local_seg(ep, kind, &iov[i], &o->segs[i]);
     if (rc == P2P_OK && (kind == P2P_OP_READ || kind == P2P_OP_WRITE))

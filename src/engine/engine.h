@@ -250,6 +250,7 @@ struct conn {
   int registered;             /* in ep->conns */
   conn *accept_next;          /* in ep's accepted queue */
   atomic_int abort_code;      /* set by API threads: fail it (close, timeout) */
+  atomic_int ops_open;        /* ops made and not finished (lim.max_ops) */
   struct {                    /* counters, read by p2p_conn_stats_get */
     atomic_uint_fast64_t bytes_sent, bytes_received, ops_completed, ops_failed;
     atomic_size_t incoming_peak; /* most incoming_bytes ever held (tests) */
@@ -398,7 +399,7 @@ int xfer_busy(const conn *c);                 /* requests in flight? */
 int xfer_read_paused(const conn *c);
 
 /* ops (endpoint.c): creation, completion, lookup. */
-op *op_new(p2p_endpoint *ep, conn *c, p2p_op_kind kind, size_t nseg);
+int op_new(p2p_endpoint *ep, conn *c, p2p_op_kind kind, size_t nseg, op **out);
 void op_finish(op *o, int status, const char *why);
 int op_submit(op *o);
 void op_discard(op *o);
@@ -421,6 +422,13 @@ int gpath_copy_to_gpu(int device, void *dst, const void *src, size_t n);
 /* ipc.c */
 void ipc_wait_workers(p2p_endpoint *ep);
 void ipc_close(p2p_endpoint *ep);
+
+/* memcheck.c */
+/* 1 when every page of [ptr, ptr + size) is mapped, else 0. */
+int mem_mapped(const void *ptr, size_t size);
+/* Copy host memory where either side may be unmapped: 0, or -1 (nothing
+ * faulted; the copy may be partial). */
+int mem_copy(void *dst, const void *src, size_t n);
 
 /* region.c */
 /* Look up a region for a local op and take a reference. */

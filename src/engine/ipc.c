@@ -266,10 +266,11 @@ int p2p_post_ipc(p2p_endpoint *ep, uint64_t conn_id, p2p_ipc_kind kind, void *pt
   conn *c = ep_conn_get(ep, conn_id);
   if (!c) return P2P_ENOTFOUND;
   ipc_job *job = calloc(1, sizeof *job);
-  op *o = job ? op_new(ep, c, P2P_OP_SEND, 0) : NULL;
-  if (!o) {
+  op *o = NULL;
+  int made = job ? op_new(ep, c, P2P_OP_SEND, 0, &o) : ep_err(P2P_ENOMEM, "out of memory");
+  if (made != P2P_OK) {
     free(job);
-    return ep_err(P2P_ENOMEM, "out of memory");
+    return made;
   }
   *job = (ipc_job){.o = o, .kind = kind, .conn_id = conn_id, .ptr = ptr, .size = size};
   if (info) memcpy(job->info, info, P2P_IPC_INFO_SIZE);

@@ -516,6 +516,27 @@ static int on_read_data(conn *c, const ctrl_read_data *rd) {
   return 0;
 }
 
+/* A peer's access to an exposure whose memory is gone (the application
+ * freed it without deregistering): refused, never a crash. */
+static int unmapped(conn *c, const char *what, uint64_t size) {
+  log_msg(LOG_WARN, "refused a %s of %llu bytes from %s: the advertised memory "
+          "is no longer mapped (freed before p2p_dereg?)", what,
+          (unsigned long long)size, c->peer_ip);
+  return P2P_EREFUSED;
+}
+
+/* The bytes of a small read, copied from the exposure without trusting it. */
+static int read_inline(conn *c, const ctrl_access *a, const uint8_t *ptr,
+                       uint8_t **copy) {
+  *copy = NULL;
+  if (a->size == 0) return P2P_OK;
+  if (!(*copy = malloc(a->size))) return conn_fail(c, P2P_ENOMEM, "out of memory"), -1;
+  if (mem_copy(*copy, ptr, a->size) == 0) return P2P_OK;
+  free(*copy);
+  *copy = NULL;
+  return unmapped(c, "read", a->size);
+}
+
 /* The peer writes into one of our exposures. */
 static int on_write(conn *c, const ctrl_access *a) {
   uint8_t *ptr = NULL;
@@ -527,7 +548,11 @@ static int on_write(conn *c, const ctrl_access *a) {
   serve *sv = serve_new(c, CTRL_WRITE_DONE, a->id, status, a->size, mr);
   if (!sv) return conn_fail(c, P2P_ENOMEM, "out of memory"), -1;
   if (a->data) { /* a small write: its bytes came with it */
-    if (status == P2P_OK && put_inline(c, mr, ptr, a->data, a->size) != 0) return -1;
+    if (status == P2P_OK && mr->ptr_type != NCCL_PTR_CUDA &&
+        mem_copy(ptr, a->data, a->size) != 0)
+      sv->status = unmapped(c, "write", a->size);
+    else if (status == P2P_OK && put_inline(c, mr, ptr, a->data, a->size) != 0)
+      return -1;
     serve_done(c, sv);
     return 0;
   }
@@ -553,10 +578,18 @@ static int on_read(conn *c, const ctrl_access *a) {
   }
   /* Small reads of host memory answer with the bytes themselves. */
   int inline_read = a->size <= c->eager_max && mr->ptr_type == NCCL_PTR_HOST;
+  uint8_t *copy = NULL;
+  if (inline_read && (status = read_inline(c, a, ptr, &copy)) != P2P_OK) {
+    region_release(c->ep, mr);
+    if (status < 0 && atomic_load(&c->dead)) return -1;
+    ctrl_msg m = {.type = CTRL_READ_DONE, .u.status = {.id = a->id, .status = status}};
+    return conn_send_ctrl(c, &m, NULL);
+  }
   ctrl_msg m = {.type = CTRL_READ_DATA,
                 .u.read_data = {.id = a->id, .size = a->size,
-                                .data = inline_read ? (ptr ? ptr : (uint8_t *)"") : NULL}};
+                                .data = inline_read ? (copy ? copy : (uint8_t *)"") : NULL}};
   int sent = conn_send_ctrl(c, &m, NULL);
+  free(copy);
   if (sent != 0 || inline_read) {
     region_release(c->ep, mr);
     return sent;
