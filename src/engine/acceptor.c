@@ -199,6 +199,11 @@ static void accept_one(p2p_endpoint *ep, int lfd, int is_local) {
     if (errno == EMFILE || errno == ENFILE) shed_one(ep, lfd);
     return;
   }
+  if (is_local && local_peer_ok(fd, "accept_local") != P2P_OK) {
+    log_msg(LOG_WARN, "refused a same-host connection: %s", err_get());
+    close(fd);
+    return;
+  }
   if (!is_local) {
     sock_set_nodelay(fd);
     sock_set_timeouts(fd, ep->opts.timeout_ms);

@@ -204,47 +204,6 @@ static int open_listener(p2p_endpoint *ep) {
 
 /* ---- same-host connections (connect_local) ------------------------------------ */
 
-/* One path per GPU index and user: connect_local(g) reaches the endpoint
- * of GPU g on this host. A newer endpoint replaces a stale or older path. */
-static void local_path_of(int gpu, char *buf, size_t len) {
-  const char *tmp = getenv("TMPDIR");
-  snprintf(buf, len, "%s/tcpx-p2p-%u-gpu%d.sock", tmp && *tmp ? tmp : "/tmp",
-           (unsigned)getuid(), gpu);
-}
-
-static int open_local(p2p_endpoint *ep) {
-  tcp_options tcp;
-  tcp_options_default(&tcp);
-  snprintf(tcp.ifname, sizeof tcp.ifname, "=lo");
-  tcp.allow_loopback = 1;
-  if (net_tcp_create(&tcp, &ep->local_net) != NET_OK)
-    return ep_err(P2P_ENOTSUP, "loopback transport: %s", err_get());
-  struct sockaddr_un sun = {.sun_family = AF_UNIX};
-  local_path_of(ep->opts.gpu_index, sun.sun_path, sizeof sun.sun_path);
-  snprintf(ep->local_path, sizeof ep->local_path, "%s", sun.sun_path);
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return ep_err(P2P_ESYS, "unix socket: %s", strerror(errno));
-  unlink(sun.sun_path); /* stale, or another endpoint's: replaced */
-  if (bind(fd, (struct sockaddr *)&sun, sizeof sun) < 0 || listen(fd, 64) < 0) {
-    int e = errno;
-    close(fd);
-    return ep_err(P2P_ESYS, "unix socket %s: %s", sun.sun_path, strerror(e));
-  }
-  struct stat st;
-  if (stat(sun.sun_path, &st) == 0) ep->local_ino = st.st_ino;
-  ep->local_fd = fd;
-  return P2P_OK;
-}
-
-static void close_local(p2p_endpoint *ep) {
-  if (ep->local_fd < 0) return;
-  struct stat st; /* remove the path only while it is still ours */
-  if (stat(ep->local_path, &st) == 0 && st.st_ino == ep->local_ino)
-    unlink(ep->local_path);
-  close(ep->local_fd);
-  ep->local_fd = -1;
-}
-
 /* Many comms per connection, each with several sockets: lift the soft fd
  * limit to the hard one (applications rarely do). */
 static void raise_fd_limit(void) {
@@ -326,7 +285,7 @@ static int ep_start(p2p_endpoint *ep) {
     return ep_err(P2P_ESYS, "%s", err_get());
   if ((rc = open_transport(ep)) != P2P_OK) return rc;
   if ((rc = open_listener(ep)) != P2P_OK) return rc;
-  if (!ep->opts.no_local && open_local(ep) != P2P_OK) /* remote ones still work */
+  if (!ep->opts.no_local && local_open(ep) != P2P_OK) /* remote ones still work */
     log_msg(LOG_WARN, "connect_local/accept_local unavailable: %s", err_get());
   ep->nthreads = ep->opts.num_threads;
   if ((rc = progress_start(ep)) != P2P_OK) return rc;
@@ -398,7 +357,7 @@ void p2p_endpoint_destroy(p2p_endpoint *ep) {
   pthread_mutex_unlock(&ep->accept_lock);
   while (atomic_load(&ep->api_users) > 0) usleep(1000);
   if (ep->listen_fd >= 0) close(ep->listen_fd);
-  close_local(ep);
+  local_close(ep);
   free_conns(ep);
   regions_free_all(ep);
   free_ops(ep);
@@ -609,19 +568,12 @@ int p2p_connect_local(p2p_endpoint *ep, int remote_gpu, uint64_t *conn_id) {
 }
 
 static int connect_local(p2p_endpoint *ep, int remote_gpu, uint64_t *conn_id) {
-  struct sockaddr_un sun = {.sun_family = AF_UNIX};
-  local_path_of(remote_gpu, sun.sun_path, sizeof sun.sun_path);
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return ep_err(P2P_ESYS, "unix socket: %s", strerror(errno));
-  if (connect(fd, (struct sockaddr *)&sun, sizeof sun) < 0) {
-    int e = errno;
-    close(fd);
-    return ep_err(P2P_EPEER, "connect_local: no endpoint of GPU %d on this "
-                  "host (%s: %s)", remote_gpu, sun.sun_path, strerror(e));
-  }
+  int fd;
+  int rc = local_dial(remote_gpu, &fd);
+  if (rc != P2P_OK) return rc;
   sock_set_nonblock(fd);
   conn *c;
-  int rc = handshake_connect(ep, fd, "local", 1, &c);
+  rc = handshake_connect(ep, fd, "local", 1, &c);
   if (rc != P2P_OK) {
     close(fd);
     return rc;

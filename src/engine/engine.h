@@ -423,6 +423,14 @@ int gpath_copy_to_gpu(int device, void *dst, const void *src, size_t n);
 void ipc_wait_workers(p2p_endpoint *ep);
 void ipc_close(p2p_endpoint *ep);
 
+/* local.c: the same-host unix socket (connect_local / accept_local). */
+int local_open(p2p_endpoint *ep);
+void local_close(p2p_endpoint *ep);
+int local_dial(int gpu, int *fd_out);
+/* P2P_OK when the process at the other end of unix socket fd is ours
+ * (same user), else P2P_EAUTH; `who` names the call in the message. */
+int local_peer_ok(int fd, const char *who);
+
 /* memcheck.c */
 /* 1 when every page of [ptr, ptr + size) is mapped, else 0. */
 int mem_mapped(const void *ptr, size_t size);
