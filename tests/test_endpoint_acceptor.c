@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "engine.h"
 #include "ep_harness.h"
 #include "twohost.h"
 
@@ -223,10 +224,74 @@ static int test_out_of_fds_sheds_connections(void) {
   return 0;
 }
 
+/* ---- closed connections are freed ---- */
+
+#define CYCLES 100
+
+/* Until the endpoint holds at most `most` connection structs (closing
+ * finishes on the progress thread); 0 when it does. */
+static int wait_structs(p2p_endpoint *ep, int most) {
+  for (int i = 0; i < 2000 && atomic_load(&ep->conn_structs) > most; i++)
+    usleep(5000);
+  int n = atomic_load(&ep->conn_structs);
+  pthread_mutex_lock(&ep->conns_lock);
+  size_t listed = ep->conns.count;
+  pthread_mutex_unlock(&ep->conns_lock);
+  printf("  after %d connect/close cycles: %d connection structs, %zu in the "
+         "table\n", CYCLES, n, listed);
+  CHECK(n <= most);
+  CHECK(listed <= (size_t)most);
+  return 0;
+}
+
+/* Even cycles: the client closes; odd ones: the server does. */
+static int cycle_server(const twohost *th, int side, int fd, void *arg) {
+  (void)th, (void)side, (void)arg;
+  p2p_endpoint *ep;
+  CHECK_EQ(server_endpoint(&ep, fd, 0), 0);
+  for (int i = 0; i < CYCLES; i++) {
+    char ip[64];
+    int gpu;
+    uint64_t conn;
+    CHECK_EQ(p2p_accept(ep, ip, sizeof ip, &gpu, &conn), P2P_OK);
+    if (i % 2) CHECK_EQ(p2p_close(ep, conn), P2P_OK);
+    CHECK_EQ(eph_sync(fd), 0);
+  }
+  CHECK_EQ(wait_structs(ep, 1), 0);
+  CHECK_EQ(eph_sync(fd), 0);
+  p2p_endpoint_destroy(ep);
+  return eph_leak_check();
+}
+
+static int cycle_client(const twohost *th, int side, int fd, void *arg) {
+  (void)th, (void)side, (void)arg;
+  char ip[64];
+  int port, gpu;
+  p2p_endpoint *ep;
+  CHECK_EQ(eph_recv_metadata(fd, ip, sizeof ip, &port, &gpu), 0);
+  CHECK_EQ(client_endpoint(&ep), 0);
+  for (int i = 0; i < CYCLES; i++) {
+    uint64_t conn;
+    CHECK_EQ(p2p_connect(ep, ip, gpu, port, &conn), P2P_OK);
+    if (i % 2 == 0) CHECK_EQ(p2p_close(ep, conn), P2P_OK);
+    CHECK_EQ(eph_sync(fd), 0);
+  }
+  CHECK_EQ(wait_structs(ep, 1), 0);
+  CHECK_EQ(eph_sync(fd), 0);
+  p2p_endpoint_destroy(ep);
+  return eph_leak_check();
+}
+
+static int test_closed_connections_are_freed(void) {
+  CHECK_EQ(eph_run(&hosts, cycle_server, cycle_client, NULL, 300), 0);
+  return 0;
+}
+
 static const check_case cases[] = {
     CHECK_CASE(test_silent_sockets_do_not_lock_out_clients),
     CHECK_CASE(test_pending_and_open_connections_are_capped),
     CHECK_CASE(test_out_of_fds_sheds_connections),
+    CHECK_CASE(test_closed_connections_are_freed),
 };
 
 int main(int argc, char **argv) {

@@ -78,6 +78,7 @@ static int huge_write_target(const twohost *th, int side, int fd, void *arg) {
   CHECK(queued >= 1);
   /* A window of posted receives per comm and the rest in two entries. */
   CHECK(queued <= (c->window + 2) * c->recv_lanes[LANE_ONE_SIDED].ncomms);
+  ep_conn_put(c);
   CHECK_EQ(eph_sync(fd), 0);
   p2p_endpoint_destroy(ep);
   return eph_leak_check();
@@ -146,6 +147,7 @@ static int flood_receiver(const twohost *th, int side, int fd, void *arg) {
   CHECK(peak < FLOOD_BUF + FLOOD_SIZE + 4096);
   for (int i = 0; i < FLOOD_MSGS; i++)
     CHECK_EQ(eph_recv_pattern(ep, cid, FLOOD_SIZE, FLOOD_SIZE, 1000 + (uint64_t)i), 0);
+  ep_conn_put(c);
   CHECK_EQ(eph_sync(fd), 0);
   p2p_endpoint_destroy(ep);
   return eph_leak_check();

@@ -75,6 +75,7 @@ static int jobs_make_room(p2p_endpoint *ep) {
 static void queue_accepted(p2p_endpoint *ep, conn *c) {
   conn **head = c->is_local ? &ep->local_head : &ep->accepted_head;
   conn **tail = c->is_local ? &ep->local_tail : &ep->accepted_tail;
+  conn_hold(c); /* until p2p_accept hands it out */
   pthread_mutex_lock(&ep->accept_lock);
   c->accept_next = NULL;
   if (*tail) (*tail)->accept_next = c;

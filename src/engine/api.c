@@ -93,6 +93,7 @@ int p2p_post(p2p_endpoint *ep, uint64_t conn_id, p2p_op_kind kind,
   op *o = NULL;
   *xfer_id = 0;
   int rc = build_op(ep, c, kind, iov, n, &o);
+  ep_conn_put(c); /* the op holds it from here */
   if (rc != P2P_OK) return err_wrap(rc, "%s", kind_name(kind));
   uint64_t id = o->id;
   rc = op_submit(o);
@@ -116,6 +117,7 @@ static int reap(p2p_endpoint *ep, op *o, size_t *received) {
   idmap_del(&ep->ops, o->id);
   pthread_cond_destroy(&o->cond);
   free(o->segs);
+  ep_conn_put(o->c);
   free(o);
   return status;
 }
@@ -272,5 +274,6 @@ int p2p_conn_stats_get(p2p_endpoint *ep, uint64_t conn_id, p2p_conn_stats *stats
   stats->bytes_received = atomic_load(&c->stats.bytes_received);
   stats->ops_completed = atomic_load(&c->stats.ops_completed);
   stats->ops_failed = atomic_load(&c->stats.ops_failed);
+  ep_conn_put(c);
   return P2P_OK;
 }

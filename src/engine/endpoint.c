@@ -240,9 +240,24 @@ int ep_live_conns(p2p_endpoint *ep) {
   return n;
 }
 
+void conn_hold(conn *c) { atomic_fetch_add(&c->refs, 1); }
+
+void ep_conn_put(conn *c) {
+  if (c && atomic_fetch_sub(&c->refs, 1) == 1) conn_free(c);
+}
+
+void ep_conn_retire(p2p_endpoint *ep, conn *c) {
+  pthread_mutex_lock(&ep->conns_lock);
+  int listed = idmap_get(&ep->conns, c->id) == c;
+  if (listed) idmap_del(&ep->conns, c->id);
+  pthread_mutex_unlock(&ep->conns_lock);
+  if (listed) ep_conn_put(c);
+}
+
 conn *ep_conn_get(p2p_endpoint *ep, uint64_t conn_id) {
   pthread_mutex_lock(&ep->conns_lock);
   conn *c = idmap_get(&ep->conns, conn_id);
+  if (c) conn_hold(c);
   pthread_mutex_unlock(&ep->conns_lock);
   if (!c) ep_err(P2P_ENOTFOUND, "no connection %llu", (unsigned long long)conn_id);
   return c;
@@ -332,16 +347,24 @@ static void free_ops(p2p_endpoint *ep) {
       op *o = ep->ops.slots[i].value;
       pthread_cond_destroy(&o->cond);
       free(o->segs);
+      ep_conn_put(o->c);
       free(o);
     }
   idmap_free(&ep->ops);
 }
 
+/* After free_ops (ops hold connections): drop the accept queues' and the
+ * table's references; every connection reaches 0. */
 static void free_conns(p2p_endpoint *ep) {
+  conn *queues[2] = {ep->accepted_head, ep->local_head};
+  for (int q = 0; q < 2; q++)
+    for (conn *c = queues[q], *next; c; c = next) {
+      next = c->accept_next;
+      ep_conn_put(c);
+    }
   for (size_t i = 0; i < ep->conns.cap; i++)
-    if (idmap_live(&ep->conns, i)) conn_free(ep->conns.slots[i].value);
+    if (idmap_live(&ep->conns, i)) ep_conn_put(ep->conns.slots[i].value);
   idmap_free(&ep->conns);
-  /* accepted but never handed out: registered too, freed above */
 }
 
 void p2p_endpoint_destroy(p2p_endpoint *ep) {
@@ -358,9 +381,9 @@ void p2p_endpoint_destroy(p2p_endpoint *ep) {
   while (atomic_load(&ep->api_users) > 0) usleep(1000);
   if (ep->listen_fd >= 0) close(ep->listen_fd);
   local_close(ep);
+  free_ops(ep);
   free_conns(ep);
   regions_free_all(ep);
-  free_ops(ep);
   if (ep->net) ep->net->ops->destroy(ep->net);
   if (ep->local_net) ep->local_net->ops->destroy(ep->local_net);
   pthread_mutex_destroy(&ep->accept_lock);
@@ -538,6 +561,7 @@ int p2p_accept(p2p_endpoint *ep, char *ip, size_t ip_len, int *remote_gpu,
   snprintf(ip, ip_len, "%s", c->peer_ip);
   *remote_gpu = c->peer_gpu;
   *conn_id = c->id;
+  ep_conn_put(c); /* the queue's reference */
   return P2P_OK;
 }
 
@@ -553,6 +577,7 @@ int p2p_accept_local(p2p_endpoint *ep, int *remote_gpu, uint64_t *conn_id) {
   if (rc != P2P_OK) return rc;
   *remote_gpu = c->peer_gpu;
   *conn_id = c->id;
+  ep_conn_put(c); /* the queue's reference */
   return P2P_OK;
 }
 
@@ -590,6 +615,7 @@ int p2p_close(p2p_endpoint *ep, uint64_t conn_id) {
   conn *c = ep ? ep_conn_get(ep, conn_id) : NULL;
   if (!c) return ep ? P2P_ENOTFOUND : ep_err(P2P_EINVAL, "close: NULL endpoint");
   conn_abort(c, P2P_ECANCELED);
+  ep_conn_put(c);
   return P2P_OK;
 }
 

@@ -251,6 +251,8 @@ struct conn {
   conn *accept_next;          /* in ep's accepted queue */
   atomic_int abort_code;      /* set by API threads: fail it (close, timeout) */
   atomic_int ops_open;        /* ops made and not finished (lim.max_ops) */
+  atomic_int refs;            /* the table's, the accept queue's, one per op
+                                 and per ep_conn_get caller: freed at 0 */
   struct {                    /* counters, read by p2p_conn_stats_get */
     atomic_uint_fast64_t bytes_sent, bytes_received, ops_completed, ops_failed;
     atomic_size_t incoming_peak; /* most incoming_bytes ever held (tests) */
@@ -311,7 +313,9 @@ struct p2p_endpoint {
   ep_limits lim;
 
   pthread_mutex_t conns_lock;
-  idmap conns;                /* id -> conn */
+  idmap conns;                /* id -> conn: live ones, and dead ones until
+                                 their progress thread retires them */
+  atomic_int conn_structs;    /* conns allocated and not yet freed (tests) */
   uint64_t next_conn_id;
 
   pthread_mutex_t regions_lock;
@@ -337,7 +341,13 @@ int ep_err(int code, const char *fmt, ...) P2P_PRINTF(2, 3);
  * until none is inside before freeing. enter fails once destroy began. */
 int api_enter(p2p_endpoint *ep);
 void api_leave(p2p_endpoint *ep);
-conn *ep_conn_get(p2p_endpoint *ep, uint64_t conn_id); /* NULL + error */
+/* The connection, held (ep_conn_put when done); NULL + error. */
+conn *ep_conn_get(p2p_endpoint *ep, uint64_t conn_id);
+void ep_conn_put(conn *c);
+void conn_hold(conn *c);
+/* A dead connection leaves the table (its progress thread calls this);
+ * it is freed once the last holder lets go. */
+void ep_conn_retire(p2p_endpoint *ep, conn *c);
 uint64_t now_ns(void);
 /* CLOCK_REALTIME now + ms, for pthread_cond_timedwait. */
 void deadline_in(struct timespec *ts, int ms);

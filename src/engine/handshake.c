@@ -322,6 +322,8 @@ static conn *conn_new(p2p_endpoint *ep, int fd, const char *peer_ip,
   pthread_mutex_init(&c->sub_lock, NULL);
   pthread_mutex_init(&c->drive_lock, NULL);
   c->watch_events = -1; /* no progress thread watches it yet */
+  atomic_store(&c->refs, 1);
+  atomic_fetch_add(&ep->conn_structs, 1);
   c->window = ep->opts.window;
   c->eager_max = ep->opts.eager_max;
   return c;
@@ -329,6 +331,7 @@ static conn *conn_new(p2p_endpoint *ep, int fd, const char *peer_ip,
 
 void conn_free(conn *c) {
   if (!c) return;
+  atomic_fetch_sub(&c->ep->conn_structs, 1);
   if (c->fd >= 0) close(c->fd);
   bytebuf_free(&c->in);
   bytebuf_free(&c->out);

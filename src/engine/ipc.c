@@ -268,6 +268,7 @@ int p2p_post_ipc(p2p_endpoint *ep, uint64_t conn_id, p2p_ipc_kind kind, void *pt
   ipc_job *job = calloc(1, sizeof *job);
   op *o = NULL;
   int made = job ? op_new(ep, c, P2P_OP_SEND, 0, &o) : ep_err(P2P_ENOMEM, "out of memory");
+  ep_conn_put(c); /* the op holds it from here */
   if (made != P2P_OK) {
     free(job);
     return made;

@@ -28,6 +28,7 @@ int op_new(p2p_endpoint *ep, conn *c, p2p_op_kind kind, size_t nseg, op **out) {
   o->nseg = nseg;
   o->kind = kind;
   o->c = c;
+  conn_hold(c); /* until the op is forgotten */
   pthread_cond_init(&o->cond, NULL);
   pthread_mutex_lock(&ep->ops_lock);
   o->id = ++ep->next_op_id;
@@ -37,6 +38,7 @@ int op_new(p2p_endpoint *ep, conn *c, p2p_op_kind kind, size_t nseg, op **out) {
     pthread_cond_destroy(&o->cond);
     free(segs);
     free(o);
+    ep_conn_put(c);
     atomic_fetch_sub(&c->ops_open, 1);
     return ep_err(P2P_ENOMEM, "out of memory");
   }
@@ -54,6 +56,7 @@ void op_discard(op *o) {
   pthread_mutex_unlock(&ep->ops_lock);
   pthread_cond_destroy(&o->cond);
   free(o->segs);
+  ep_conn_put(o->c);
   free(o);
 }
 

@@ -319,6 +319,24 @@ static void sleep_in_epoll(progress_thread *pt) {
   if (read(pt->wake_fd, &v, sizeof v) < 0 && errno != EAGAIN) { /* nothing to drain */ }
 }
 
+/* Dead connections leave the thread's list and the endpoint's table (so
+ * closed connections do not pile up); the memory goes with the last
+ * reference (ops not yet reported, callers inside an API call). The
+ * drive lock is taken once, so that whoever failed it has finished. */
+static void retire_dead(progress_thread *pt) {
+  for (conn **pp = &pt->conns; *pp;) {
+    conn *c = *pp;
+    if (!atomic_load(&c->dead)) {
+      pp = &c->next;
+      continue;
+    }
+    pthread_mutex_lock(&c->drive_lock);
+    pthread_mutex_unlock(&c->drive_lock);
+    *pp = c->next;
+    ep_conn_retire(pt->ep, c);
+  }
+}
+
 /* After activity the thread keeps polling (yielding the CPU) for a short
  * while before it sleeps: the next message of an exchange usually comes
  * within a round trip, and a wake-up from epoll costs more than that.
@@ -340,6 +358,7 @@ static void *progress_main(void *arg) {
       }
       pthread_mutex_unlock(&c->drive_lock);
     }
+    retire_dead(pt);
     if (moved) {
       idle = 0;
       last_move = now_ns();
