@@ -88,8 +88,9 @@ int p2p_post(p2p_endpoint *ep, uint64_t conn_id, p2p_op_kind kind,
   if (!ep || !xfer_id) return ep_err(P2P_EINVAL, "post: NULL argument");
   if (kind < P2P_OP_SEND || kind > P2P_OP_WRITE)
     return ep_err(P2P_EINVAL, "post: unknown op kind %d", (int)kind);
-  conn *c = ep_conn_get(ep, conn_id);
-  if (!c) return P2P_ENOTFOUND;
+  conn *c;
+  int found = ep_conn_find(ep, conn_id, &c);
+  if (found != P2P_OK) return found;
   op *o = NULL;
   *xfer_id = 0;
   int rc = build_op(ep, c, kind, iov, n, &o);
@@ -268,8 +269,9 @@ int p2p_writev(p2p_endpoint *ep, uint64_t conn_id, const uint64_t *mr_ids,
 
 int p2p_conn_stats_get(p2p_endpoint *ep, uint64_t conn_id, p2p_conn_stats *stats) {
   if (!ep || !stats) return ep_err(P2P_EINVAL, "conn_stats: NULL argument");
-  conn *c = ep_conn_get(ep, conn_id);
-  if (!c) return P2P_ENOTFOUND;
+  conn *c;
+  int found = ep_conn_find(ep, conn_id, &c);
+  if (found != P2P_OK) return found;
   stats->bytes_sent = atomic_load(&c->stats.bytes_sent);
   stats->bytes_received = atomic_load(&c->stats.bytes_received);
   stats->ops_completed = atomic_load(&c->stats.ops_completed);

@@ -249,17 +249,38 @@ void ep_conn_put(conn *c) {
 void ep_conn_retire(p2p_endpoint *ep, conn *c) {
   pthread_mutex_lock(&ep->conns_lock);
   int listed = idmap_get(&ep->conns, c->id) == c;
-  if (listed) idmap_del(&ep->conns, c->id);
+  if (listed) {
+    idmap_del(&ep->conns, c->id);
+    unsigned t = ep->next_tomb++ % ENGINE_TOMBS;
+    ep->tombs[t].id = c->id;
+    ep->tombs[t].code = atomic_load(&c->dead);
+    snprintf(ep->tombs[t].why, sizeof ep->tombs[t].why, "%s", c->dead_err);
+  }
   pthread_mutex_unlock(&ep->conns_lock);
   if (listed) ep_conn_put(c);
 }
 
-conn *ep_conn_get(p2p_endpoint *ep, uint64_t conn_id) {
+int ep_conn_find(p2p_endpoint *ep, uint64_t conn_id, conn **out) {
   pthread_mutex_lock(&ep->conns_lock);
   conn *c = idmap_get(&ep->conns, conn_id);
+  int code = P2P_ENOTFOUND;
+  char why[P2P_ERR_MAX] = "";
   if (c) conn_hold(c);
+  for (int t = 0; !c && conn_id && t < ENGINE_TOMBS; t++)
+    if (ep->tombs[t].id == conn_id) {
+      code = ep->tombs[t].code;
+      snprintf(why, sizeof why, "%s", ep->tombs[t].why);
+    }
   pthread_mutex_unlock(&ep->conns_lock);
-  if (!c) ep_err(P2P_ENOTFOUND, "no connection %llu", (unsigned long long)conn_id);
+  *out = c;
+  if (c) return P2P_OK;
+  if (why[0]) return ep_err(code, "%s", why);
+  return ep_err(P2P_ENOTFOUND, "no connection %llu", (unsigned long long)conn_id);
+}
+
+conn *ep_conn_get(p2p_endpoint *ep, uint64_t conn_id) {
+  conn *c;
+  ep_conn_find(ep, conn_id, &c);
   return c;
 }
 
@@ -612,8 +633,10 @@ static int connect_local(p2p_endpoint *ep, int remote_gpu, uint64_t *conn_id) {
 }
 
 int p2p_close(p2p_endpoint *ep, uint64_t conn_id) {
-  conn *c = ep ? ep_conn_get(ep, conn_id) : NULL;
-  if (!c) return ep ? P2P_ENOTFOUND : ep_err(P2P_EINVAL, "close: NULL endpoint");
+  if (!ep) return ep_err(P2P_EINVAL, "close: NULL endpoint");
+  conn *c;
+  int rc = ep_conn_find(ep, conn_id, &c);
+  if (rc != P2P_OK) return rc == P2P_ENOTFOUND ? rc : P2P_OK; /* closed already */
   conn_abort(c, P2P_ECANCELED);
   ep_conn_put(c);
   return P2P_OK;

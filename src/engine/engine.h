@@ -31,6 +31,7 @@
 #define ENGINE_MAX_COMMS 16   /* per lane and direction */
 #define ENGINE_MAX_WINDOW 32
 #define ENGINE_MAX_THREADS 64
+#define ENGINE_TOMBS 64         /* retired connections remembered */
 #define GPATH_MAX_SLOTS 64      /* pinned staging slots per direction */
 enum { GPATH_HOST = 0, GPATH_DIRECT = 1, GPATH_STAGED = 2 };
 
@@ -316,6 +317,13 @@ struct p2p_endpoint {
   idmap conns;                /* id -> conn: live ones, and dead ones until
                                  their progress thread retires them */
   atomic_int conn_structs;    /* conns allocated and not yet freed (tests) */
+  struct {                    /* the latest retired connections, so that a
+                                 call on one still says why it died */
+    uint64_t id;
+    int code;
+    char why[P2P_ERR_MAX];
+  } tombs[ENGINE_TOMBS];
+  unsigned next_tomb;
   uint64_t next_conn_id;
 
   pthread_mutex_t regions_lock;
@@ -341,8 +349,10 @@ int ep_err(int code, const char *fmt, ...) P2P_PRINTF(2, 3);
  * until none is inside before freeing. enter fails once destroy began. */
 int api_enter(p2p_endpoint *ep);
 void api_leave(p2p_endpoint *ep);
-/* The connection, held (ep_conn_put when done); NULL + error. */
-conn *ep_conn_get(p2p_endpoint *ep, uint64_t conn_id);
+/* The connection, held (ep_conn_put when done). P2P_ENOTFOUND, or for a
+ * recently retired one the code it died with (P2P_EPEER...). */
+int ep_conn_find(p2p_endpoint *ep, uint64_t conn_id, conn **out);
+conn *ep_conn_get(p2p_endpoint *ep, uint64_t conn_id); /* NULL + error */
 void ep_conn_put(conn *c);
 void conn_hold(conn *c);
 /* A dead connection leaves the table (its progress thread calls this);
