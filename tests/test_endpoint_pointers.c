@@ -5,8 +5,8 @@
  * - reg refuses ranges that are not mapped (before: accepted, and a small
  *   send from one crashed the caller);
  * - a peer reading or writing an advertised region whose memory the owner
- *   unmapped without deregistering is refused, and the owner lives on
- *   (before: the owner crashed copying the bytes);
+ *   made inaccessible without deregistering is refused, and the owner
+ *   lives on (before: the owner crashed copying the bytes);
  * - TCPX_P2P_MAX_REGIONS and TCPX_P2P_MAX_OPS_PER_CONN: P2P_ELIMIT with a
  *   message naming the variable, and room again once some are released. */
 #include <stdio.h>
@@ -87,10 +87,15 @@ static int gone_owner(p2p_endpoint *ep, uint64_t conn, int fd, int side, void *a
   uint8_t desc[P2P_DESC_SIZE];
   CHECK_EQ(p2p_reg(ep, p, GONE_SIZE, &mr), P2P_OK);
   CHECK_EQ(p2p_advertise(ep, conn, mr, p, GONE_SIZE, desc), P2P_OK);
-  CHECK_EQ(munmap(p, GONE_SIZE), 0); /* the application's bug: no dereg */
+  /* The application's bug: the memory is gone (made unreadable rather
+   * than unmapped, so that no other mapping can take its place) while
+   * still registered and advertised. */
+  CHECK_EQ(mprotect(p, GONE_SIZE, PROT_NONE), 0);
   CHECK_EQ(oob_send(fd, desc, sizeof desc), 0);
   /* Still alive: the connection carries a message afterwards. */
   CHECK_EQ(eph_recv_pattern(ep, conn, 3000, 3000, 6), 0);
+  CHECK_EQ(p2p_dereg(ep, mr), P2P_OK);
+  munmap(p, GONE_SIZE);
   return 0;
 }
 
