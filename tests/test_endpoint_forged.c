@@ -5,6 +5,8 @@
  *   endpoint queues a bounded number of receives for it (before: one
  *   chunk struct per MiB announced, allocated at once); a refused write's
  *   bytes are still drained and answered;
+ * - a READ of a 64 MiB exposure with the peer's chunk size at 4 KiB: the
+ *   owner queues a bounded number of sends (before: 16384 chunk structs);
  * - a flood of inline SENDs nobody receives: the endpoint holds at most
  *   TCPX_P2P_EAGER_BUF bytes of them, stops reading (the peer waits), and
  *   every message arrives intact once the application receives;
@@ -119,6 +121,73 @@ static int huge_write_forger(const twohost *th, int side, int fd, void *arg) {
 
 static int test_forged_huge_write_queues_bounded_receives(void) {
   CHECK_EQ(eph_run(&hosts, huge_write_target, huge_write_forger, NULL, 120), 0);
+  return 0;
+}
+
+/* ---- a READ of a large exposure in 4 KiB chunks ---- */
+
+#define BIG_READ (64u << 20)
+
+static int queued_sends(conn *c) {
+  lane *l = &c->send_lanes[LANE_ONE_SIDED];
+  pthread_mutex_lock(&c->drive_lock);
+  int n = 0;
+  for (int k = 0; k < l->ncomms; k++) n += l->waiting[k].count + l->inflight[k].count;
+  pthread_mutex_unlock(&c->drive_lock);
+  return n;
+}
+
+static int big_read_owner(const twohost *th, int side, int fd, void *arg) {
+  (void)th, (void)side, (void)arg;
+  p2p_endpoint *ep;
+  uint64_t cid, mr, step;
+  uint8_t desc[P2P_DESC_SIZE], *buf = malloc(BIG_READ);
+  CHECK(buf);
+  memset(buf, 1, BIG_READ);
+  CHECK_EQ(accept_forger(&ep, fd, &cid), 0);
+  conn *c = ep_conn_get(ep, cid);
+  CHECK(c);
+  CHECK_EQ(c->chunk_size, 4096); /* the forger's choice */
+  CHECK_EQ(p2p_reg(ep, buf, BIG_READ, &mr), P2P_OK);
+  CHECK_EQ(p2p_advertise(ep, cid, mr, buf, BIG_READ, desc), P2P_OK);
+  CHECK_EQ(oob_send(fd, desc, sizeof desc), 0);
+  CHECK_EQ(eph_get_u64(fd, &step), 0); /* the READ is sent */
+  int queued = 0, tries = 0;
+  while ((queued = queued_sends(c)) == 0 && tries++ < 2000) usleep(5000);
+  printf("  sends queued to serve a %u-byte read in 4 KiB chunks: %d\n",
+         BIG_READ, queued);
+  CHECK(queued >= 1);
+  CHECK(queued <= (c->window + 2) * c->send_lanes[LANE_ONE_SIDED].ncomms);
+  ep_conn_put(c);
+  CHECK_EQ(eph_sync(fd), 0);
+  p2p_endpoint_destroy(ep); /* the read is cut short with the connection */
+  free(buf);
+  return eph_leak_check();
+}
+
+static int big_read_forger(const twohost *th, int side, int fd, void *arg) {
+  (void)th, (void)side, (void)arg;
+  forge f;
+  uint8_t desc[P2P_DESC_SIZE];
+  desc_fields d;
+  forge_chunk_size = 4096;
+  CHECK_EQ(forger_dial(&f, fd, NULL), 0);
+  CHECK_EQ(oob_recv(fd, desc, sizeof desc), 0);
+  CHECK_EQ(desc_decode(desc, &d), P2P_OK);
+  ctrl_msg m = {.type = CTRL_READ,
+                .u.access = {.id = 1, .region = d.exposure_id, .size = BIG_READ}};
+  memcpy(m.u.access.key, d.key, CTRL_KEY_SIZE);
+  CHECK_EQ(forge_send(&f, &m, NULL), 0);
+  CHECK_EQ(forge_recv(&f, &m, 10000), 0);
+  CHECK_EQ(m.type, CTRL_READ_DATA); /* accepted: the bytes follow */
+  CHECK_EQ(eph_put_u64(fd, 1), 0);
+  CHECK_EQ(eph_sync(fd), 0);
+  forge_close(&f);
+  return eph_leak_check();
+}
+
+static int test_forged_read_in_tiny_chunks_queues_bounded_sends(void) {
+  CHECK_EQ(eph_run(&hosts, big_read_owner, big_read_forger, NULL, 120), 0);
   return 0;
 }
 
@@ -257,6 +326,7 @@ static int test_forged_handles_elsewhere_are_refused(void) {
 
 static const check_case cases[] = {
     CHECK_CASE(test_forged_huge_write_queues_bounded_receives),
+    CHECK_CASE(test_forged_read_in_tiny_chunks_queues_bounded_sends),
     CHECK_CASE(test_forged_eager_flood_is_held_back),
     CHECK_CASE(test_forged_handles_elsewhere_are_refused),
 };

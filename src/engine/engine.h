@@ -103,7 +103,7 @@ typedef struct op {
   size_t nseg;
   op_seg *segs;
   size_t received;            /* recv: bytes that arrived */
-  int chunks_left;            /* data chunks not yet finished */
+  uint64_t chunks_left;       /* data chunks not yet finished */
   int remote_left;            /* acknowledgements still expected */
   int started;
   int eager;                  /* SEND carried inline */
@@ -130,9 +130,10 @@ typedef struct chunk {
   int slot;                   /* staging slot, or -1 */
   int copying;                /* staged send: its copy to the slot started */
   uint64_t unpack_k;          /* receive number on an unpack comm */
-  uint64_t repeat;            /* drain: identical receives this entry stands
-                                 for (cut one at a time when posted, so a
-                                 peer's huge refused size costs no memory) */
+  uint64_t repeat;            /* a run: chunks this entry stands for, cut
+                                 off one at a time when posted (chunks.c) */
+  size_t stride;              /* a run: bytes from one of its chunks to the next */
+  int drain;                  /* lands in a scratch slot chosen when posted */
   void *flush_req;            /* iflush in progress (forceFlush plugins) */
 } chunk;
 
@@ -425,6 +426,18 @@ int op_submit(op *o);
 void op_discard(op *o);
 void op_put_regions(op *o);
 void conn_abort(conn *c, int code);
+
+/* chunks.c: cutting transfers into chunks (see there). */
+void fifo_push(chunk_fifo *f, chunk *ch);
+chunk *fifo_pop(chunk_fifo *f);
+/* Queue [ptr, ptr + size) on lane l for owner or sv; *n += its chunks. */
+int lane_add(conn *c, lane *l, uint8_t *ptr, size_t size, int is_recv,
+             op *owner, serve *sv, mem_region *mr, uint64_t *n);
+/* Queue receives that drain `size` bytes of a refused message into scratch;
+ * sv->chunks_left += their count. */
+int lane_add_drain(conn *c, lane *l, uint64_t size, serve *sv);
+/* Make the head of waiting[k] one postable chunk (cut off its run). */
+int lane_take(conn *c, lane *l, int k);
 
 /* gpu_path.c: GPU memory per chunk (see there). */
 int gpath_chunk_mode(const conn *c, const chunk *ch);

@@ -32,115 +32,6 @@ static void op_remove(op **head, op *o) {
   o->next = NULL;
 }
 
-static void fifo_push(chunk_fifo *f, chunk *ch) {
-  ch->next = NULL;
-  if (f->tail) f->tail->next = ch;
-  else f->head = ch;
-  f->tail = ch;
-  f->count++;
-}
-
-static chunk *fifo_pop(chunk_fifo *f) {
-  chunk *ch = f->head;
-  if (!ch) return NULL;
-  f->head = ch->next;
-  if (!f->head) f->tail = NULL;
-  f->count--;
-  return ch;
-}
-
-/* ---- chunks ------------------------------------------------------------------- */
-
-/* Cut [ptr, ptr + size) into chunks on lane `l`. Returns the number of
- * chunks, or -1 when out of memory. */
-static int lane_add(conn *c, lane *l, uint8_t *ptr, size_t size, int is_recv,
-                    op *owner, serve *sv, mem_region *mr) {
-  int n = 0;
-  for (size_t off = 0; off < size; off += c->chunk_size, n++) {
-    chunk *ch = calloc(1, sizeof *ch);
-    if (!ch) return -1;
-    ch->owner = owner;
-    ch->serve = sv;
-    ch->ptr = ptr ? ptr + off : NULL;
-    ch->size = size - off < c->chunk_size ? size - off : c->chunk_size;
-    ch->mr = mr;
-    ch->is_recv = is_recv;
-    ch->slot = -1;
-    ch->mode = gpath_chunk_mode(c, ch);
-    fifo_push(&l->waiting[l->next_chunk++ % (uint64_t)l->ncomms], ch);
-  }
-  return n;
-}
-
-/* Drain chunks (bytes of a refused message) land in scratch slots, made on
- * first use: `window` slots per comm, taken in turn as drain receives are
- * posted on it, so no two receives in flight write the same bytes. A
- * drain is queued as at most two entries per comm (its full-size chunks,
- * counted in `repeat`, and the short last one), never one chunk each: the
- * size comes from the peer and is checked against nothing. */
-static int drain_push(lane *l, int k, size_t size, uint64_t repeat, serve *sv,
-                      mem_region *scratch_mr) {
-  chunk *ch = calloc(1, sizeof *ch);
-  if (!ch) return -1;
-  *ch = (chunk){.serve = sv, .size = size, .mr = scratch_mr, .is_recv = 1,
-                .slot = -1, .mode = GPATH_HOST, .repeat = repeat};
-  fifo_push(&l->waiting[k], ch);
-  return 0;
-}
-
-static int scratch_ready(conn *c) {
-  if (c->scratch) return 0;
-  size_t total = (size_t)c->window * (size_t)c->recv_lanes[0].ncomms * ENGINE_LANES *
-                 c->chunk_size;
-  c->scratch = malloc(total);
-  if (!c->scratch) return -1;
-  c->scratch_mr = (mem_region){.base = (uintptr_t)c->scratch, .size = total,
-                               .ptr_type = NCCL_PTR_HOST, .device = -1};
-  return 0;
-}
-
-static int lane_add_drain(conn *c, lane *l, uint64_t size, serve *sv) {
-  if (size == 0) return 0;
-  if (scratch_ready(c) != 0) return -1;
-  uint64_t cs = c->chunk_size, n = (size - 1) / cs + 1, last = size - (n - 1) * cs;
-  uint64_t nc = (uint64_t)l->ncomms;
-  for (uint64_t j = 0; j < nc && j < n; j++) {
-    int k = (int)((l->next_chunk + j) % nc);
-    uint64_t count = (n - 1 - j) / nc + 1;
-    int short_last = j == (n - 1) % nc && last < cs;
-    if (count > (uint64_t)short_last &&
-        drain_push(l, k, cs, count - (uint64_t)short_last, sv, &c->scratch_mr) != 0)
-      return -1;
-    if (short_last && drain_push(l, k, (size_t)last, 1, sv, &c->scratch_mr) != 0)
-      return -1;
-  }
-  l->next_chunk += n;
-  sv->chunks_left += n;
-  return 0;
-}
-
-/* Before posting a drain entry: cut one receive off it, in its own slot. */
-static int drain_take(conn *c, lane *l, int k) {
-  chunk *ch = l->waiting[k].head;
-  if (ch->repeat > 1) {
-    chunk *one = malloc(sizeof *one);
-    if (!one) return -1;
-    *one = *ch;
-    one->repeat = 1;
-    ch->repeat--;
-    one->next = ch;
-    l->waiting[k].head = one;
-    l->waiting[k].count++;
-    ch = one;
-  }
-  ch->repeat = 0; /* its slot is chosen once, even if posting must wait */
-  size_t lane_idx = (size_t)(l - c->recv_lanes);
-  size_t slot = ((lane_idx * (size_t)l->ncomms + (size_t)k) * (size_t)c->window) +
-                (size_t)(l->drain_next[k]++ % (uint64_t)c->window);
-  ch->ptr = c->scratch + slot * c->chunk_size;
-  return 0;
-}
-
 /* ---- finishing ----------------------------------------------------------------- */
 
 static op **op_list_of(conn *c, const op *o) {
@@ -209,10 +100,7 @@ static void chunk_done(conn *c, chunk *ch) {
 static int add_seg_chunks(conn *c, op *o, int lane_idx, int is_recv,
                           const op_seg *s, size_t size) {
   lane *l = is_recv ? &c->recv_lanes[lane_idx] : &c->send_lanes[lane_idx];
-  int n = lane_add(c, l, s->ptr, size, is_recv, o, NULL, s->mr);
-  if (n < 0) return -1;
-  o->chunks_left += n;
-  return 0;
+  return lane_add(c, l, s->ptr, size, is_recv, o, NULL, s->mr, &o->chunks_left);
 }
 
 /* Small host-memory messages go inline in their SEND: no transport
@@ -557,10 +445,10 @@ static int on_write(conn *c, const ctrl_access *a) {
     return 0;
   }
   lane *l = &c->recv_lanes[LANE_ONE_SIDED];
-  int n = status == P2P_OK ? lane_add(c, l, ptr, a->size, 1, NULL, sv, mr) : 0;
-  if (n > 0) sv->chunks_left = (uint64_t)n;
-  else if (n == 0 && status != P2P_OK) n = lane_add_drain(c, l, a->size, sv);
-  if (n < 0) return conn_fail(c, P2P_ENOMEM, "out of memory"), -1;
+  int rc = status == P2P_OK
+               ? lane_add(c, l, ptr, a->size, 1, NULL, sv, mr, &sv->chunks_left)
+               : lane_add_drain(c, l, a->size, sv);
+  if (rc != 0) return conn_fail(c, P2P_ENOMEM, "out of memory"), -1;
   if (sv->chunks_left == 0) serve_done(c, sv);
   return 0;
 }
@@ -596,10 +484,10 @@ static int on_read(conn *c, const ctrl_access *a) {
   }
   serve *sv = serve_new(c, 0, a->id, P2P_OK, a->size, mr);
   if (!sv) return region_release(c->ep, mr), -1;
-  int n = lane_add(c, &c->send_lanes[LANE_ONE_SIDED], ptr, a->size, 0, NULL, sv, mr);
-  if (n < 0) return conn_fail(c, P2P_ENOMEM, "out of memory"), -1;
-  sv->chunks_left = n;
-  if (n == 0) serve_done(c, sv);
+  if (lane_add(c, &c->send_lanes[LANE_ONE_SIDED], ptr, a->size, 0, NULL, sv, mr,
+               &sv->chunks_left) != 0)
+    return conn_fail(c, P2P_ENOMEM, "out of memory"), -1;
+  if (sv->chunks_left == 0) serve_done(c, sv);
   return 0;
 }
 
@@ -692,7 +580,7 @@ static int pump_waiting(conn *c, lane *l, int k) {
     if (gpath_stage_ahead(c, ch) != 0) return -1;
   while (l->waiting[k].head &&
          l->inflight[k].count + l->finishing[k].count < c->window) {
-    if (l->waiting[k].head->repeat && drain_take(c, l, k) != 0)
+    if (l->waiting[k].head->repeat && lane_take(c, l, k) != 0)
       return conn_fail(c, P2P_ENOMEM, "out of memory"), -1;
     chunk *ch = l->waiting[k].head;
     int ready;

@@ -19,6 +19,8 @@
 
 #define FORGE_LIMIT_MS 10000
 
+uint64_t forge_chunk_size = 1 << 20;
+
 static int send_all(int fd, const uint8_t *p, size_t n) {
   while (n > 0) {
     ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
@@ -80,7 +82,8 @@ static int expect(forge *f, ctrl_type type, ctrl_msg *m) {
 
 static int exchange_hello(forge *f) {
   ctrl_msg m = {.type = CTRL_HELLO,
-                .u.hello = {.gpu_index = 7, .comms_per_lane = 1, .chunk_size = 1 << 20}};
+                .u.hello = {.gpu_index = 7, .comms_per_lane = 1,
+                            .chunk_size = forge_chunk_size}};
   fill_random(m.u.hello.nonce, sizeof m.u.hello.nonce, 99);
   if (forge_send(f, &m, NULL) != 0 || expect(f, CTRL_HELLO, &m) != 0) return -1;
   return m.u.hello.comms_per_lane >= 1 ? 0 : -1;

@@ -23,6 +23,10 @@ typedef struct forge {
   size_t in_len, in_cap;
 } forge;
 
+/* The chunk size the forger's HELLO asks for (1 MiB unless changed; the
+ * endpoint takes the smaller of both). */
+extern uint64_t forge_chunk_size;
+
 /* Called on our HANDLES before they are sent (may rewrite them). */
 typedef void (*forge_handles_fn)(uint8_t handles[FORGE_COMMS][CTRL_HANDLE_SIZE]);
 
