@@ -7,6 +7,9 @@
  *   bytes are still drained and answered;
  * - a READ of a 64 MiB exposure with the peer's chunk size at 4 KiB: the
  *   owner queues a bounded number of sends (before: 16384 chunk structs);
+ * - 50 READs sent at once: the owner serves TCPX_P2P_MAX_OPS_PER_CONN of
+ *   them at a time (it stops reading requests meanwhile), every read's
+ *   bytes arrive;
  * - a flood of inline SENDs nobody receives: the endpoint holds at most
  *   TCPX_P2P_EAGER_BUF bytes of them, stops reading (the peer waits), and
  *   every message arrives intact once the application receives;
@@ -191,6 +194,71 @@ static int test_forged_read_in_tiny_chunks_queues_bounded_sends(void) {
   return 0;
 }
 
+/* ---- many READs at once ---- */
+
+#define MANY_READS 50
+#define READ_SIZE (128u << 10) /* over the inline limit: data on the lane */
+#define SERVE_CAP 4            /* TCPX_P2P_MAX_OPS_PER_CONN at the owner */
+
+static int many_reads_owner(const twohost *th, int side, int fd, void *arg) {
+  (void)th, (void)side, (void)arg;
+  setenv("TCPX_P2P_MAX_OPS_PER_CONN", "4", 1);
+  p2p_endpoint *ep;
+  uint64_t cid, mr;
+  uint8_t desc[P2P_DESC_SIZE], *buf = malloc(READ_SIZE);
+  CHECK(buf);
+  pat_fill(buf, READ_SIZE, 8);
+  CHECK_EQ(accept_forger(&ep, fd, &cid), 0);
+  conn *c = ep_conn_get(ep, cid);
+  CHECK(c);
+  CHECK_EQ(p2p_reg(ep, buf, READ_SIZE, &mr), P2P_OK);
+  CHECK_EQ(p2p_advertise(ep, cid, mr, buf, READ_SIZE, desc), P2P_OK);
+  CHECK_EQ(oob_send(fd, desc, sizeof desc), 0);
+  int tries = 0;
+  while (atomic_load(&c->stats.serving_peak) < SERVE_CAP && tries++ < 2000) usleep(5000);
+  usleep(300000); /* the requests press on; the bound must hold */
+  int peak = atomic_load(&c->stats.serving_peak);
+  printf("  most of %d reads served at once: %d\n", MANY_READS, peak);
+  CHECK_EQ(peak, SERVE_CAP);
+  CHECK_EQ(eph_sync(fd), 0); /* the forger got every read's bytes */
+  ep_conn_put(c);
+  p2p_endpoint_destroy(ep);
+  free(buf);
+  return eph_leak_check();
+}
+
+static int many_reads_forger(const twohost *th, int side, int fd, void *arg) {
+  (void)th, (void)side, (void)arg;
+  forge f;
+  uint8_t desc[P2P_DESC_SIZE], *got = malloc(READ_SIZE);
+  desc_fields d;
+  CHECK(got);
+  CHECK_EQ(forger_dial(&f, fd, NULL), 0);
+  CHECK_EQ(oob_recv(fd, desc, sizeof desc), 0);
+  CHECK_EQ(desc_decode(desc, &d), P2P_OK);
+  for (int i = 0; i < MANY_READS; i++) {
+    ctrl_msg m = {.type = CTRL_READ,
+                  .u.access = {.id = (uint64_t)i, .region = d.exposure_id,
+                               .size = READ_SIZE}};
+    memcpy(m.u.access.key, d.key, CTRL_KEY_SIZE);
+    CHECK_EQ(forge_send(&f, &m, NULL), 0);
+  }
+  for (int i = 0; i < MANY_READS; i++) { /* nothing lost: every read comes */
+    memset(got, 0, READ_SIZE);
+    CHECK_EQ(forge_recv_data(&f, LANE_ONE_SIDED, got, READ_SIZE, 20000), 0);
+    CHECK(pat_check(got, READ_SIZE, 8, "a read's bytes"));
+  }
+  CHECK_EQ(eph_sync(fd), 0);
+  forge_close(&f);
+  free(got);
+  return eph_leak_check();
+}
+
+static int test_forged_read_flood_is_served_a_few_at_a_time(void) {
+  CHECK_EQ(eph_run(&hosts, many_reads_owner, many_reads_forger, NULL, 120), 0);
+  return 0;
+}
+
 /* ---- a flood of inline SENDs ---- */
 
 #define FLOOD_MSGS 400
@@ -327,6 +395,7 @@ static int test_forged_handles_elsewhere_are_refused(void) {
 static const check_case cases[] = {
     CHECK_CASE(test_forged_huge_write_queues_bounded_receives),
     CHECK_CASE(test_forged_read_in_tiny_chunks_queues_bounded_sends),
+    CHECK_CASE(test_forged_read_flood_is_served_a_few_at_a_time),
     CHECK_CASE(test_forged_eager_flood_is_held_back),
     CHECK_CASE(test_forged_handles_elsewhere_are_refused),
 };

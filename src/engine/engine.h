@@ -232,6 +232,7 @@ struct conn {
   int eager_pending;          /* inline SENDs not yet acknowledged */
   size_t eager_pending_bytes; /* and their bytes */
   size_t incoming_bytes;      /* memory held by incoming_head's list */
+  int nserving;               /* serves in progress (lim.max_ops pauses reading) */
   int read_resumed;           /* reading paused, then room made: parse again */
   size_t eager_max;           /* largest message sent inline */
   serve *serving;
@@ -258,6 +259,7 @@ struct conn {
   struct {                    /* counters, read by p2p_conn_stats_get */
     atomic_uint_fast64_t bytes_sent, bytes_received, ops_completed, ops_failed;
     atomic_size_t incoming_peak; /* most incoming_bytes ever held (tests) */
+    atomic_int serving_peak;     /* most serves at once (tests) */
   } stats;
 };
 
@@ -415,8 +417,9 @@ int xfer_on_ctrl(conn *c, const ctrl_msg *m); /* a control message */
 int xfer_pump(conn *c);                       /* post and test chunks */
 void xfer_fail_all(conn *c, int code, const char *why);
 int xfer_busy(const conn *c);                 /* requests in flight? */
-/* Messages waiting for a receive hold eager_buf bytes or more: read no
- * more control messages (see EAGER_MAX_PENDING). */
+/* Messages waiting for a receive hold eager_buf bytes or more, or
+ * lim.max_ops peer requests are being served: read no more control
+ * messages for now (see EAGER_MAX_PENDING). */
 int xfer_read_paused(const conn *c);
 
 /* ops (endpoint.c): creation, completion, lookup. */

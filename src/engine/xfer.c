@@ -63,6 +63,9 @@ static void serve_done(conn *c, serve *sv) {
   serve **pp = &c->serving;
   while (*pp && *pp != sv) pp = &(*pp)->next;
   if (*pp) *pp = sv->next;
+  int was_paused = xfer_read_paused(c);
+  c->nserving--;
+  if (was_paused && !xfer_read_paused(c)) c->read_resumed = 1;
   if (sv->reply) {
     ctrl_msg m = {.type = sv->reply,
                   .u.status = {.id = sv->id, .status = sv->status, .size = sv->size}};
@@ -79,6 +82,8 @@ static serve *serve_new(conn *c, ctrl_type reply, uint64_t id, int status,
   *sv = (serve){.next = c->serving, .reply = reply, .id = id, .status = status,
                 .size = size, .mr = mr};
   c->serving = sv;
+  if (++c->nserving > atomic_load(&c->stats.serving_peak))
+    atomic_store(&c->stats.serving_peak, c->nserving);
   return sv;
 }
 
@@ -273,7 +278,12 @@ static int accept_incoming(conn *c, op *o, const incoming_send *in) {
   return 0;
 }
 
-int xfer_read_paused(const conn *c) { return c->incoming_bytes >= c->ep->lim.eager_buf; }
+/* Reading pauses while too much waits for the application (inline
+ * messages) or is being served (peer requests: they finish on their own,
+ * data moves without control messages). */
+int xfer_read_paused(const conn *c) {
+  return c->incoming_bytes >= c->ep->lim.eager_buf || c->nserving >= c->ep->lim.max_ops;
+}
 
 static int match_recvs(conn *c) {
   while (c->recvs_waiting && c->incoming_head) {
@@ -665,6 +675,7 @@ void xfer_fail_all(conn *c, int code, const char *why) {
   c->incoming_tail = NULL;
   c->nincoming = 0;
   c->incoming_bytes = 0;
+  c->nserving = 0;
   fail_list(&c->sends_active, code, why);
   fail_list(&c->recvs_waiting, code, why);
   fail_list(&c->recvs_active, code, why);

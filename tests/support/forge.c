@@ -158,6 +158,23 @@ int forge_send_data(forge *f, int lane, const void *buf, size_t len, int limit_m
   return 0;
 }
 
+int forge_recv_data(forge *f, int lane, void *buf, size_t len, int limit_ms) {
+  void *req = NULL, *mh = NULL;
+  size_t size = len;
+  int tag = 0;
+  double until = eph_now_ms() + limit_ms;
+  while (!req) {
+    if (net_call(f->net, irecv, f->recv[lane], 1, &buf, &size, &tag, &mh, &req) != NET_OK)
+      return -1;
+    if (!req && eph_now_ms() > until) return -1;
+  }
+  for (int done = 0; !done;) {
+    if (net_call(f->net, test, req, &done, NULL) != NET_OK) return -1;
+    if (!done && eph_now_ms() > until) return -1;
+  }
+  return 0;
+}
+
 void forge_close(forge *f) {
   for (int j = 0; f->net && j < FORGE_COMMS; j++) {
     if (f->send[j]) net_call(f->net, close_send, f->send[j]);

@@ -43,6 +43,8 @@ int forge_recv(forge *f, ctrl_msg *m, int limit_ms);
 /* Send `len` bytes on the two-sided (lane 0) or one-sided (lane 1) comm,
  * waiting until the transport finished them. 0 or -1. */
 int forge_send_data(forge *f, int lane, const void *buf, size_t len, int limit_ms);
+/* Receive `len` bytes on a lane's receiving comm into buf. 0 or -1. */
+int forge_recv_data(forge *f, int lane, void *buf, size_t len, int limit_ms);
 void forge_close(forge *f);
 
 /* Rewrite a built-in TCP handle's address (IPv4) and port, fixing its
