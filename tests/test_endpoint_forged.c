@@ -7,9 +7,12 @@
  *   bytes are still drained and answered;
  * - a READ of a 64 MiB exposure with the peer's chunk size at 4 KiB: the
  *   owner queues a bounded number of sends (before: 16384 chunk structs);
- * - 50 READs sent at once: the owner serves TCPX_P2P_MAX_OPS_PER_CONN of
- *   them at a time (it stops reading requests meanwhile), every read's
- *   bytes arrive;
+ * - 50 READs sent at once: the owner serves at most
+ *   TCPX_P2P_MAX_OPS_PER_CONN of them at a time and refuses the rest with
+ *   P2P_ELIMIT; every read served brings its bytes;
+ * - 50 WRITEs sent at once: the owner receives at most that many at a
+ *   time (it stops reading the peer's messages meanwhile; the peer
+ *   waits), and every write lands;
  * - a flood of inline SENDs nobody receives: the endpoint holds at most
  *   TCPX_P2P_EAGER_BUF bytes of them, stops reading (the peer waits), and
  *   every message arrives intact once the application receives;
@@ -243,11 +246,24 @@ static int many_reads_forger(const twohost *th, int side, int fd, void *arg) {
     memcpy(m.u.access.key, d.key, CTRL_KEY_SIZE);
     CHECK_EQ(forge_send(&f, &m, NULL), 0);
   }
-  for (int i = 0; i < MANY_READS; i++) { /* nothing lost: every read comes */
+  int served = 0, refused = 0;
+  while (served + refused < MANY_READS) { /* each answered: bytes or P2P_ELIMIT */
+    ctrl_msg m;
+    CHECK_EQ(forge_recv(&f, &m, 20000), 0);
+    if (m.type == CTRL_PING) continue;
+    if (m.type == CTRL_READ_DONE) {
+      CHECK_EQ(m.u.status.status, P2P_ELIMIT);
+      refused++;
+      continue;
+    }
+    CHECK_EQ(m.type, CTRL_READ_DATA);
     memset(got, 0, READ_SIZE);
     CHECK_EQ(forge_recv_data(&f, LANE_ONE_SIDED, got, READ_SIZE, 20000), 0);
     CHECK(pat_check(got, READ_SIZE, 8, "a read's bytes"));
+    served++;
   }
+  printf("  reads served: %d, refused (P2P_ELIMIT): %d\n", served, refused);
+  CHECK(served >= SERVE_CAP);
   CHECK_EQ(eph_sync(fd), 0);
   forge_close(&f);
   free(got);
@@ -256,6 +272,74 @@ static int many_reads_forger(const twohost *th, int side, int fd, void *arg) {
 
 static int test_forged_read_flood_is_served_a_few_at_a_time(void) {
   CHECK_EQ(eph_run(&hosts, many_reads_owner, many_reads_forger, NULL, 120), 0);
+  return 0;
+}
+
+/* ---- many WRITEs at once ---- */
+
+static int many_writes_owner(const twohost *th, int side, int fd, void *arg) {
+  (void)th, (void)side, (void)arg;
+  setenv("TCPX_P2P_MAX_OPS_PER_CONN", "4", 1);
+  p2p_endpoint *ep;
+  uint64_t cid, mr;
+  size_t total = (size_t)MANY_READS * READ_SIZE; /* a slice per write */
+  uint8_t desc[P2P_DESC_SIZE], *buf = gbuf_new(total);
+  CHECK(buf);
+  CHECK_EQ(accept_forger(&ep, fd, &cid), 0);
+  conn *c = ep_conn_get(ep, cid);
+  CHECK(c);
+  CHECK_EQ(p2p_reg(ep, buf, total, &mr), P2P_OK);
+  CHECK_EQ(p2p_advertise(ep, cid, mr, buf, total, desc), P2P_OK);
+  CHECK_EQ(oob_send(fd, desc, sizeof desc), 0);
+  CHECK_EQ(eph_sync(fd), 0); /* every write answered */
+  int peak = atomic_load(&c->stats.serving_peak);
+  printf("  most of %d writes received at once: %d\n", MANY_READS, peak);
+  CHECK(peak <= SERVE_CAP);
+  CHECK_EQ(p2p_dereg(ep, mr), P2P_OK); /* orders us after the serving thread */
+  for (int i = 0; i < MANY_READS; i++)
+    CHECK(pat_check(buf + (size_t)i * READ_SIZE, READ_SIZE, 60 + (uint64_t)i,
+                    "a write's bytes"));
+  CHECK(gbuf_guard_ok(buf, total, "guard after the exposure"));
+  ep_conn_put(c);
+  p2p_endpoint_destroy(ep);
+  gbuf_free(buf, total);
+  return eph_leak_check();
+}
+
+static int many_writes_forger(const twohost *th, int side, int fd, void *arg) {
+  (void)th, (void)side, (void)arg;
+  forge f;
+  uint8_t desc[P2P_DESC_SIZE], *data = malloc(READ_SIZE);
+  desc_fields d;
+  CHECK(data);
+  CHECK_EQ(forger_dial(&f, fd, NULL), 0);
+  CHECK_EQ(oob_recv(fd, desc, sizeof desc), 0);
+  CHECK_EQ(desc_decode(desc, &d), P2P_OK);
+  for (int i = 0; i < MANY_READS; i++) { /* each WRITE, then its bytes */
+    ctrl_msg m = {.type = CTRL_WRITE,
+                  .u.access = {.id = (uint64_t)i, .region = d.exposure_id,
+                               .offset = (uint64_t)i * READ_SIZE, .size = READ_SIZE}};
+    memcpy(m.u.access.key, d.key, CTRL_KEY_SIZE);
+    pat_fill(data, READ_SIZE, 60 + (uint64_t)i);
+    CHECK_EQ(forge_send(&f, &m, NULL), 0);
+    CHECK_EQ(forge_send_data(&f, LANE_ONE_SIDED, data, READ_SIZE, 20000), 0);
+  }
+  for (int done = 0; done < MANY_READS;) {
+    ctrl_msg m;
+    CHECK_EQ(forge_recv(&f, &m, 20000), 0);
+    if (m.type == CTRL_PING) continue;
+    CHECK_EQ(m.type, CTRL_WRITE_DONE);
+    CHECK_EQ(m.u.status.status, P2P_OK);
+    CHECK_EQ(m.u.status.id, (uint64_t)done++);
+  }
+  CHECK_EQ(eph_sync(fd), 0);
+  forge_close(&f);
+  free(data);
+  return eph_leak_check();
+}
+
+static int test_forged_write_flood_is_received_a_few_at_a_time(void) {
+  CHECK_EQ(eph_run(&hosts, many_writes_owner, many_writes_forger, NULL, 120), 0);
   return 0;
 }
 
@@ -396,6 +480,7 @@ static const check_case cases[] = {
     CHECK_CASE(test_forged_huge_write_queues_bounded_receives),
     CHECK_CASE(test_forged_read_in_tiny_chunks_queues_bounded_sends),
     CHECK_CASE(test_forged_read_flood_is_served_a_few_at_a_time),
+    CHECK_CASE(test_forged_write_flood_is_received_a_few_at_a_time),
     CHECK_CASE(test_forged_eager_flood_is_held_back),
     CHECK_CASE(test_forged_handles_elsewhere_are_refused),
 };

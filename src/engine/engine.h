@@ -232,7 +232,9 @@ struct conn {
   int eager_pending;          /* inline SENDs not yet acknowledged */
   size_t eager_pending_bytes; /* and their bytes */
   size_t incoming_bytes;      /* memory held by incoming_head's list */
-  int nserving;               /* serves in progress (lim.max_ops pauses reading) */
+  int nserving;               /* writes and drains being received (lim.max_ops
+                                 pauses reading) */
+  int nreading;               /* reads being served (lim.max_ops refuses more) */
   int read_resumed;           /* reading paused, then room made: parse again */
   size_t eager_max;           /* largest message sent inline */
   serve *serving;

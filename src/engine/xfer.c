@@ -64,7 +64,8 @@ static void serve_done(conn *c, serve *sv) {
   while (*pp && *pp != sv) pp = &(*pp)->next;
   if (*pp) *pp = sv->next;
   int was_paused = xfer_read_paused(c);
-  c->nserving--;
+  if (sv->reply) c->nserving--;
+  else c->nreading--;
   if (was_paused && !xfer_read_paused(c)) c->read_resumed = 1;
   if (sv->reply) {
     ctrl_msg m = {.type = sv->reply,
@@ -82,8 +83,9 @@ static serve *serve_new(conn *c, ctrl_type reply, uint64_t id, int status,
   *sv = (serve){.next = c->serving, .reply = reply, .id = id, .status = status,
                 .size = size, .mr = mr};
   c->serving = sv;
-  if (++c->nserving > atomic_load(&c->stats.serving_peak))
-    atomic_store(&c->stats.serving_peak, c->nserving);
+  int *count = reply ? &c->nserving : &c->nreading;
+  if (++*count > atomic_load(&c->stats.serving_peak))
+    atomic_store(&c->stats.serving_peak, *count);
   return sv;
 }
 
@@ -279,8 +281,12 @@ static int accept_incoming(conn *c, op *o, const incoming_send *in) {
 }
 
 /* Reading pauses while too much waits for the application (inline
- * messages) or is being served (peer requests: they finish on their own,
- * data moves without control messages). */
+ * messages), or while lim.max_ops writes of the peer (and drains) are
+ * being received: those finish without another control message (their
+ * bytes come in the order of messages already read). Reads served are
+ * capped by refusal instead (on_read): sending their bytes needs the
+ * peer to read our READ_DATA, and two peers both paused that way would
+ * wait for each other. */
 int xfer_read_paused(const conn *c) {
   return c->incoming_bytes >= c->ep->lim.eager_buf || c->nserving >= c->ep->lim.max_ops;
 }
@@ -387,6 +393,9 @@ static int on_status(conn *c, const ctrl_msg *m) {
     op_fail_reason(o, st->status,
                    m->type == CTRL_SEND_DONE
                        ? "send: peer %s refused the message: larger than its posted receive"
+                   : st->status == P2P_ELIMIT
+                       ? "peer %s refused the read: it serves too many at once "
+                         "(its TCPX_P2P_MAX_OPS_PER_CONN)"
                        : "peer %s refused the one-sided access (key, bounds or deregistered region)",
                    detail);
   }
@@ -476,6 +485,13 @@ static int on_read(conn *c, const ctrl_access *a) {
   }
   /* Small reads of host memory answer with the bytes themselves. */
   int inline_read = a->size <= c->eager_max && mr->ptr_type == NCCL_PTR_HOST;
+  if (!inline_read && c->nreading >= c->ep->lim.max_ops) {
+    region_release(c->ep, mr);
+    log_msg(LOG_WARN, "refused a read from %s: %d reads served at once already "
+            "(TCPX_P2P_MAX_OPS_PER_CONN)", c->peer_ip, c->nreading);
+    ctrl_msg m = {.type = CTRL_READ_DONE, .u.status = {.id = a->id, .status = P2P_ELIMIT}};
+    return conn_send_ctrl(c, &m, NULL);
+  }
   uint8_t *copy = NULL;
   if (inline_read && (status = read_inline(c, a, ptr, &copy)) != P2P_OK) {
     region_release(c->ep, mr);
@@ -675,7 +691,7 @@ void xfer_fail_all(conn *c, int code, const char *why) {
   c->incoming_tail = NULL;
   c->nincoming = 0;
   c->incoming_bytes = 0;
-  c->nserving = 0;
+  c->nserving = c->nreading = 0;
   fail_list(&c->sends_active, code, why);
   fail_list(&c->recvs_waiting, code, why);
   fail_list(&c->recvs_active, code, why);
