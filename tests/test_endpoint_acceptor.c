@@ -2,7 +2,8 @@
  * - 500 silent sockets at the control listener do not stop a legitimate
  *   client from connecting (the oldest silent set-up is dropped to make
  *   room), and a silent socket is closed after TCPX_P2P_HELLO_TIMEOUT_MS,
- *   not after the whole connect timeout;
+ *   not after the whole connect timeout; peers that send their HANDLES
+ *   and never connect give way too, once older than that limit;
  * - connections beyond TCPX_P2P_MAX_PENDING (not yet accepted) or
  *   TCPX_P2P_MAX_CONNS (open) are refused with P2P_ELIMIT and a message
  *   naming the variable; room made, connecting works again;
@@ -21,6 +22,7 @@
 #include "check.h"
 #include "engine.h"
 #include "ep_harness.h"
+#include "forge.h"
 #include "twohost.h"
 
 static twohost hosts;
@@ -105,6 +107,49 @@ static int silent_client(const twohost *th, int side, int fd, void *arg) {
 
 static int test_silent_sockets_do_not_lock_out_clients(void) {
   CHECK_EQ(eph_run(&hosts, silent_server, silent_client, NULL, 180), 0);
+  return 0;
+}
+
+/* ---- set-ups stalled after their HANDLES ---- */
+
+#define STALLED 4 /* TCPX_P2P_MAX_HANDSHAKES at the server */
+
+static int stalled_server(const twohost *th, int side, int fd, void *arg) {
+  (void)th, (void)side, (void)arg;
+  setenv("TCPX_P2P_MAX_HANDSHAKES", "4", 1);
+  setenv("TCPX_P2P_HELLO_TIMEOUT_MS", "500", 1);
+  p2p_endpoint *ep;
+  CHECK_EQ(server_endpoint(&ep, fd, 0), 0);
+  CHECK_EQ(accept_and_recv(ep, 43), 0);
+  CHECK_EQ(eph_sync(fd), 0);
+  p2p_endpoint_destroy(ep);
+  return eph_leak_check();
+}
+
+static int stalled_client(const twohost *th, int side, int fd, void *arg) {
+  (void)th, (void)side, (void)arg;
+  char ip[64];
+  int port, gpu;
+  static forge f[STALLED];
+  CHECK_EQ(eph_recv_metadata(fd, ip, sizeof ip, &port, &gpu), 0);
+  for (int i = 0; i < STALLED; i++)
+    CHECK_EQ(forge_stall_after_handles(&f[i], ip, port), 0);
+  usleep(1000000); /* older than the server's early-phase limit */
+  p2p_endpoint *ep;
+  uint64_t conn;
+  CHECK_EQ(client_endpoint(&ep), 0);
+  CHECK_EQ(p2p_connect(ep, ip, gpu, port, &conn), P2P_OK);
+  CHECK_EQ(eph_send_pattern(ep, conn, 5000, 43), 0);
+  CHECK_EQ(eph_sync(fd), 0);
+  for (int i = 0; i < STALLED; i++) forge_close(&f[i]);
+  p2p_endpoint_destroy(ep);
+  return eph_leak_check();
+}
+
+/* Peers that send their HANDLES and never connect hold every set-up slot:
+ * the oldest of them, past the early-phase limit, gives way. */
+static int test_stalled_setups_give_way(void) {
+  CHECK_EQ(eph_run(&hosts, stalled_server, stalled_client, NULL, 120), 0);
   return 0;
 }
 
@@ -289,6 +334,7 @@ static int test_closed_connections_are_freed(void) {
 
 static const check_case cases[] = {
     CHECK_CASE(test_silent_sockets_do_not_lock_out_clients),
+    CHECK_CASE(test_stalled_setups_give_way),
     CHECK_CASE(test_pending_and_open_connections_are_capped),
     CHECK_CASE(test_out_of_fds_sheds_connections),
     CHECK_CASE(test_closed_connections_are_freed),

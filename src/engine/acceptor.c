@@ -5,9 +5,10 @@
  * Defences (docs/ARCHITECTURE.md, "Limits against hostile peers"):
  * - at most lim.max_handshakes set-ups at once; a new socket finding them
  *   all taken evicts the oldest one whose peer has not yet sent its
- *   HANDLES (a silent or slow socket), so silent sockets cannot lock
- *   legitimate clients out; each such early phase is bounded by
- *   lim.hello_ms anyway (handshake.c);
+ *   HANDLES (a silent or slow socket), else the oldest running longer
+ *   than lim.hello_ms (HANDLES sent, comms never connected), so stalling
+ *   peers cannot lock legitimate clients out; each early phase is
+ *   bounded by lim.hello_ms anyway (handshake.c);
  * - set-ups beyond lim.max_pending connections waiting for p2p_accept, or
  *   lim.max_conns live ones, are refused with a BYE saying P2P_ELIMIT;
  * - out of file descriptors (EMFILE/ENFILE), accept would fail at once
@@ -31,6 +32,7 @@ typedef struct hs_job {
   p2p_endpoint *ep;
   int fd;
   int is_local;
+  uint64_t started_ns;
   hs_watch watch;
   char peer_ip[64];
 } hs_job;
@@ -51,20 +53,29 @@ static void jobs_remove(p2p_endpoint *ep, hs_job *job) {
     }
 }
 
+static void evict(p2p_endpoint *ep, hs_job *j) {
+  atomic_store(&j->watch.evicted, 1);
+  shutdown(j->fd, SHUT_RDWR); /* still open: the job leaves the list first */
+  ep->handshakes_active--;
+  log_msg(LOG_WARN, "dropped the set-up with %s (silent or slow; %d set-ups "
+          "in progress, TCPX_P2P_MAX_HANDSHAKES)", j->peer_ip,
+          ep->lim.max_handshakes);
+}
+
 /* Make room for one more: evict the oldest set-up still in its early
- * phase. Its thread sees `evicted` (and its socket shut) at once. Returns
- * 1 when there is room. */
+ * phase, else the oldest one running longer than that phase may last (a
+ * peer that sent its HANDLES and then never connects). Its thread sees
+ * `evicted` (and its socket shut) at once. Returns 1 when there is room. */
 static int jobs_make_room(p2p_endpoint *ep) {
   if (ep->handshakes_active < ep->lim.max_handshakes) return 1;
-  for (hs_job *j = ep->hs_jobs; j; j = j->next)
-    if (!atomic_load(&j->watch.late) && !atomic_load(&j->watch.evicted)) {
-      atomic_store(&j->watch.evicted, 1);
-      shutdown(j->fd, SHUT_RDWR); /* still open: the job leaves the list first */
-      ep->handshakes_active--;
-      log_msg(LOG_WARN, "dropped the set-up with %s (silent or slow; %d set-ups "
-              "in progress, TCPX_P2P_MAX_HANDSHAKES)", j->peer_ip,
-              ep->lim.max_handshakes);
-      return 1;
+  uint64_t old = now_ns() - (uint64_t)ep->lim.hello_ms * 1000000ull;
+  for (int pass = 0; pass < 2; pass++)
+    for (hs_job *j = ep->hs_jobs; j; j = j->next) {
+      if (atomic_load(&j->watch.evicted)) continue;
+      if (pass == 0 ? !atomic_load(&j->watch.late) : j->started_ns < old) {
+        evict(ep, j);
+        return 1;
+      }
     }
   return 0;
 }
@@ -141,6 +152,7 @@ static void start_handshake(p2p_endpoint *ep, int fd, const struct sockaddr *pee
   job->ep = ep;
   job->fd = fd;
   job->is_local = is_local;
+  job->started_ns = now_ns();
   if (is_local) snprintf(job->peer_ip, sizeof job->peer_ip, "local");
   else sock_addr_str(peer, 0, job->peer_ip, sizeof job->peer_ip);
   pthread_mutex_lock(&ep->accept_lock);

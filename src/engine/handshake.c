@@ -261,6 +261,10 @@ static int connect_all(hs *h, comm_plan *p) {
     }
     if (up == 2 * p->total) return P2P_OK;
     if (atomic_load(&h->ep->stop)) return ep_err(P2P_ECANCELED, "endpoint is shutting down");
+    if (h->w && atomic_load(&h->w->evicted))
+      return ep_err(P2P_ELIMIT, "set-up with %s dropped: every set-up slot was "
+                    "taken and its comms were not up after %d ms", c->peer_ip,
+                    h->ep->lim.hello_ms);
     if (now_ns() >= h->deadline)
       return ep_err(P2P_ETIMEDOUT, "transport comms with %s: %d of %d up after "
                     "the connect timeout", c->peer_ip, up, 2 * p->total);

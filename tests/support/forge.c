@@ -42,18 +42,17 @@ int forge_send(forge *f, const ctrl_msg *m, const uint64_t *sizes64) {
 }
 
 int forge_recv(forge *f, ctrl_msg *m, int limit_ms) {
-  static long used;  /* bytes of the message returned last time */
-  if (used) {
-    memmove(f->in, f->in + used, f->in_len - (size_t)used);
-    f->in_len -= (size_t)used;
-    used = 0;
+  if (f->used) {
+    memmove(f->in, f->in + f->used, f->in_len - f->used);
+    f->in_len -= f->used;
+    f->used = 0;
   }
   double until = eph_now_ms() + limit_ms;
   for (;;) {
     long n = ctrl_parse(f->in, f->in_len, m);
     if (n < 0) return -1;
     if (n > 0) {
-      used = n;
+      f->used = (size_t)n;
       return 0;
     }
     if (f->in_cap - f->in_len < 65536) {
@@ -132,6 +131,21 @@ static int exchange_handles(forge *f, forge_handles_fn rewrite) {
   return rc;
 }
 
+int forge_stall_after_handles(forge *f, const char *ip, int port) {
+  memset(f, 0, sizeof *f);
+  f->fd = eph_tcp_connect(ip, port);
+  if (f->fd < 0 || exchange_hello(f) != 0) return -1;
+  tcp_options o;
+  tcp_options_default(&o);
+  if (net_tcp_create(&o, &f->net) != NET_OK) return -1;
+  uint8_t mine[FORGE_COMMS][CTRL_HANDLE_SIZE];
+  for (int j = 0; j < FORGE_COMMS; j++) /* real, but never accepted */
+    if (net_call(f->net, listen, 0, mine[j], &f->listen[j]) != NET_OK) return -1;
+  ctrl_msg m = {.type = CTRL_HANDLES,
+                .u.handles = {.count = FORGE_COMMS, .handles = mine[0]}};
+  return forge_send(f, &m, NULL);
+}
+
 int forge_connect(forge *f, const char *ip, int port, forge_handles_fn rewrite) {
   memset(f, 0, sizeof *f);
   f->fd = eph_tcp_connect(ip, port);
@@ -179,6 +193,7 @@ void forge_close(forge *f) {
   for (int j = 0; f->net && j < FORGE_COMMS; j++) {
     if (f->send[j]) net_call(f->net, close_send, f->send[j]);
     if (f->recv[j]) net_call(f->net, close_recv, f->recv[j]);
+    if (f->listen[j]) net_call(f->net, close_listen, f->listen[j]);
   }
   if (f->net) f->net->ops->destroy(f->net);
   if (f->fd >= 0) close(f->fd);

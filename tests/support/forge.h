@@ -19,8 +19,10 @@ typedef struct forge {
   int fd;                      /* control socket (blocking) */
   net_transport *net;
   void *send[FORGE_COMMS], *recv[FORGE_COMMS];
+  void *listen[FORGE_COMMS];   /* forge_stall_after_handles: never accepted */
   uint8_t *in;                 /* received control bytes not yet parsed */
   size_t in_len, in_cap;
+  size_t used;                 /* bytes of the message forge_recv gave last */
 } forge;
 
 /* The chunk size the forger's HELLO asks for (1 MiB unless changed; the
@@ -35,6 +37,9 @@ typedef void (*forge_handles_fn)(uint8_t handles[FORGE_COMMS][CTRL_HANDLE_SIZE])
  * rewritten handles (the endpoint is expected to refuse them) and return
  * 0 once the endpoint closed the connection. 0 on success. */
 int forge_connect(forge *f, const char *ip, int port, forge_handles_fn rewrite);
+/* Go as far as sending our HANDLES, then stop: the endpoint's set-up waits
+ * for comms that never connect. 0 when the HANDLES were sent. */
+int forge_stall_after_handles(forge *f, const char *ip, int port);
 /* Encode and send one control message (sizes64: SEND segment sizes). */
 int forge_send(forge *f, const ctrl_msg *m, const uint64_t *sizes64);
 /* Next control message within limit_ms; *m points into f->in until the
