@@ -107,6 +107,8 @@ int p2p_parse_metadata(const uint8_t *buf, size_t len, char *ip,
 int p2p_local_ip(p2p_endpoint *ep, char *ip, size_t ip_len);
 
 /* ---- connections -------------------------------------------------------- */
+/* P2P_ELIMIT: the peer has too many connections (TCPX_P2P_MAX_PENDING,
+ * TCPX_P2P_MAX_CONNS there). */
 int p2p_connect(p2p_endpoint *ep, const char *ip, int remote_gpu, int port,
                 uint64_t *conn_id);
 /* Waits for the next incoming connection; reports the peer's IP as seen on
@@ -114,7 +116,8 @@ int p2p_connect(p2p_endpoint *ep, const char *ip, int remote_gpu, int port,
 int p2p_accept(p2p_endpoint *ep, char *ip, size_t ip_len, int *remote_gpu,
                uint64_t *conn_id);
 /* Same host: a unix socket to the endpoint of GPU remote_gpu (the newest
- * one, if several). Completes without the peer calling accept_local. */
+ * one, if several) of the same user (others are refused: P2P_EAUTH).
+ * Completes without the peer calling accept_local. */
 int p2p_connect_local(p2p_endpoint *ep, int remote_gpu, uint64_t *conn_id);
 int p2p_accept_local(p2p_endpoint *ep, int *remote_gpu, uint64_t *conn_id);
 /* Close one connection; its pending transfers fail with P2P_ECANCELED. */
@@ -122,7 +125,8 @@ int p2p_close(p2p_endpoint *ep, uint64_t conn_id);
 
 /* ---- memory registration --------------------------------------------- */
 /* Registration never pins or touches host memory (applications register
- * per message size and free without deregistering). */
+ * per message size and free without deregistering). Host ranges must be
+ * mapped (P2P_EINVAL otherwise); at most TCPX_P2P_MAX_REGIONS at once. */
 int p2p_reg(p2p_endpoint *ep, void *ptr, size_t size, uint64_t *mr_id);
 int p2p_regv(p2p_endpoint *ep, void *const *ptrs, const size_t *sizes,
              size_t n, uint64_t *mr_ids);

@@ -16,6 +16,10 @@ add_test(NAME endpoint_refusal COMMAND test_endpoint_refusal)
 add_test(NAME endpoint_faults COMMAND test_endpoint_faults)
 add_test(NAME endpoint_hostile COMMAND test_endpoint_hostile)
 add_test(NAME endpoint_stress COMMAND test_endpoint_stress)
+add_test(NAME endpoint_forged COMMAND test_endpoint_forged)
+add_test(NAME endpoint_acceptor COMMAND test_endpoint_acceptor)
+add_test(NAME endpoint_pointers COMMAND test_endpoint_pointers)
+add_test(NAME endpoint_local COMMAND test_endpoint_local)
 
 # endpoint_ops and endpoint_onesided stay out of the TSan stage: their
 # one-sided targets learn of a finished write only through the
@@ -24,6 +28,7 @@ add_test(NAME endpoint_stress COMMAND test_endpoint_stress)
 set_tests_properties(endpoint_ops endpoint_ops_strict endpoint_onesided
                      endpoint_onesided_strict PROPERTIES TIMEOUT 600)
 set_tests_properties(endpoint_refusal endpoint_faults endpoint_hostile
-                     endpoint_stress PROPERTIES TIMEOUT 600 LABELS threaded)
+                     endpoint_stress endpoint_forged endpoint_acceptor
+                     endpoint_pointers endpoint_local PROPERTIES TIMEOUT 600 LABELS threaded)
 # 1 GiB buffers on each side: run alone, not beside other large tests.
 set_tests_properties(endpoint_1gib PROPERTIES TIMEOUT 900 RUN_SERIAL TRUE)

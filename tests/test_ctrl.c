@@ -448,6 +448,28 @@ static int test_encode_refuses_invalid(void) {
   return 0;
 }
 
+/* BYE may say why (a limit refusing a set-up); 0 means a plain close and
+ * has no payload; an unknown reason is refused. */
+static int test_bye_reason(void) {
+  uint8_t buf[64];
+  ctrl_msg m = {.type = CTRL_BYE, .u.bye.reason = P2P_ELIMIT}, back;
+  size_t len = ctrl_encode(&m, NULL, buf, sizeof buf);
+  CHECK_EQ(len, CTRL_HDR_SIZE + 4);
+  CHECK_EQ(ctrl_parse(buf, len, &back), (long)len);
+  CHECK_EQ(back.type, CTRL_BYE);
+  CHECK_EQ(back.u.bye.reason, P2P_ELIMIT);
+  m.u.bye.reason = 0;
+  CHECK_EQ(ctrl_encode(&m, NULL, buf, sizeof buf), CTRL_HDR_SIZE);
+  hdr_put(buf, CTRL_BYE, 0, 4);
+  le_put(buf + CTRL_HDR_SIZE, 0, 4);
+  CHECK(refused(buf, CTRL_HDR_SIZE + 4, "no reason"));
+  le_put(buf + CTRL_HDR_SIZE, (uint32_t)-99, 4);
+  CHECK(refused(buf, CTRL_HDR_SIZE + 4, "unknown reason"));
+  m.u.bye.reason = 5;
+  CHECK_EQ(ctrl_encode(&m, NULL, buf, sizeof buf), 0);
+  return 0;
+}
+
 static const check_case cases[] = {
     CHECK_CASE(test_round_trip_every_type),
     CHECK_CASE(test_round_trip_send_sizes),
@@ -467,6 +489,7 @@ static const check_case cases[] = {
     CHECK_CASE(test_unknown_status_refused),
     CHECK_CASE(test_wrapping_access_refused),
     CHECK_CASE(test_inline_bytes),
+    CHECK_CASE(test_bye_reason),
     CHECK_CASE(test_encode_refuses_small_buffer),
     CHECK_CASE(test_encode_refuses_invalid),
 };

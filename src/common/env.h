@@ -11,6 +11,7 @@
 
 #include <limits.h>
 #include <stddef.h>
+#include <stdlib.h>
 
 /* $name as an int in [min, max], or dflt when unset or empty (also when
  * bad, see above). */
@@ -30,5 +31,15 @@ int env_int_get(const char *name, int dflt, int min, int max, int *out);
 /* 1 when a variable read by env_int_in was bad at its last read, with the
  * message of the first such variable in buf; else 0. */
 int env_bad(char *buf, size_t len);
+
+/* $name as a byte count or other size, or dflt when unset, empty or not a
+ * number. */
+static inline size_t env_size(const char *name, size_t dflt) {
+  const char *v = getenv(name);
+  char *end;
+  if (!v || !*v) return dflt;
+  unsigned long long n = strtoull(v, &end, 10);
+  return *end || v[0] == '-' ? dflt : (size_t)n;
+}
 
 #endif

@@ -62,8 +62,9 @@ static int build_op(p2p_endpoint *ep, conn *c, p2p_op_kind kind,
   if (n < 1 || n > CTRL_MAX_SEGS)
     return ep_err(P2P_EINVAL, "%zu buffers (1..%d allowed)", n, CTRL_MAX_SEGS);
   if (!iov) return ep_err(P2P_EINVAL, "NULL buffer list");
-  op *o = op_new(ep, c, kind, n);
-  if (!o) return P2P_ENOMEM;
+  op *o;
+  int made = op_new(ep, c, kind, n, &o);
+  if (made != P2P_OK) return made;
   for (size_t i = 0; i < n; i++) {
     int rc = local_seg(ep, kind, &iov[i], &o->segs[i]);
     if (rc == P2P_OK && (kind == P2P_OP_READ || kind == P2P_OP_WRITE))
@@ -87,11 +88,13 @@ int p2p_post(p2p_endpoint *ep, uint64_t conn_id, p2p_op_kind kind,
   if (!ep || !xfer_id) return ep_err(P2P_EINVAL, "post: NULL argument");
   if (kind < P2P_OP_SEND || kind > P2P_OP_WRITE)
     return ep_err(P2P_EINVAL, "post: unknown op kind %d", (int)kind);
-  conn *c = ep_conn_get(ep, conn_id);
-  if (!c) return P2P_ENOTFOUND;
+  conn *c;
+  int found = ep_conn_find(ep, conn_id, &c);
+  if (found != P2P_OK) return found;
   op *o = NULL;
   *xfer_id = 0;
   int rc = build_op(ep, c, kind, iov, n, &o);
+  ep_conn_put(c); /* the op holds it from here */
   if (rc != P2P_OK) return err_wrap(rc, "%s", kind_name(kind));
   uint64_t id = o->id;
   rc = op_submit(o);
@@ -115,6 +118,7 @@ static int reap(p2p_endpoint *ep, op *o, size_t *received) {
   idmap_del(&ep->ops, o->id);
   pthread_cond_destroy(&o->cond);
   free(o->segs);
+  ep_conn_put(o->c);
   free(o);
   return status;
 }
@@ -265,11 +269,13 @@ int p2p_writev(p2p_endpoint *ep, uint64_t conn_id, const uint64_t *mr_ids,
 
 int p2p_conn_stats_get(p2p_endpoint *ep, uint64_t conn_id, p2p_conn_stats *stats) {
   if (!ep || !stats) return ep_err(P2P_EINVAL, "conn_stats: NULL argument");
-  conn *c = ep_conn_get(ep, conn_id);
-  if (!c) return P2P_ENOTFOUND;
+  conn *c;
+  int found = ep_conn_find(ep, conn_id, &c);
+  if (found != P2P_OK) return found;
   stats->bytes_sent = atomic_load(&c->stats.bytes_sent);
   stats->bytes_received = atomic_load(&c->stats.bytes_received);
   stats->ops_completed = atomic_load(&c->stats.ops_completed);
   stats->ops_failed = atomic_load(&c->stats.ops_failed);
+  ep_conn_put(c);
   return P2P_OK;
 }

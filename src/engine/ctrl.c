@@ -90,9 +90,9 @@ static size_t payload_len(const ctrl_msg *m) {
     return ACCESS_LEN + (m->u.access.data ? (size_t)m->u.access.size : 0);
   case CTRL_READ_DATA:
     return READ_DATA_LEN + (m->u.read_data.data ? (size_t)m->u.read_data.size : 0);
+  case CTRL_BYE: return m->u.bye.reason ? 4 : 0;
   case CTRL_READY:
-  case CTRL_PING:
-  case CTRL_BYE: return 0;
+  case CTRL_PING: return 0;
   }
   return 0;
 }
@@ -139,6 +139,10 @@ static int validate(const ctrl_msg *m) {
       return err_set(-1, "control: access range wraps around");
     if (m->u.access.data && (m->type == CTRL_READ || m->u.access.size > CTRL_MAX_INLINE))
       return err_set(-1, "control: inline bytes in a READ or over %u", CTRL_MAX_INLINE);
+    return 0;
+  case CTRL_BYE:
+    if (m->u.bye.reason > 0 || m->u.bye.reason < P2P_ELIMIT)
+      return err_set(-1, "control: BYE with unknown reason %d", m->u.bye.reason);
     return 0;
   case CTRL_READ_DATA:
     if (m->u.read_data.data && m->u.read_data.size > CTRL_MAX_INLINE)
@@ -234,9 +238,14 @@ static int parse_payload(ctrl_msg *m, cursor *c) {
       return get_inline(c, m->u.read_data.size, &m->u.read_data.data);
     }
     return 0;
+  case CTRL_BYE:
+    if (c->left < 4) return 0; /* a plain close (stray bytes: "trailing") */
+    m->u.bye.reason = (int32_t)get_le(c, 4);
+    if (!c->bad && m->u.bye.reason == 0)
+      return err_set(-1, "control: BYE with a payload but no reason");
+    return 0;
   case CTRL_READY:
   case CTRL_PING:
-  case CTRL_BYE:
     return 0;
   }
   return err_set(-1, "control: unknown message type %d", (int)m->type);
@@ -324,9 +333,11 @@ static void encode_payload(const ctrl_msg *m, const uint64_t *sizes64,
     put_le(w, m->u.read_data.size | (m->u.read_data.data ? CTRL_SIZE_INLINE : 0), 8);
     if (m->u.read_data.data) put_bytes(w, m->u.read_data.data, (size_t)m->u.read_data.size);
     break;
+  case CTRL_BYE:
+    if (m->u.bye.reason) put_le(w, (uint32_t)m->u.bye.reason, 4);
+    break;
   case CTRL_READY:
   case CTRL_PING:
-  case CTRL_BYE:
     break;
   }
 }

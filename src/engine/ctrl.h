@@ -95,9 +95,16 @@ typedef struct ctrl_read_data {
   const uint8_t *data;    /* inline bytes (size of them), or NULL */
 } ctrl_read_data;
 
+/* BYE: an orderly close, or a refusal during set-up, with its reason (a
+ * P2P_E* code; 0, and no payload, for a plain close). */
+typedef struct ctrl_bye {
+  int32_t reason;
+} ctrl_bye;
+
 typedef struct ctrl_msg {
   ctrl_type type;
   union {
+    ctrl_bye bye;
     ctrl_hello hello;
     ctrl_auth auth;
     ctrl_handles handles;

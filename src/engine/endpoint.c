@@ -23,8 +23,6 @@
 #include "sock.h"
 #include "topo.h"
 
-#define MAX_HANDSHAKES 64
-
 /* ---- small helpers ----------------------------------------------------------- */
 
 int ep_err(int code, const char *fmt, ...) {
@@ -212,47 +210,6 @@ static int open_listener(p2p_endpoint *ep) {
 
 /* ---- same-host connections (connect_local) ------------------------------------ */
 
-/* One path per GPU index and user: connect_local(g) reaches the endpoint
- * of GPU g on this host. A newer endpoint replaces a stale or older path. */
-static void local_path_of(int gpu, char *buf, size_t len) {
-  const char *tmp = getenv("TMPDIR");
-  snprintf(buf, len, "%s/tcpx-p2p-%u-gpu%d.sock", tmp && *tmp ? tmp : "/tmp",
-           (unsigned)getuid(), gpu);
-}
-
-static int open_local(p2p_endpoint *ep) {
-  tcp_options tcp;
-  tcp_options_default(&tcp);
-  snprintf(tcp.ifname, sizeof tcp.ifname, "=lo");
-  tcp.allow_loopback = 1;
-  if (net_tcp_create(&tcp, &ep->local_net) != NET_OK)
-    return ep_err(P2P_ENOTSUP, "loopback transport: %s", err_get());
-  struct sockaddr_un sun = {.sun_family = AF_UNIX};
-  local_path_of(ep->opts.gpu_index, sun.sun_path, sizeof sun.sun_path);
-  snprintf(ep->local_path, sizeof ep->local_path, "%s", sun.sun_path);
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return ep_err(P2P_ESYS, "unix socket: %s", strerror(errno));
-  unlink(sun.sun_path); /* stale, or another endpoint's: replaced */
-  if (bind(fd, (struct sockaddr *)&sun, sizeof sun) < 0 || listen(fd, 64) < 0) {
-    int e = errno;
-    close(fd);
-    return ep_err(P2P_ESYS, "unix socket %s: %s", sun.sun_path, strerror(e));
-  }
-  struct stat st;
-  if (stat(sun.sun_path, &st) == 0) ep->local_ino = st.st_ino;
-  ep->local_fd = fd;
-  return P2P_OK;
-}
-
-static void close_local(p2p_endpoint *ep) {
-  if (ep->local_fd < 0) return;
-  struct stat st; /* remove the path only while it is still ours */
-  if (stat(ep->local_path, &st) == 0 && st.st_ino == ep->local_ino)
-    unlink(ep->local_path);
-  close(ep->local_fd);
-  ep->local_fd = -1;
-}
-
 /* Many comms per connection, each with several sockets: lift the soft fd
  * limit to the hard one (applications rarely do). */
 static void raise_fd_limit(void) {
@@ -265,7 +222,7 @@ static void raise_fd_limit(void) {
 
 /* ---- connections ----------------------------------------------------------------- */
 
-static int register_conn(p2p_endpoint *ep, conn *c) {
+int ep_register_conn(p2p_endpoint *ep, conn *c) {
   pthread_mutex_lock(&ep->conns_lock);
   c->id = ++ep->next_conn_id;
   c->thread = (int)(c->id % (uint64_t)ep->nthreads);
@@ -279,111 +236,58 @@ static int register_conn(p2p_endpoint *ep, conn *c) {
   return P2P_OK;
 }
 
-conn *ep_conn_get(p2p_endpoint *ep, uint64_t conn_id) {
+int ep_live_conns(p2p_endpoint *ep) {
+  int n = 0;
+  pthread_mutex_lock(&ep->conns_lock);
+  for (size_t i = 0; i < ep->conns.cap; i++)
+    if (idmap_live(&ep->conns, i))
+      n += !atomic_load(&((conn *)ep->conns.slots[i].value)->dead);
+  pthread_mutex_unlock(&ep->conns_lock);
+  return n;
+}
+
+void conn_hold(conn *c) { atomic_fetch_add(&c->refs, 1); }
+
+void ep_conn_put(conn *c) {
+  if (c && atomic_fetch_sub(&c->refs, 1) == 1) conn_free(c);
+}
+
+void ep_conn_retire(p2p_endpoint *ep, conn *c) {
+  pthread_mutex_lock(&ep->conns_lock);
+  int listed = idmap_get(&ep->conns, c->id) == c;
+  if (listed) {
+    idmap_del(&ep->conns, c->id);
+    unsigned t = ep->next_tomb++ % ENGINE_TOMBS;
+    ep->tombs[t].id = c->id;
+    ep->tombs[t].code = atomic_load(&c->dead);
+    snprintf(ep->tombs[t].why, sizeof ep->tombs[t].why, "%s", c->dead_err);
+  }
+  pthread_mutex_unlock(&ep->conns_lock);
+  if (listed) ep_conn_put(c);
+}
+
+int ep_conn_find(p2p_endpoint *ep, uint64_t conn_id, conn **out) {
   pthread_mutex_lock(&ep->conns_lock);
   conn *c = idmap_get(&ep->conns, conn_id);
-  pthread_mutex_unlock(&ep->conns_lock);
-  if (!c) ep_err(P2P_ENOTFOUND, "no connection %llu", (unsigned long long)conn_id);
-  return c;
-}
-
-typedef struct hs_job {
-  p2p_endpoint *ep;
-  int fd;
-  int is_local;
-  char peer_ip[64];
-} hs_job;
-
-/* Queue a connection for p2p_accept or p2p_accept_local. */
-static void queue_accepted(p2p_endpoint *ep, conn *c) {
-  conn **head = c->is_local ? &ep->local_head : &ep->accepted_head;
-  conn **tail = c->is_local ? &ep->local_tail : &ep->accepted_tail;
-  pthread_mutex_lock(&ep->accept_lock);
-  c->accept_next = NULL;
-  if (*tail) (*tail)->accept_next = c;
-  else *head = c;
-  *tail = c;
-  pthread_cond_broadcast(&ep->accept_cond);
-  pthread_mutex_unlock(&ep->accept_lock);
-}
-
-static void *handshake_thread(void *arg) {
-  hs_job *job = arg;
-  p2p_endpoint *ep = job->ep;
-  conn *c = NULL;
-  int rc = handshake_accept(ep, job->fd, job->peer_ip, job->is_local, &c);
-  if (rc == P2P_OK && (rc = register_conn(ep, c)) != P2P_OK) {
-    conn_free(c); /* closes the fd */
-    c = NULL;
-    job->fd = -1;
-  }
-  if (rc != P2P_OK) {
-    log_msg(LOG_WARN, "refused a connection from %s: %s", job->peer_ip, err_get());
-    if (job->fd >= 0) close(job->fd);
-  } else {
-    queue_accepted(ep, c);
-  }
-  free(job);
-  pthread_mutex_lock(&ep->accept_lock);
-  ep->handshakes--;
-  pthread_cond_broadcast(&ep->accept_cond);
-  pthread_mutex_unlock(&ep->accept_lock);
-  return NULL;
-}
-
-static void start_handshake(p2p_endpoint *ep, int fd, const struct sockaddr *peer,
-                            int is_local) {
-  hs_job *job = calloc(1, sizeof *job);
-  pthread_mutex_lock(&ep->accept_lock);
-  int room = ep->handshakes < MAX_HANDSHAKES;
-  if (room && job) ep->handshakes++;
-  pthread_mutex_unlock(&ep->accept_lock);
-  if (!room || !job) {
-    log_msg(LOG_WARN, "dropped an incoming connection: %d set-ups in progress",
-            MAX_HANDSHAKES);
-    free(job);
-    close(fd);
-    return;
-  }
-  job->ep = ep;
-  job->fd = fd;
-  job->is_local = is_local;
-  if (is_local) snprintf(job->peer_ip, sizeof job->peer_ip, "local");
-  else sock_addr_str(peer, 0, job->peer_ip, sizeof job->peer_ip);
-  pthread_t tid;
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  if (pthread_create(&tid, &attr, handshake_thread, job) != 0) {
-    close(fd);
-    free(job);
-    pthread_mutex_lock(&ep->accept_lock);
-    ep->handshakes--;
-    pthread_mutex_unlock(&ep->accept_lock);
-  }
-  pthread_attr_destroy(&attr);
-}
-
-static void *acceptor_main(void *arg) {
-  p2p_endpoint *ep = arg;
-  while (!atomic_load(&ep->stop)) {
-    struct pollfd p[2] = {{ep->listen_fd, POLLIN, 0}, {ep->local_fd, POLLIN, 0}};
-    if (poll(p, ep->local_fd >= 0 ? 2 : 1, 100) <= 0) continue;
-    for (int i = 0; i < 2; i++) {
-      if (!(p[i].revents & POLLIN)) continue;
-      struct sockaddr_storage peer;
-      socklen_t len = sizeof peer;
-      int fd = accept4(p[i].fd, (struct sockaddr *)&peer, &len,
-                       SOCK_CLOEXEC | SOCK_NONBLOCK);
-      if (fd < 0) continue;
-      if (i == 0) {
-        sock_set_nodelay(fd);
-        sock_set_timeouts(fd, ep->opts.timeout_ms);
-      }
-      start_handshake(ep, fd, (struct sockaddr *)&peer, i == 1);
+  int code = P2P_ENOTFOUND;
+  char why[P2P_ERR_MAX] = "";
+  if (c) conn_hold(c);
+  for (int t = 0; !c && conn_id && t < ENGINE_TOMBS; t++)
+    if (ep->tombs[t].id == conn_id) {
+      code = ep->tombs[t].code;
+      snprintf(why, sizeof why, "%s", ep->tombs[t].why);
     }
-  }
-  return NULL;
+  pthread_mutex_unlock(&ep->conns_lock);
+  *out = c;
+  if (c) return P2P_OK;
+  if (why[0]) return ep_err(code, "%s", why);
+  return ep_err(P2P_ENOTFOUND, "no connection %llu", (unsigned long long)conn_id);
+}
+
+conn *ep_conn_get(p2p_endpoint *ep, uint64_t conn_id) {
+  conn *c;
+  ep_conn_find(ep, conn_id, &c);
+  return c;
 }
 
 /* ---- create / destroy -------------------------------------------------------- */
@@ -423,13 +327,11 @@ static int ep_start(p2p_endpoint *ep) {
     return ep_err(P2P_ESYS, "%s", err_get());
   if ((rc = open_transport(ep)) != P2P_OK) return rc;
   if ((rc = open_listener(ep)) != P2P_OK) return rc;
-  if (!ep->opts.no_local && open_local(ep) != P2P_OK) /* remote ones still work */
+  if (!ep->opts.no_local && local_open(ep) != P2P_OK) /* remote ones still work */
     log_msg(LOG_WARN, "connect_local/accept_local unavailable: %s", err_get());
   ep->nthreads = ep->opts.num_threads;
   if ((rc = progress_start(ep)) != P2P_OK) return rc;
-  if (pthread_create(&ep->acceptor, NULL, acceptor_main, ep) != 0)
-    return ep_err(P2P_ESYS, "acceptor thread: %s", strerror(errno));
-  ep->acceptor_started = 1;
+  if ((rc = acceptor_start(ep)) != P2P_OK) return rc;
   log_msg(LOG_INFO, "endpoint on %s port %u (GPU %d), transport %s, %d device(s)",
           ep->local_ip, sock_addr_port((struct sockaddr *)&ep->listen_addr),
           ep->opts.gpu_index, ep->net->name, ep->ndevs);
@@ -449,9 +351,11 @@ int p2p_endpoint_create(const p2p_options *opts, p2p_endpoint **out) {
   int kept = keep_strings(ep, opts);
   ep->listen_fd = -1;
   ep->local_fd = -1;
+  ep->spare_fd = -1;
   for (int i = 0; i < ENGINE_MAX_THREADS; i++)
     ep->threads[i].wake_fd = ep->threads[i].epoll_fd = -1;
   ep_init_locks(ep);
+  limits_load(&ep->lim);
   int rc = kept == P2P_OK ? ep_start(ep) : kept;
   if (rc != P2P_OK) {
     char saved[P2P_ERR_MAX];
@@ -470,26 +374,30 @@ static void free_ops(p2p_endpoint *ep) {
       op *o = ep->ops.slots[i].value;
       pthread_cond_destroy(&o->cond);
       free(o->segs);
+      ep_conn_put(o->c);
       free(o);
     }
   idmap_free(&ep->ops);
 }
 
+/* After free_ops (ops hold connections): drop the accept queues' and the
+ * table's references; every connection reaches 0. */
 static void free_conns(p2p_endpoint *ep) {
+  conn *queues[2] = {ep->accepted_head, ep->local_head};
+  for (int q = 0; q < 2; q++)
+    for (conn *c = queues[q], *next; c; c = next) {
+      next = c->accept_next;
+      ep_conn_put(c);
+    }
   for (size_t i = 0; i < ep->conns.cap; i++)
-    if (idmap_live(&ep->conns, i)) conn_free(ep->conns.slots[i].value);
+    if (idmap_live(&ep->conns, i)) ep_conn_put(ep->conns.slots[i].value);
   idmap_free(&ep->conns);
-  /* accepted but never handed out: registered too, freed above */
 }
 
 void p2p_endpoint_destroy(p2p_endpoint *ep) {
   if (!ep) return;
   atomic_store(&ep->stop, 1);
-  if (ep->acceptor_started) pthread_join(ep->acceptor, NULL);
-  pthread_mutex_lock(&ep->accept_lock);
-  while (ep->handshakes > 0) pthread_cond_wait(&ep->accept_cond, &ep->accept_lock);
-  pthread_cond_broadcast(&ep->accept_cond); /* wake p2p_accept callers */
-  pthread_mutex_unlock(&ep->accept_lock);
+  acceptor_stop(ep);
   progress_stop(ep);  /* fails every op with P2P_ECANCELED */
   ipc_wait_workers(ep);
   ipc_close(ep);
@@ -499,10 +407,10 @@ void p2p_endpoint_destroy(p2p_endpoint *ep) {
   pthread_mutex_unlock(&ep->accept_lock);
   while (atomic_load(&ep->api_users) > 0) usleep(1000);
   if (ep->listen_fd >= 0) close(ep->listen_fd);
-  close_local(ep);
+  local_close(ep);
+  free_ops(ep);
   free_conns(ep);
   regions_free_all(ep);
-  free_ops(ep);
   if (ep->net) ep->net->ops->destroy(ep->net);
   if (ep->local_net) ep->local_net->ops->destroy(ep->local_net);
   pthread_mutex_destroy(&ep->accept_lock);
@@ -631,7 +539,7 @@ static int connect_remote(p2p_endpoint *ep, const char *ip, int remote_gpu,
   if (c->peer_gpu != remote_gpu)
     log_msg(LOG_INFO, "connect to %s: asked for GPU %d, the endpoint there has "
             "GPU %d", ip, remote_gpu, c->peer_gpu);
-  if ((rc = register_conn(ep, c)) != P2P_OK) {
+  if ((rc = ep_register_conn(ep, c)) != P2P_OK) {
     conn_free(c);
     return rc;
   }
@@ -655,6 +563,7 @@ static int take_accepted(p2p_endpoint *ep, int local, conn **out) {
   if (c) {
     *head = c->accept_next;
     if (!*head) *tail = NULL;
+    ep->npending--;
   }
   pthread_mutex_unlock(&ep->accept_lock);
   *out = c;
@@ -679,6 +588,7 @@ int p2p_accept(p2p_endpoint *ep, char *ip, size_t ip_len, int *remote_gpu,
   snprintf(ip, ip_len, "%s", c->peer_ip);
   *remote_gpu = c->peer_gpu;
   *conn_id = c->id;
+  ep_conn_put(c); /* the queue's reference */
   return P2P_OK;
 }
 
@@ -694,6 +604,7 @@ int p2p_accept_local(p2p_endpoint *ep, int *remote_gpu, uint64_t *conn_id) {
   if (rc != P2P_OK) return rc;
   *remote_gpu = c->peer_gpu;
   *conn_id = c->id;
+  ep_conn_put(c); /* the queue's reference */
   return P2P_OK;
 }
 
@@ -709,24 +620,17 @@ int p2p_connect_local(p2p_endpoint *ep, int remote_gpu, uint64_t *conn_id) {
 }
 
 static int connect_local(p2p_endpoint *ep, int remote_gpu, uint64_t *conn_id) {
-  struct sockaddr_un sun = {.sun_family = AF_UNIX};
-  local_path_of(remote_gpu, sun.sun_path, sizeof sun.sun_path);
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return ep_err(P2P_ESYS, "unix socket: %s", strerror(errno));
-  if (connect(fd, (struct sockaddr *)&sun, sizeof sun) < 0) {
-    int e = errno;
-    close(fd);
-    return ep_err(P2P_EPEER, "connect_local: no endpoint of GPU %d on this "
-                  "host (%s: %s)", remote_gpu, sun.sun_path, strerror(e));
-  }
+  int fd;
+  int rc = local_dial(remote_gpu, &fd);
+  if (rc != P2P_OK) return rc;
   sock_set_nonblock(fd);
   conn *c;
-  int rc = handshake_connect(ep, fd, "local", 1, &c);
+  rc = handshake_connect(ep, fd, "local", 1, &c);
   if (rc != P2P_OK) {
     close(fd);
     return rc;
   }
-  if ((rc = register_conn(ep, c)) != P2P_OK) {
+  if ((rc = ep_register_conn(ep, c)) != P2P_OK) {
     conn_free(c);
     return rc;
   }
@@ -735,9 +639,12 @@ static int connect_local(p2p_endpoint *ep, int remote_gpu, uint64_t *conn_id) {
 }
 
 int p2p_close(p2p_endpoint *ep, uint64_t conn_id) {
-  conn *c = ep ? ep_conn_get(ep, conn_id) : NULL;
-  if (!c) return ep ? P2P_ENOTFOUND : ep_err(P2P_EINVAL, "close: NULL endpoint");
+  if (!ep) return ep_err(P2P_EINVAL, "close: NULL endpoint");
+  conn *c;
+  int rc = ep_conn_find(ep, conn_id, &c);
+  if (rc != P2P_OK) return rc == P2P_ENOTFOUND ? rc : P2P_OK; /* closed already */
   conn_abort(c, P2P_ECANCELED);
+  ep_conn_put(c);
   return P2P_OK;
 }
 

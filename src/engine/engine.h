@@ -31,6 +31,7 @@
 #define ENGINE_MAX_COMMS 16   /* per lane and direction */
 #define ENGINE_MAX_WINDOW 32
 #define ENGINE_MAX_THREADS 64
+#define ENGINE_TOMBS 64         /* retired connections remembered */
 #define GPATH_MAX_SLOTS 64      /* pinned staging slots per direction */
 enum { GPATH_HOST = 0, GPATH_DIRECT = 1, GPATH_STAGED = 2 };
 
@@ -102,10 +103,11 @@ typedef struct op {
   size_t nseg;
   op_seg *segs;
   size_t received;            /* recv: bytes that arrived */
-  int chunks_left;            /* data chunks not yet finished */
+  uint64_t chunks_left;       /* data chunks not yet finished */
   int remote_left;            /* acknowledgements still expected */
   int started;
   int eager;                  /* SEND carried inline */
+  size_t eager_bytes;         /* its inline bytes */
   int status;                 /* P2P_OK until something fails */
   atomic_int finished;        /* set under ep->ops_lock; read anywhere */
   int waited;                 /* a p2p_wait/p2p_send holds it */
@@ -128,6 +130,10 @@ typedef struct chunk {
   int slot;                   /* staging slot, or -1 */
   int copying;                /* staged send: its copy to the slot started */
   uint64_t unpack_k;          /* receive number on an unpack comm */
+  uint64_t repeat;            /* a run: chunks this entry stands for, cut
+                                 off one at a time when posted (chunks.c) */
+  size_t stride;              /* a run: bytes from one of its chunks to the next */
+  int drain;                  /* lands in a scratch slot chosen when posted */
   void *flush_req;            /* iflush in progress (forceFlush plugins) */
 } chunk;
 
@@ -135,23 +141,6 @@ typedef struct chunk_fifo {
   chunk *head, *tail;
   int count;
 } chunk_fifo;
-
-static inline void fifo_push(chunk_fifo *f, chunk *ch) {
-  ch->next = NULL;
-  if (f->tail) f->tail->next = ch;
-  else f->head = ch;
-  f->tail = ch;
-  f->count++;
-}
-
-static inline chunk *fifo_pop(chunk_fifo *f) {
-  chunk *ch = f->head;
-  if (!ch) return NULL;
-  f->head = ch->next;
-  if (!f->head) f->tail = NULL;
-  f->count--;
-  return ch;
-}
 
 /* A lane in one direction: its comms, and per comm the chunks waiting to
  * be posted and those in flight (tested oldest first). */
@@ -163,6 +152,7 @@ typedef struct lane {
   chunk_fifo finishing[ENGINE_MAX_COMMS]; /* received, copy to GPU pending */
   struct gpu_unpack *unpack[ENGINE_MAX_COMMS]; /* UNPACK device handle's */
   uint64_t next_chunk;        /* chunk n goes to comm n % ncomms */
+  uint64_t drain_next[ENGINE_MAX_COMMS]; /* drain receives posted per comm */
 } lane;
 
 /* Work the endpoint does for the peer (serving a read, receiving a write,
@@ -173,24 +163,43 @@ typedef struct serve {
   uint64_t id;
   int status;
   size_t size;
-  int chunks_left;
+  uint64_t chunks_left;
   mem_region *mr;             /* region held (inflight) while serving */
 } serve;
 
 typedef struct p2p_endpoint p2p_endpoint;
+
+/* Bounds against hostile or broken peers (limits.c reads them from the
+ * environment; docs/ARCHITECTURE.md, "Limits against hostile peers"). */
+typedef struct ep_limits {
+  size_t eager_buf;        /* TCPX_P2P_EAGER_BUF: see EAGER_MAX_PENDING */
+  int hello_ms;            /* TCPX_P2P_HELLO_TIMEOUT_MS: a new socket's peer
+                              must have sent its HELLO, AUTH and HANDLES */
+  int max_handshakes;      /* TCPX_P2P_MAX_HANDSHAKES: set-ups at once */
+  int max_pending;         /* TCPX_P2P_MAX_PENDING: accepted, not yet taken */
+  int max_conns;           /* TCPX_P2P_MAX_CONNS: live connections */
+  size_t max_regions;      /* TCPX_P2P_MAX_REGIONS: registered regions */
+  int max_ops;             /* TCPX_P2P_MAX_OPS_PER_CONN: unfinished ops */
+} ep_limits;
+void limits_load(ep_limits *l);
 
 /* A SEND announced by the peer, waiting for a matching recv. */
 typedef struct incoming_send {
   struct incoming_send *next;
   uint64_t seq;
   uint32_t nseg;
+  size_t mem;                 /* bytes it holds (counted in incoming_bytes) */
   uint8_t *data;              /* inline bytes (small messages), or NULL */
   uint64_t sizes[];           /* then the inline bytes, if any */
 } incoming_send;
 
 /* Small host-memory messages travel inside their SEND; at most this many
- * may wait for the peer's receive at once (the peer buffers them). */
+ * may wait for the peer's receive at once (the peer buffers them), and at
+ * most ep->eager_buf bytes of them (TCPX_P2P_EAGER_BUF): a receiver holding
+ * that much for a connection stops reading its control socket until the
+ * application receives some (back-pressure on a peer that ignores this). */
 #define EAGER_MAX_PENDING 64
+#define EAGER_BUF_DEFAULT (64u << 20)
 
 struct conn {
   conn *next;                 /* in its progress thread's list */
@@ -225,6 +234,12 @@ struct conn {
   incoming_send *incoming_head, *incoming_tail;
   int nincoming;
   int eager_pending;          /* inline SENDs not yet acknowledged */
+  size_t eager_pending_bytes; /* and their bytes */
+  size_t incoming_bytes;      /* memory held by incoming_head's list */
+  int nserving;               /* writes and drains being received (lim.max_ops
+                                 pauses reading) */
+  int nreading;               /* reads being served (lim.max_ops refuses more) */
+  int read_resumed;           /* reading paused, then room made: parse again */
   size_t eager_max;           /* largest message sent inline */
   serve *serving;
   uint8_t *scratch;           /* drain buffer, chunk_size bytes */
@@ -244,8 +259,13 @@ struct conn {
   int registered;             /* in ep->conns */
   conn *accept_next;          /* in ep's accepted queue */
   atomic_int abort_code;      /* set by API threads: fail it (close, timeout) */
+  atomic_int ops_open;        /* ops made and not finished (lim.max_ops) */
+  atomic_int refs;            /* the table's, the accept queue's, one per op
+                                 and per ep_conn_get caller: freed at 0 */
   struct {                    /* counters, read by p2p_conn_stats_get */
     atomic_uint_fast64_t bytes_sent, bytes_received, ops_completed, ops_failed;
+    atomic_size_t incoming_peak; /* most incoming_bytes ever held (tests) */
+    atomic_int serving_peak;     /* most serves at once (tests) */
   } stats;
 };
 
@@ -285,7 +305,11 @@ struct p2p_endpoint {
 
   pthread_t acceptor;
   int acceptor_started;
+  int spare_fd;               /* given up to shed a connection at EMFILE */
   int handshakes;             /* handshake threads running (accept_lock) */
+  int handshakes_active;      /* of them, not evicted (accept_lock) */
+  struct hs_job *hs_jobs;     /* set-ups in progress, oldest first (accept_lock) */
+  int npending;               /* connections queued for accept (accept_lock) */
   pthread_mutex_t accept_lock;
   pthread_cond_t accept_cond;
   conn *accepted_head, *accepted_tail;  /* ready for p2p_accept */
@@ -296,9 +320,19 @@ struct p2p_endpoint {
   int spin_yields, nap_us;    /* idle with requests in flight: yield, then nap */
   int idle_spin_us;           /* idle without: keep polling this long first */
   int wait_spin_us;           /* a waiting caller polls its socket this long */
+  ep_limits lim;
 
   pthread_mutex_t conns_lock;
-  idmap conns;                /* id -> conn */
+  idmap conns;                /* id -> conn: live ones, and dead ones until
+                                 their progress thread retires them */
+  atomic_int conn_structs;    /* conns allocated and not yet freed (tests) */
+  struct {                    /* the latest retired connections, so that a
+                                 call on one still says why it died */
+    uint64_t id;
+    int code;
+    char why[P2P_ERR_MAX];
+  } tombs[ENGINE_TOMBS];
+  unsigned next_tomb;
   uint64_t next_conn_id;
 
   pthread_mutex_t regions_lock;
@@ -324,17 +358,40 @@ int ep_err(int code, const char *fmt, ...) P2P_PRINTF(2, 3);
  * until none is inside before freeing. enter fails once destroy began. */
 int api_enter(p2p_endpoint *ep);
 void api_leave(p2p_endpoint *ep);
+/* The connection, held (ep_conn_put when done). P2P_ENOTFOUND, or for a
+ * recently retired one the code it died with (P2P_EPEER...). */
+int ep_conn_find(p2p_endpoint *ep, uint64_t conn_id, conn **out);
 conn *ep_conn_get(p2p_endpoint *ep, uint64_t conn_id); /* NULL + error */
+void ep_conn_put(conn *c);
+void conn_hold(conn *c);
+/* A dead connection leaves the table (its progress thread calls this);
+ * it is freed once the last holder lets go. */
+void ep_conn_retire(p2p_endpoint *ep, conn *c);
 uint64_t now_ns(void);
 /* CLOCK_REALTIME now + ms, for pthread_cond_timedwait. */
 void deadline_in(struct timespec *ts, int ms);
 
+int ep_register_conn(p2p_endpoint *ep, conn *c);
+int ep_live_conns(p2p_endpoint *ep); /* registered and not dead */
+
+/* acceptor.c */
+int acceptor_start(p2p_endpoint *ep);
+void acceptor_stop(p2p_endpoint *ep); /* joins it and every set-up thread */
+/* P2P_OK when one more connection may be set up, else P2P_ELIMIT. */
+int acceptor_room(p2p_endpoint *ep);
+
 /* handshake.c: connector and acceptor sides. On success *out is a live
- * connection (comms up), not yet handed to a progress thread. */
+ * connection (comms up), not yet handed to a progress thread. The acceptor
+ * passes a watch: its set-up is bounded by lim.hello_ms until the peer's
+ * HANDLES are in (then `late` is set), and gives up once `evicted`. */
+typedef struct hs_watch {
+  atomic_int late;
+  atomic_int evicted;
+} hs_watch;
 int handshake_connect(p2p_endpoint *ep, int fd, const char *peer_ip,
                       int is_local, conn **out);
 int handshake_accept(p2p_endpoint *ep, int fd, const char *peer_ip,
-                     int is_local, conn **out);
+                     int is_local, hs_watch *w, conn **out);
 void conn_free(conn *c);
 
 /* progress.c */
@@ -371,14 +428,30 @@ int xfer_on_ctrl(conn *c, const ctrl_msg *m); /* a control message */
 int xfer_pump(conn *c);                       /* post and test chunks */
 void xfer_fail_all(conn *c, int code, const char *why);
 int xfer_busy(const conn *c);                 /* requests in flight? */
+/* Messages waiting for a receive hold eager_buf bytes or more, or
+ * lim.max_ops peer requests are being served: read no more control
+ * messages for now (see EAGER_MAX_PENDING). */
+int xfer_read_paused(const conn *c);
 
 /* ops (endpoint.c): creation, completion, lookup. */
-op *op_new(p2p_endpoint *ep, conn *c, p2p_op_kind kind, size_t nseg);
+int op_new(p2p_endpoint *ep, conn *c, p2p_op_kind kind, size_t nseg, op **out);
 void op_finish(op *o, int status, const char *why);
 int op_submit(op *o);
 void op_discard(op *o);
 void op_put_regions(op *o);
 void conn_abort(conn *c, int code);
+
+/* chunks.c: cutting transfers into chunks (see there). */
+void fifo_push(chunk_fifo *f, chunk *ch);
+chunk *fifo_pop(chunk_fifo *f);
+/* Queue [ptr, ptr + size) on lane l for owner or sv; *n += its chunks. */
+int lane_add(conn *c, lane *l, uint8_t *ptr, size_t size, int is_recv,
+             op *owner, serve *sv, mem_region *mr, uint64_t *n);
+/* Queue receives that drain `size` bytes of a refused message into scratch;
+ * sv->chunks_left += their count. */
+int lane_add_drain(conn *c, lane *l, uint64_t size, serve *sv);
+/* Make the head of waiting[k] one postable chunk (cut off its run). */
+int lane_take(conn *c, lane *l, int k);
 
 /* gpu_path.c: GPU memory per chunk (see there). */
 int gpath_chunk_mode(const conn *c, const chunk *ch);
@@ -396,6 +469,21 @@ int gpath_copy_to_gpu(int device, void *dst, const void *src, size_t n);
 /* ipc.c */
 void ipc_wait_workers(p2p_endpoint *ep);
 void ipc_close(p2p_endpoint *ep);
+
+/* local.c: the same-host unix socket (connect_local / accept_local). */
+int local_open(p2p_endpoint *ep);
+void local_close(p2p_endpoint *ep);
+int local_dial(int gpu, int *fd_out);
+/* P2P_OK when the process at the other end of unix socket fd is ours
+ * (same user), else P2P_EAUTH; `who` names the call in the message. */
+int local_peer_ok(int fd, const char *who);
+
+/* memcheck.c */
+/* 1 when every page of [ptr, ptr + size) is mapped, else 0. */
+int mem_mapped(const void *ptr, size_t size);
+/* Copy host memory where either side may be unmapped: 0, or -1 (nothing
+ * faulted; the copy may be partial). */
+int mem_copy(void *dst, const void *src, size_t n);
 
 /* region.c */
 /* Look up a region for a local op and take a reference. */

@@ -18,6 +18,7 @@
 #include "engine.h"
 #include "log.h"
 #include "sock.h"
+#include "tcp_handle.h"
 
 #define ROLE_CONNECTOR 0
 #define ROLE_ACCEPTOR 1
@@ -26,8 +27,16 @@ typedef struct hs {
   p2p_endpoint *ep;
   conn *c;
   int role;
+  int authed;           /* the peer proved the shared token */
   uint64_t deadline;
+  hs_watch *w;          /* acceptor: the early phase's bound, eviction */
+  uint64_t early_deadline;
 } hs;
+
+/* The acceptor's early phase (HELLO, AUTH, HANDLES from an unknown peer)
+ * ends sooner than the set-up: a silent socket holds a set-up slot for
+ * lim.hello_ms, not the whole connect timeout. */
+static int early(const hs *h) { return h->w && !atomic_load(&h->w->late); }
 
 /* ---- blocking control I/O with a deadline ------------------------------------ */
 
@@ -36,10 +45,19 @@ static int wait_fd(hs *h, short events) {
     uint64_t now = now_ns();
     if (atomic_load(&h->ep->stop))
       return ep_err(P2P_ECANCELED, "endpoint is shutting down");
-    if (now >= h->deadline)
+    if (h->w && atomic_load(&h->w->evicted))
+      return ep_err(P2P_ELIMIT, "set-up with %s dropped: every set-up slot was "
+                    "taken and this one was the oldest still silent", h->c->peer_ip);
+    uint64_t limit = early(h) && h->early_deadline < h->deadline ? h->early_deadline
+                                                                  : h->deadline;
+    if (now >= limit && early(h))
+      return ep_err(P2P_ETIMEDOUT, "set-up with %s: the peer sent no HELLO, AUTH "
+                    "or HANDLES within %d ms (TCPX_P2P_HELLO_TIMEOUT_MS)",
+                    h->c->peer_ip, h->ep->lim.hello_ms);
+    if (now >= limit)
       return ep_err(P2P_ETIMEDOUT, "connection set-up with %s timed out",
                     h->c->peer_ip);
-    uint64_t left_ms = (h->deadline - now) / 1000000 + 1;
+    uint64_t left_ms = (limit - now) / 1000000 + 1;
     struct pollfd p = {h->c->fd, events, 0};
     int n = poll(&p, 1, left_ms < 100 ? (int)left_ms : 100);
     if (n > 0) return P2P_OK;
@@ -72,6 +90,10 @@ static int hs_recv(hs *h, ctrl_type type, ctrl_msg *m, long *used) {
       return ep_err(P2P_EPEER, "set-up with %s: %s", h->c->peer_ip, err_get());
     if (n > 0) {
       *used = n;
+      if (m->type == CTRL_BYE && type != CTRL_BYE && m->u.bye.reason == P2P_ELIMIT)
+        return ep_err(P2P_ELIMIT, "set-up with %s: the peer refused the "
+                      "connection: it has too many (its TCPX_P2P_MAX_PENDING "
+                      "or TCPX_P2P_MAX_CONNS)", h->c->peer_ip);
       if (m->type == CTRL_BYE && type != CTRL_BYE)
         return ep_err(P2P_EPEER, "set-up with %s: the peer refused the "
                       "connection", h->c->peer_ip);
@@ -137,6 +159,7 @@ static int exchange_auth(hs *h, const ctrl_hello *mine, const ctrl_hello *theirs
   if (!ok)
     return ep_err(P2P_EAUTH, "peer %s failed authentication (wrong token)",
                   h->c->peer_ip);
+  h->authed = 1;
   return P2P_OK;
 }
 
@@ -161,6 +184,30 @@ static void **slot_recv(conn *c, int j) {
   return &c->recv_lanes[j / per].comm[j % per];
 }
 
+/* The peer's handles say where our transport connects: an unproven peer
+ * could point it at any host and port. A built-in TCP handle must point at
+ * the address our control connection comes from, unless the peer proved
+ * the shared token. A plugin's handles are opaque: not checked. */
+static int check_handle(hs *h, const uint8_t *handle) {
+  conn *c = h->c;
+  if (c->is_local || h->authed || !net_tcp_is_builtin(c->net)) return P2P_OK;
+  struct sockaddr_storage ctl, to;
+  socklen_t len = sizeof ctl;
+  char ctl_ip[64], to_ip[64];
+  if (getpeername(c->fd, (struct sockaddr *)&ctl, &len) != 0)
+    return ep_err(P2P_ESYS, "set-up with %s: getpeername: %s", c->peer_ip,
+                  strerror(errno));
+  if (net_tcp_handle_addr(handle, &to) != NET_OK)
+    return ep_err(P2P_EPEER, "set-up with %s: %s", c->peer_ip, err_get());
+  sock_addr_str((struct sockaddr *)&ctl, 0, ctl_ip, sizeof ctl_ip);
+  sock_addr_str((struct sockaddr *)&to, 0, to_ip, sizeof to_ip);
+  if (strcmp(ctl_ip, to_ip) == 0) return P2P_OK;
+  return ep_err(P2P_EPEER, "set-up with %s: its transport handle points at %s, "
+                "not at the address it connects from (%s); refused (set an "
+                "auth token on both sides to let a peer use other NICs)",
+                c->peer_ip, to_ip, ctl_ip);
+}
+
 static int listen_all(hs *h, comm_plan *p) {
   net_transport *t = h->c->net;
   for (int j = 0; j < p->total; j++)
@@ -179,6 +226,9 @@ static int listen_all(hs *h, comm_plan *p) {
   }
   memcpy(p->theirs, m.u.handles.handles, (size_t)p->total * CTRL_HANDLE_SIZE);
   hs_done(h, used);
+  for (int j = 0; j < p->total; j++)
+    if ((rc = check_handle(h, p->theirs[j])) != P2P_OK) return rc;
+  if (h->w) atomic_store(&h->w->late, 1);
   return P2P_OK;
 }
 
@@ -211,6 +261,10 @@ static int connect_all(hs *h, comm_plan *p) {
     }
     if (up == 2 * p->total) return P2P_OK;
     if (atomic_load(&h->ep->stop)) return ep_err(P2P_ECANCELED, "endpoint is shutting down");
+    if (h->w && atomic_load(&h->w->evicted))
+      return ep_err(P2P_ELIMIT, "set-up with %s dropped: every set-up slot was "
+                    "taken and its comms were not up after %d ms", c->peer_ip,
+                    h->ep->lim.hello_ms);
     if (now_ns() >= h->deadline)
       return ep_err(P2P_ETIMEDOUT, "transport comms with %s: %d of %d up after "
                     "the connect timeout", c->peer_ip, up, 2 * p->total);
@@ -272,6 +326,8 @@ static conn *conn_new(p2p_endpoint *ep, int fd, const char *peer_ip,
   pthread_mutex_init(&c->sub_lock, NULL);
   pthread_mutex_init(&c->drive_lock, NULL);
   c->watch_events = -1; /* no progress thread watches it yet */
+  atomic_store(&c->refs, 1);
+  atomic_fetch_add(&ep->conn_structs, 1);
   c->window = ep->opts.window;
   c->eager_max = ep->opts.eager_max;
   return c;
@@ -279,6 +335,7 @@ static conn *conn_new(p2p_endpoint *ep, int fd, const char *peer_ip,
 
 void conn_free(conn *c) {
   if (!c) return;
+  atomic_fetch_sub(&c->ep->conn_structs, 1);
   if (c->fd >= 0) close(c->fd);
   bytebuf_free(&c->in);
   bytebuf_free(&c->out);
@@ -291,8 +348,8 @@ void conn_free(conn *c) {
 /* Tell the peer we give up (BYE), then close our side gracefully and
  * read what it still sends for a moment: closing with unread bytes would
  * reset the connection and lose the BYE (and our HELLO) on its side. */
-static void say_refused(conn *c) {
-  ctrl_msg bye = {.type = CTRL_BYE};
+static void say_refused(conn *c, int rc) {
+  ctrl_msg bye = {.type = CTRL_BYE, .u.bye.reason = rc == P2P_ELIMIT ? rc : 0};
   size_t off = 0;
   if (conn_send_ctrl(c, &bye, NULL) == 0)
     sock_send_some(c->fd, c->out.data + c->out.off, c->out.len - c->out.off, &off);
@@ -307,7 +364,7 @@ static void say_refused(conn *c) {
 }
 
 static int handshake(p2p_endpoint *ep, int fd, const char *peer_ip, int role,
-                     int is_local, conn **out) {
+                     int is_local, hs_watch *w, conn **out) {
   *out = NULL;
   if (is_local && !ep->local_net)
     return ep_err(P2P_ENOTSUP, "local connections are not available (no "
@@ -315,9 +372,11 @@ static int handshake(p2p_endpoint *ep, int fd, const char *peer_ip, int role,
   conn *c = conn_new(ep, fd, peer_ip, is_local);
   if (!c) return ep_err(P2P_ENOMEM, "out of memory");
   hs h = {.ep = ep, .c = c, .role = role,
-          .deadline = now_ns() + (uint64_t)ep->opts.connect_timeout_ms * 1000000ull};
+          .deadline = now_ns() + (uint64_t)ep->opts.connect_timeout_ms * 1000000ull,
+          .w = w, .early_deadline = now_ns() + (uint64_t)ep->lim.hello_ms * 1000000ull};
   ctrl_hello mine, theirs;
-  int rc = exchange_hello(&h, &mine, &theirs);
+  int rc = role == ROLE_ACCEPTOR ? acceptor_room(ep) : P2P_OK;
+  if (rc == P2P_OK) rc = exchange_hello(&h, &mine, &theirs);
   if (rc == P2P_OK) rc = exchange_auth(&h, &mine, &theirs);
   if (rc == P2P_OK) {
     c->peer_gpu = theirs.gpu_index;
@@ -329,7 +388,7 @@ static int handshake(p2p_endpoint *ep, int fd, const char *peer_ip, int role,
   if (rc != P2P_OK) {
     char saved[P2P_ERR_MAX];
     snprintf(saved, sizeof saved, "%s", err_get());
-    say_refused(c);
+    say_refused(c, rc);
     c->fd = -1; /* the caller owns and closes fd on failure */
     gpath_close(c);
     conn_close_comms(c);
@@ -345,10 +404,10 @@ static int handshake(p2p_endpoint *ep, int fd, const char *peer_ip, int role,
 
 int handshake_connect(p2p_endpoint *ep, int fd, const char *peer_ip,
                       int is_local, conn **out) {
-  return handshake(ep, fd, peer_ip, ROLE_CONNECTOR, is_local, out);
+  return handshake(ep, fd, peer_ip, ROLE_CONNECTOR, is_local, NULL, out);
 }
 
 int handshake_accept(p2p_endpoint *ep, int fd, const char *peer_ip,
-                     int is_local, conn **out) {
-  return handshake(ep, fd, peer_ip, ROLE_ACCEPTOR, is_local, out);
+                     int is_local, hs_watch *w, conn **out) {
+  return handshake(ep, fd, peer_ip, ROLE_ACCEPTOR, is_local, w, out);
 }

@@ -263,13 +263,16 @@ int p2p_post_ipc(p2p_endpoint *ep, uint64_t conn_id, p2p_ipc_kind kind, void *pt
     return ep_err(P2P_EINVAL, "post_ipc: bad argument");
   if ((kind == P2P_IPC_WRITE || kind == P2P_IPC_READ) && !info)
     return ep_err(P2P_EINVAL, "post_ipc: missing info blob");
-  conn *c = ep_conn_get(ep, conn_id);
-  if (!c) return P2P_ENOTFOUND;
+  conn *c;
+  int found = ep_conn_find(ep, conn_id, &c);
+  if (found != P2P_OK) return found;
   ipc_job *job = calloc(1, sizeof *job);
-  op *o = job ? op_new(ep, c, P2P_OP_SEND, 0) : NULL;
-  if (!o) {
+  op *o = NULL;
+  int made = job ? op_new(ep, c, P2P_OP_SEND, 0, &o) : ep_err(P2P_ENOMEM, "out of memory");
+  ep_conn_put(c); /* the op holds it from here */
+  if (made != P2P_OK) {
     free(job);
-    return ep_err(P2P_ENOMEM, "out of memory");
+    return made;
   }
   *job = (ipc_job){.o = o, .kind = kind, .conn_id = conn_id, .ptr = ptr, .size = size};
   if (info) memcpy(job->info, info, P2P_IPC_INFO_SIZE);

@@ -6,19 +6,29 @@
 
 #include "engine.h"
 
-op *op_new(p2p_endpoint *ep, conn *c, p2p_op_kind kind, size_t nseg) {
+int op_new(p2p_endpoint *ep, conn *c, p2p_op_kind kind, size_t nseg, op **out) {
+  *out = NULL;
+  /* Unfinished ops per connection are capped: each holds memory, and a
+   * peer that never answers would otherwise let them pile up. */
+  if (atomic_fetch_add(&c->ops_open, 1) >= ep->lim.max_ops) {
+    atomic_fetch_sub(&c->ops_open, 1);
+    return ep_err(P2P_ELIMIT, "%d transfers unfinished on connection %llu "
+                  "already (TCPX_P2P_MAX_OPS_PER_CONN)", ep->lim.max_ops,
+                  (unsigned long long)c->id);
+  }
   op *o = calloc(1, sizeof *o);
   op_seg *segs = calloc(nseg ? nseg : 1, sizeof *segs);
   if (!o || !segs) {
     free(o);
     free(segs);
-    ep_err(P2P_ENOMEM, "out of memory");
-    return NULL;
+    atomic_fetch_sub(&c->ops_open, 1);
+    return ep_err(P2P_ENOMEM, "out of memory");
   }
   o->segs = segs;
   o->nseg = nseg;
   o->kind = kind;
   o->c = c;
+  conn_hold(c); /* until the op is forgotten */
   pthread_cond_init(&o->cond, NULL);
   pthread_mutex_lock(&ep->ops_lock);
   o->id = ++ep->next_op_id;
@@ -28,20 +38,25 @@ op *op_new(p2p_endpoint *ep, conn *c, p2p_op_kind kind, size_t nseg) {
     pthread_cond_destroy(&o->cond);
     free(segs);
     free(o);
-    return NULL;
+    ep_conn_put(c);
+    atomic_fetch_sub(&c->ops_open, 1);
+    return ep_err(P2P_ENOMEM, "out of memory");
   }
-  return o;
+  *out = o;
+  return P2P_OK;
 }
 
 /* Release an op that was never submitted (argument errors). */
 void op_discard(op *o) {
   p2p_endpoint *ep = o->c->ep;
+  if (!atomic_load(&o->finished)) atomic_fetch_sub(&o->c->ops_open, 1);
   op_put_regions(o);
   pthread_mutex_lock(&ep->ops_lock);
   idmap_del(&ep->ops, o->id);
   pthread_mutex_unlock(&ep->ops_lock);
   pthread_cond_destroy(&o->cond);
   free(o->segs);
+  ep_conn_put(o->c);
   free(o);
 }
 
@@ -61,6 +76,7 @@ void op_finish(op *o, int status, const char *why) {
   if (status != P2P_OK && why && why != o->err)
     snprintf(o->err, sizeof o->err, "%s", why);
   o->finished = 1;
+  atomic_fetch_sub(&o->c->ops_open, 1);
   atomic_fetch_add(status == P2P_OK ? &o->c->stats.ops_completed
                                     : &o->c->stats.ops_failed, 1);
   pthread_cond_broadcast(&o->cond);

@@ -57,11 +57,16 @@ static int ctrl_read(conn *c) {
     return -1;
   }
   size_t room = c->in.cap - c->in.len, got = 0;
-  int rc = sock_recv_some(c->fd, c->in.data + c->in.len, room, &got);
+  /* Too many messages wait for a receive: leave the peer's bytes in the
+   * socket (TCP makes it wait) until the application takes some. */
+  c->read_resumed = 0;
+  int paused = xfer_read_paused(c);
+  int rc = paused ? NET_OK
+                  : sock_recv_some(c->fd, c->in.data + c->in.len, room, &got);
   c->in.len += got;
-  if (got) c->last_rx_ns = now_ns();
+  if (got || paused) c->last_rx_ns = now_ns(); /* paused: we are not listening */
   int handled = 0;
-  for (;;) {
+  while (!xfer_read_paused(c)) {
     ctrl_msg m;
     long n = ctrl_parse(c->in.data + c->in.off, c->in.len - c->in.off, &m);
     if (n < 0) {
@@ -194,7 +199,8 @@ static void watch_set(conn *c, int events) {
 }
 
 static int watch_wanted(const conn *c) {
-  return (int)EPOLLIN | (c->out.len > c->out.off ? (int)EPOLLOUT : 0);
+  return (xfer_read_paused(c) ? 0 : (int)EPOLLIN) |
+         (c->out.len > c->out.off ? (int)EPOLLOUT : 0);
 }
 
 static void watch_forget(conn *c) {
@@ -218,6 +224,7 @@ void conn_start(conn *c, op *o) {
 static int needs_thread(conn *c) {
   if (atomic_load(&c->dead)) return 0;
   if (xfer_busy(c) || atomic_load(&c->abort_code)) return 1;
+  if (c->read_resumed) return 1; /* buffered messages to parse again */
   pthread_mutex_lock(&c->sub_lock);
   int queued = c->submitted_head != NULL;
   pthread_mutex_unlock(&c->sub_lock);
@@ -235,7 +242,8 @@ void conn_end_drive(conn *c) {
 static void wait_socket(conn *c, uint64_t left_ns) {
   uint64_t slice = (uint64_t)WAIT_SLICE_MS * 1000000ull;
   int ms = left_ns < slice ? (int)((left_ns + 999999) / 1000000) : WAIT_SLICE_MS;
-  struct pollfd p = {c->fd, (short)(POLLIN | (c->out.len > c->out.off ? POLLOUT : 0)), 0};
+  short in = xfer_read_paused(c) ? 0 : POLLIN;
+  struct pollfd p = {c->fd, (short)(in | (c->out.len > c->out.off ? POLLOUT : 0)), 0};
   poll(&p, 1, ms);
 }
 
@@ -300,6 +308,24 @@ static void sleep_in_epoll(progress_thread *pt) {
   if (read(pt->wake_fd, &v, sizeof v) < 0 && errno != EAGAIN) { /* nothing to drain */ }
 }
 
+/* Dead connections leave the thread's list and the endpoint's table (so
+ * closed connections do not pile up); the memory goes with the last
+ * reference (ops not yet reported, callers inside an API call). The
+ * drive lock is taken once, so that whoever failed it has finished. */
+static void retire_dead(progress_thread *pt) {
+  for (conn **pp = &pt->conns; *pp;) {
+    conn *c = *pp;
+    if (!atomic_load(&c->dead)) {
+      pp = &c->next;
+      continue;
+    }
+    pthread_mutex_lock(&c->drive_lock);
+    pthread_mutex_unlock(&c->drive_lock);
+    *pp = c->next;
+    ep_conn_retire(pt->ep, c);
+  }
+}
+
 /* After activity the thread keeps polling (yielding the CPU) for a short
  * while before it sleeps: the next message of an exchange usually comes
  * within a round trip, and a wake-up from epoll costs more than that.
@@ -321,6 +347,7 @@ static void *progress_main(void *arg) {
       }
       pthread_mutex_unlock(&c->drive_lock);
     }
+    retire_dead(pt);
     if (moved) {
       idle = 0;
       last_move = now_ns();

@@ -65,18 +65,30 @@ int p2p_reg(p2p_endpoint *ep, void *ptr, size_t size, uint64_t *mr_id) {
     free(mr);
     return ep_err(P2P_ENOTSUP, "reg: %s", err_get());
   }
+  /* Garbage would crash us later (a small send copies from it, a peer's
+   * read too): host memory must be mapped now. */
+  if (kind != GPU_MEM_DEVICE && !mem_mapped(ptr, size)) {
+    free(mr);
+    return ep_err(P2P_EINVAL, "reg: [%p, +%zu) is not mapped memory", ptr, size);
+  }
   mr->base = (uintptr_t)ptr;
   mr->size = size;
   mr->ptr_type = kind == GPU_MEM_DEVICE ? NCCL_PTR_CUDA : NCCL_PTR_HOST;
   mr->device = kind == GPU_MEM_DEVICE ? device : -1;
   mr->refs = 1;
   pthread_mutex_lock(&ep->regions_lock);
-  mr->id = ++ep->next_mr_id;
-  int rc = idmap_put(&ep->regions, mr->id, mr);
+  size_t count = ep->regions.count;
+  int rc = count >= ep->lim.max_regions ? 1 : 0;
+  if (!rc) {
+    mr->id = ++ep->next_mr_id;
+    rc = idmap_put(&ep->regions, mr->id, mr) != 0 ? -1 : 0;
+  }
   pthread_mutex_unlock(&ep->regions_lock);
   if (rc != 0) {
     free(mr);
-    return ep_err(P2P_ENOMEM, "out of memory");
+    return rc > 0 ? ep_err(P2P_ELIMIT, "reg: %zu regions registered already "
+                           "(TCPX_P2P_MAX_REGIONS)", count)
+                  : ep_err(P2P_ENOMEM, "out of memory");
   }
   *mr_id = mr->id;
   err_clear(); /* a "no CUDA" from classifying is not a failure */

@@ -32,55 +32,6 @@ static void op_remove(op **head, op *o) {
   o->next = NULL;
 }
 
-/* ---- chunks ------------------------------------------------------------------- */
-
-/* Cut [ptr, ptr + size) into chunks on lane `l`. Returns the number of
- * chunks, or -1 when out of memory. */
-static int lane_add(conn *c, lane *l, uint8_t *ptr, size_t size, int is_recv,
-                    op *owner, serve *sv, mem_region *mr) {
-  int n = 0;
-  for (size_t off = 0; off < size; off += c->chunk_size, n++) {
-    chunk *ch = calloc(1, sizeof *ch);
-    if (!ch) return -1;
-    ch->owner = owner;
-    ch->serve = sv;
-    ch->ptr = ptr ? ptr + off : NULL;
-    ch->size = size - off < c->chunk_size ? size - off : c->chunk_size;
-    ch->mr = mr;
-    ch->is_recv = is_recv;
-    ch->slot = -1;
-    ch->mode = gpath_chunk_mode(c, ch);
-    fifo_push(&l->waiting[l->next_chunk++ % (uint64_t)l->ncomms], ch);
-  }
-  return n;
-}
-
-/* Drain chunks (bytes of a refused message) land in scratch slots, made on
- * first use: one slot per receive that can be in flight on a lane, so no
- * two receives ever write the same bytes. Chunk n of a lane takes slot
- * n % (window * ncomms): chunks sharing a slot share a comm and are
- * `window` apart in its queue, never in flight together. */
-static int lane_add_drain(conn *c, lane *l, size_t size, serve *sv) {
-  size_t per_lane = (size_t)c->window * (size_t)l->ncomms;
-  if (!c->scratch) {
-    size_t total = per_lane * ENGINE_LANES * c->chunk_size;
-    c->scratch = malloc(total);
-    if (!c->scratch) return -1;
-    c->scratch_mr = (mem_region){.base = (uintptr_t)c->scratch, .size = total,
-                                 .ptr_type = NCCL_PTR_HOST, .device = -1};
-  }
-  uint8_t *lane_base = c->scratch + (size_t)(l - c->recv_lanes) * per_lane * c->chunk_size;
-  int n = 0;
-  for (size_t off = 0; off < size; off += c->chunk_size, n++) {
-    size_t slot = (size_t)(l->next_chunk % per_lane);
-    size_t len = size - off < c->chunk_size ? size - off : c->chunk_size;
-    if (lane_add(c, l, lane_base + slot * c->chunk_size, len, 1, NULL, sv,
-                 &c->scratch_mr) != 1)
-      return -1;
-  }
-  return n;
-}
-
 /* ---- finishing ----------------------------------------------------------------- */
 
 static op **op_list_of(conn *c, const op *o) {
@@ -112,6 +63,10 @@ static void serve_done(conn *c, serve *sv) {
   serve **pp = &c->serving;
   while (*pp && *pp != sv) pp = &(*pp)->next;
   if (*pp) *pp = sv->next;
+  int was_paused = xfer_read_paused(c);
+  if (sv->reply) c->nserving--;
+  else c->nreading--;
+  if (was_paused && !xfer_read_paused(c)) c->read_resumed = 1;
   if (sv->reply) {
     ctrl_msg m = {.type = sv->reply,
                   .u.status = {.id = sv->id, .status = sv->status, .size = sv->size}};
@@ -128,6 +83,9 @@ static serve *serve_new(conn *c, ctrl_type reply, uint64_t id, int status,
   *sv = (serve){.next = c->serving, .reply = reply, .id = id, .status = status,
                 .size = size, .mr = mr};
   c->serving = sv;
+  int *count = reply ? &c->nserving : &c->nreading;
+  if (++*count > atomic_load(&c->stats.serving_peak))
+    atomic_store(&c->stats.serving_peak, *count);
   return sv;
 }
 
@@ -149,21 +107,21 @@ static void chunk_done(conn *c, chunk *ch) {
 static int add_seg_chunks(conn *c, op *o, int lane_idx, int is_recv,
                           const op_seg *s, size_t size) {
   lane *l = is_recv ? &c->recv_lanes[lane_idx] : &c->send_lanes[lane_idx];
-  int n = lane_add(c, l, s->ptr, size, is_recv, o, NULL, s->mr);
-  if (n < 0) return -1;
-  o->chunks_left += n;
-  return 0;
+  return lane_add(c, l, s->ptr, size, is_recv, o, NULL, s->mr, &o->chunks_left);
 }
 
 /* Small host-memory messages go inline in their SEND: no transport
  * request, no chunk, one hop. The bytes are copied now, so the sender's
  * buffer is free at once; the op still completes on the peer's SEND_DONE. */
 static uint8_t *gather_inline(conn *c, op *o, size_t total) {
-  if (total > c->eager_max || c->eager_pending >= EAGER_MAX_PENDING) return NULL;
+  if (total > c->eager_max || c->eager_pending >= EAGER_MAX_PENDING ||
+      c->eager_pending_bytes + total > c->ep->lim.eager_buf)
+    return NULL;
   for (size_t i = 0; i < o->nseg; i++)
     if (o->segs[i].size && o->segs[i].mr->ptr_type != NCCL_PTR_HOST) return NULL;
   uint8_t *data = malloc(total ? total : 1), *at = data;
   for (size_t i = 0; data && i < o->nseg; i++) {
+    if (!o->segs[i].size) continue; /* ptr may be NULL: memcpy(x, NULL, 0) is UB */
     memcpy(at, o->segs[i].ptr, o->segs[i].size);
     at += o->segs[i].size;
   }
@@ -186,7 +144,9 @@ static int start_send(conn *c, op *o) {
   o->remote_left = 1;
   if (data) {
     o->eager = 1;
+    o->eager_bytes = total;
     c->eager_pending++;
+    c->eager_pending_bytes += total;
     op_append(&c->sends_active, o);
     return 0;
   }
@@ -264,11 +224,9 @@ static int refuse_incoming(conn *c, const incoming_send *in, int status) {
     serve_done(c, sv);
     return 0;
   }
-  for (uint32_t i = 0; i < in->nseg; i++) {
-    int n = lane_add_drain(c, &c->recv_lanes[LANE_TWO_SIDED], in->sizes[i], sv);
-    if (n < 0) return -1;
-    sv->chunks_left += n;
-  }
+  for (uint32_t i = 0; i < in->nseg; i++)
+    if (lane_add_drain(c, &c->recv_lanes[LANE_TWO_SIDED], in->sizes[i], sv) != 0)
+      return -1;
   if (sv->chunks_left == 0) serve_done(c, sv);
   return 0;
 }
@@ -322,11 +280,25 @@ static int accept_incoming(conn *c, op *o, const incoming_send *in) {
   return 0;
 }
 
+/* Reading pauses while too much waits for the application (inline
+ * messages), or while lim.max_ops writes of the peer (and drains) are
+ * being received: those finish without another control message (their
+ * bytes come in the order of messages already read). Reads served are
+ * capped by refusal instead (on_read): sending their bytes needs the
+ * peer to read our READ_DATA, and two peers both paused that way would
+ * wait for each other. */
+int xfer_read_paused(const conn *c) {
+  return c->incoming_bytes >= c->ep->lim.eager_buf || c->nserving >= c->ep->lim.max_ops;
+}
+
 static int match_recvs(conn *c) {
   while (c->recvs_waiting && c->incoming_head) {
     op *o = c->recvs_waiting;
     incoming_send *in = c->incoming_head;
+    int was_paused = xfer_read_paused(c);
     c->nincoming--;
+    c->incoming_bytes -= in->mem;
+    if (was_paused && !xfer_read_paused(c)) c->read_resumed = 1;
     op_remove(&c->recvs_waiting, o);
     c->incoming_head = in->next;
     if (!c->incoming_head) c->incoming_tail = NULL;
@@ -364,9 +336,14 @@ static int on_send(conn *c, const ctrl_send *s) {
   c->next_recv_seq++;
   c->nincoming++;
   size_t inline_len = s->data ? s->data_len : 0;
-  incoming_send *in = malloc(sizeof *in + s->nseg * sizeof(uint64_t) + inline_len);
+  size_t mem = sizeof(incoming_send) + s->nseg * sizeof(uint64_t) + inline_len;
+  incoming_send *in = malloc(mem);
   if (!in) return conn_fail(c, P2P_ENOMEM, "out of memory"), -1;
   in->next = NULL;
+  in->mem = mem;
+  c->incoming_bytes += mem;
+  if (c->incoming_bytes > atomic_load(&c->stats.incoming_peak))
+    atomic_store(&c->stats.incoming_peak, c->incoming_bytes);
   in->seq = s->seq;
   in->nseg = s->nseg;
   for (uint32_t i = 0; i < s->nseg; i++) in->sizes[i] = ctrl_send_size(s, i);
@@ -398,7 +375,11 @@ static int on_status(conn *c, const ctrl_msg *m) {
   if (m->type == CTRL_SEND_DONE) {
     for (o = c->sends_active; o && o->seq != st->id; o = o->next) {}
     if (!o || o->remote_left == 0) return protocol_error(c, "unknown SEND_DONE", st->id);
-    if (o->eager) c->eager_pending--;
+    if (o->eager) {
+      c->eager_pending--;
+      c->eager_pending_bytes -= o->eager_bytes;
+      o->eager = 0;
+    }
   } else {
     o = remote_op(c, m->type == CTRL_WRITE_DONE ? P2P_OP_WRITE : P2P_OP_READ,
                   st->id, &seg);
@@ -412,6 +393,9 @@ static int on_status(conn *c, const ctrl_msg *m) {
     op_fail_reason(o, st->status,
                    m->type == CTRL_SEND_DONE
                        ? "send: peer %s refused the message: larger than its posted receive"
+                   : st->status == P2P_ELIMIT
+                       ? "peer %s refused the read: it serves too many at once "
+                         "(its TCPX_P2P_MAX_OPS_PER_CONN)"
                        : "peer %s refused the one-sided access (key, bounds or deregistered region)",
                    detail);
   }
@@ -439,6 +423,27 @@ static int on_read_data(conn *c, const ctrl_read_data *rd) {
   return 0;
 }
 
+/* A peer's access to an exposure whose memory is gone (the application
+ * freed it without deregistering): refused, never a crash. */
+static int unmapped(conn *c, const char *what, uint64_t size) {
+  log_msg(LOG_WARN, "refused a %s of %llu bytes from %s: the advertised memory "
+          "is no longer mapped (freed before p2p_dereg?)", what,
+          (unsigned long long)size, c->peer_ip);
+  return P2P_EREFUSED;
+}
+
+/* The bytes of a small read, copied from the exposure without trusting it. */
+static int read_inline(conn *c, const ctrl_access *a, const uint8_t *ptr,
+                       uint8_t **copy) {
+  *copy = NULL;
+  if (a->size == 0) return P2P_OK;
+  if (!(*copy = malloc(a->size))) return conn_fail(c, P2P_ENOMEM, "out of memory"), -1;
+  if (mem_copy(*copy, ptr, a->size) == 0) return P2P_OK;
+  free(*copy);
+  *copy = NULL;
+  return unmapped(c, "read", a->size);
+}
+
 /* The peer writes into one of our exposures. */
 static int on_write(conn *c, const ctrl_access *a) {
   uint8_t *ptr = NULL;
@@ -450,16 +455,20 @@ static int on_write(conn *c, const ctrl_access *a) {
   serve *sv = serve_new(c, CTRL_WRITE_DONE, a->id, status, a->size, mr);
   if (!sv) return conn_fail(c, P2P_ENOMEM, "out of memory"), -1;
   if (a->data) { /* a small write: its bytes came with it */
-    if (status == P2P_OK && put_inline(c, mr, ptr, a->data, a->size) != 0) return -1;
+    if (status == P2P_OK && mr->ptr_type != NCCL_PTR_CUDA &&
+        mem_copy(ptr, a->data, a->size) != 0)
+      sv->status = unmapped(c, "write", a->size);
+    else if (status == P2P_OK && put_inline(c, mr, ptr, a->data, a->size) != 0)
+      return -1;
     serve_done(c, sv);
     return 0;
   }
   lane *l = &c->recv_lanes[LANE_ONE_SIDED];
-  int n = status == P2P_OK ? lane_add(c, l, ptr, a->size, 1, NULL, sv, mr)
-                           : lane_add_drain(c, l, a->size, sv);
-  if (n < 0) return conn_fail(c, P2P_ENOMEM, "out of memory"), -1;
-  sv->chunks_left = n;
-  if (n == 0) serve_done(c, sv);
+  int rc = status == P2P_OK
+               ? lane_add(c, l, ptr, a->size, 1, NULL, sv, mr, &sv->chunks_left)
+               : lane_add_drain(c, l, a->size, sv);
+  if (rc != 0) return conn_fail(c, P2P_ENOMEM, "out of memory"), -1;
+  if (sv->chunks_left == 0) serve_done(c, sv);
   return 0;
 }
 
@@ -476,20 +485,35 @@ static int on_read(conn *c, const ctrl_access *a) {
   }
   /* Small reads of host memory answer with the bytes themselves. */
   int inline_read = a->size <= c->eager_max && mr->ptr_type == NCCL_PTR_HOST;
+  if (!inline_read && c->nreading >= c->ep->lim.max_ops) {
+    region_release(c->ep, mr);
+    log_msg(LOG_WARN, "refused a read from %s: %d reads served at once already "
+            "(TCPX_P2P_MAX_OPS_PER_CONN)", c->peer_ip, c->nreading);
+    ctrl_msg m = {.type = CTRL_READ_DONE, .u.status = {.id = a->id, .status = P2P_ELIMIT}};
+    return conn_send_ctrl(c, &m, NULL);
+  }
+  uint8_t *copy = NULL;
+  if (inline_read && (status = read_inline(c, a, ptr, &copy)) != P2P_OK) {
+    region_release(c->ep, mr);
+    if (status < 0 && atomic_load(&c->dead)) return -1;
+    ctrl_msg m = {.type = CTRL_READ_DONE, .u.status = {.id = a->id, .status = status}};
+    return conn_send_ctrl(c, &m, NULL);
+  }
   ctrl_msg m = {.type = CTRL_READ_DATA,
                 .u.read_data = {.id = a->id, .size = a->size,
-                                .data = inline_read ? (ptr ? ptr : (uint8_t *)"") : NULL}};
+                                .data = inline_read ? (copy ? copy : (uint8_t *)"") : NULL}};
   int sent = conn_send_ctrl(c, &m, NULL);
+  free(copy);
   if (sent != 0 || inline_read) {
     region_release(c->ep, mr);
     return sent;
   }
   serve *sv = serve_new(c, 0, a->id, P2P_OK, a->size, mr);
   if (!sv) return region_release(c->ep, mr), -1;
-  int n = lane_add(c, &c->send_lanes[LANE_ONE_SIDED], ptr, a->size, 0, NULL, sv, mr);
-  if (n < 0) return conn_fail(c, P2P_ENOMEM, "out of memory"), -1;
-  sv->chunks_left = n;
-  if (n == 0) serve_done(c, sv);
+  if (lane_add(c, &c->send_lanes[LANE_ONE_SIDED], ptr, a->size, 0, NULL, sv, mr,
+               &sv->chunks_left) != 0)
+    return conn_fail(c, P2P_ENOMEM, "out of memory"), -1;
+  if (sv->chunks_left == 0) serve_done(c, sv);
   return 0;
 }
 
@@ -582,6 +606,8 @@ static int pump_waiting(conn *c, lane *l, int k) {
     if (gpath_stage_ahead(c, ch) != 0) return -1;
   while (l->waiting[k].head &&
          l->inflight[k].count + l->finishing[k].count < c->window) {
+    if (l->waiting[k].head->repeat && lane_take(c, l, k) != 0)
+      return conn_fail(c, P2P_ENOMEM, "out of memory"), -1;
     chunk *ch = l->waiting[k].head;
     int ready;
     if (gpath_ready_to_post(c, ch, &ready) != 0) return -1;
@@ -664,6 +690,8 @@ void xfer_fail_all(conn *c, int code, const char *why) {
   }
   c->incoming_tail = NULL;
   c->nincoming = 0;
+  c->incoming_bytes = 0;
+  c->nserving = c->nreading = 0;
   fail_list(&c->sends_active, code, why);
   fail_list(&c->recvs_waiting, code, why);
   fail_list(&c->recvs_active, code, why);

@@ -49,9 +49,9 @@ static inline int ctrl_msg_equal(const ctrl_msg *a, const ctrl_msg *b) {
   case CTRL_READ_DATA:
     return a->u.read_data.id == b->u.read_data.id &&
            a->u.read_data.size == b->u.read_data.size;
+  case CTRL_BYE: return a->u.bye.reason == b->u.bye.reason;
   case CTRL_READY:
   case CTRL_PING:
-  case CTRL_BYE:
     return 1;
   }
   return 0;

@@ -71,9 +71,9 @@ static ctrl_msg ctrl_sample(ctrl_type type) {
     memset(m.u.access.key, 0x77, CTRL_KEY_SIZE);
     break;
   case CTRL_READ_DATA: m.u.read_data = (ctrl_read_data){.id = 9, .size = 4096}; break;
+  case CTRL_BYE: m.u.bye.reason = -13; break; /* P2P_ELIMIT: a refused set-up */
   case CTRL_READY:
-  case CTRL_PING:
-  case CTRL_BYE: break;
+  case CTRL_PING: break;
   }
   return m;
 }
