@@ -122,10 +122,15 @@ static uint64_t fresh_id(void) {
 
 /* ---- init and properties --------------------------------------------------- */
 
+static void first_ifname(char *out, size_t len);
+/* The device's name, fixed at init (properties are asked from any thread). */
+static char device_name[IF_NAMESIZE + 1];
+
 static ncclResult_t ft_init(ncclDebugLogger_t logger) {
   if (!logger) return ft_violation("init-logger", "init given a NULL logger");
   ft_set_logger(logger);
   ft_note_init();
+  first_ifname(device_name, sizeof device_name);
   const char *chunk = getenv("NCCL_DYNAMIC_CHUNK_SIZE");
   if (!chunk || atol(chunk) <= 0)
     return ft_violation("dynamic-chunk-size", "NCCL_DYNAMIC_CHUNK_SIZE is %s at "
@@ -153,12 +158,11 @@ static void first_ifname(char *out, size_t len) {
   out[n] = '\0';
 }
 
+
 static ncclResult_t ft_props(int dev, ncclNetProperties_v7_t *p) {
-  static char name[IF_NAMESIZE + 1];
   if (dev != 0) return ft_warn(NCCL_INVALID_ARGUMENT, "FakeTCPX: no device %d", dev);
-  first_ifname(name, sizeof name);
   memset(p, 0, sizeof *p);
-  p->name = name[0] ? name : "lo";
+  p->name = device_name[0] ? device_name : "lo";
   p->ptrSupport = NCCL_PTR_HOST | (ft_mem_is_cuda() ? NCCL_PTR_CUDA : 0);
   p->speed = 100000;
   p->maxComms = 65536;
