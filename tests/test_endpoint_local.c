@@ -113,10 +113,17 @@ static int squat(const char *path) {
   struct sockaddr_un sun = {.sun_family = AF_UNIX};
   if (strlen(path) >= sizeof sun.sun_path) return -1;
   memcpy(sun.sun_path, path, strlen(path) + 1);
+  /* Listening before the path appears (rename), so a connect that sees
+   * the path is never refused. */
+  char tmp[sizeof sun.sun_path + 8];
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  if (strlen(tmp) >= sizeof sun.sun_path) return 1;
+  memcpy(sun.sun_path, tmp, strlen(tmp) + 1);
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   unlink(path);
+  unlink(tmp);
   if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof sun) != 0 ||
-      listen(fd, 4) != 0 || chmod(path, 0777) != 0)
+      listen(fd, 4) != 0 || chmod(tmp, 0777) != 0 || rename(tmp, path) != 0)
     return 1;
   pause();
   return 0;
@@ -156,10 +163,11 @@ static int local_body(const twohost *th, int side, int fd, void *arg) {
       _exit(squat(fake));
     }
     for (int i = 0; i < 500 && access(fake, F_OK) != 0; i++) usleep(10000);
-    CHECK_EQ(p2p_connect_local(b, 9, &cb), P2P_EAUTH);
-    CHECK_STR_CONTAINS(p2p_last_error(), "belongs to user");
-    kill(squatter, SIGKILL);
+    int rc = p2p_connect_local(b, 9, &cb);
+    kill(squatter, SIGKILL); /* before any check: it holds the test's output */
     waitpid(squatter, NULL, 0);
+    CHECK_EQ(rc, P2P_EAUTH);
+    CHECK_STR_CONTAINS(p2p_last_error(), "belongs to user");
     CHECK_EQ(chmod(dir, 0700), 0);
   }
   p2p_endpoint_destroy(b);

@@ -184,10 +184,24 @@ static void **slot_recv(conn *c, int j) {
   return &c->recv_lanes[j / per].comm[j % per];
 }
 
+/* Is `to` a neighbour on one of the NICs this connection's comms use? (On
+ * A3 the data NICs of two hosts share per-NIC subnets, apart from the
+ * control network.) */
+static int on_a_data_link(const conn *c, const struct sockaddr *to) {
+  for (int j = 0; j < c->ndevs; j++) {
+    net_props props;
+    if (net_call(c->net, get_properties, c->devs[j], &props) == NET_OK &&
+        props.name && sock_addr_on_link(props.name, to))
+      return 1;
+  }
+  return 0;
+}
+
 /* The peer's handles say where our transport connects: an unproven peer
  * could point it at any host and port. A built-in TCP handle must point at
- * the address our control connection comes from, unless the peer proved
- * the shared token. A plugin's handles are opaque: not checked. */
+ * the address our control connection comes from, or at a neighbour on one
+ * of our data NICs' subnets, unless the peer proved the shared token. A
+ * plugin's handles are opaque: not checked. */
 static int check_handle(hs *h, const uint8_t *handle) {
   conn *c = h->c;
   if (c->is_local || h->authed || !net_tcp_is_builtin(c->net)) return P2P_OK;
@@ -201,11 +215,13 @@ static int check_handle(hs *h, const uint8_t *handle) {
     return ep_err(P2P_EPEER, "set-up with %s: %s", c->peer_ip, err_get());
   sock_addr_str((struct sockaddr *)&ctl, 0, ctl_ip, sizeof ctl_ip);
   sock_addr_str((struct sockaddr *)&to, 0, to_ip, sizeof to_ip);
-  if (strcmp(ctl_ip, to_ip) == 0) return P2P_OK;
+  if (strcmp(ctl_ip, to_ip) == 0 || on_a_data_link(c, (struct sockaddr *)&to))
+    return P2P_OK;
   return ep_err(P2P_EPEER, "set-up with %s: its transport handle points at %s, "
-                "not at the address it connects from (%s); refused (set an "
-                "auth token on both sides to let a peer use other NICs)",
-                c->peer_ip, to_ip, ctl_ip);
+                "neither the address it connects from (%s) nor a neighbour on "
+                "our data NICs' subnets; refused (set an auth token on both "
+                "sides to let a peer use other addresses)", c->peer_ip, to_ip,
+                ctl_ip);
 }
 
 static int listen_all(hs *h, comm_plan *p) {

@@ -3,6 +3,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ifaddrs.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -165,4 +167,45 @@ uint64_t clock_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- neighbours ------------------------------------------------------------ */
+
+static int same_prefix(const uint8_t *a, const uint8_t *b, const uint8_t *mask,
+                       size_t len) {
+  for (size_t i = 0; i < len; i++)
+    if ((a[i] & mask[i]) != (b[i] & mask[i])) return 0;
+  return 1;
+}
+
+/* The address bytes of an IPv4 or IPv6 sockaddr, or NULL. */
+static const uint8_t *addr_bytes(const struct sockaddr *sa, size_t *len) {
+  if (sa->sa_family == AF_INET) {
+    *len = 4;
+    return (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr;
+  }
+  if (sa->sa_family == AF_INET6) {
+    *len = 16;
+    return (const uint8_t *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
+  }
+  return NULL;
+}
+
+int sock_addr_on_link(const char *ifname, const struct sockaddr *addr) {
+  struct ifaddrs *all;
+  size_t len = 0, ilen = 0, mlen = 0;
+  const uint8_t *want = addr_bytes(addr, &len);
+  if (!want || getifaddrs(&all) != 0) return 0;
+  int found = 0;
+  for (struct ifaddrs *i = all; i && !found; i = i->ifa_next) {
+    if (!i->ifa_addr || !i->ifa_netmask || (i->ifa_flags & IFF_LOOPBACK) ||
+        strcmp(i->ifa_name, ifname) != 0 || i->ifa_addr->sa_family != addr->sa_family)
+      continue;
+    const uint8_t *mine = addr_bytes(i->ifa_addr, &ilen);
+    const uint8_t *mask = addr_bytes(i->ifa_netmask, &mlen);
+    found = mine && mask && ilen == len && mlen == len &&
+            same_prefix(mine, want, mask, len);
+  }
+  freeifaddrs(all);
+  return found;
 }

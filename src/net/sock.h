@@ -14,6 +14,10 @@ socklen_t sock_addr_len(const struct sockaddr *sa);
 uint16_t sock_addr_port(const struct sockaddr *sa);
 void sock_addr_set_port(struct sockaddr *sa, uint16_t port);
 
+/* 1 when `addr` lies in the subnet of an address of interface `ifname`
+ * (a neighbour on that link); loopback interfaces never count. */
+int sock_addr_on_link(const char *ifname, const struct sockaddr *addr);
+
 int sock_set_nonblock(int fd);
 int sock_set_nodelay(int fd);
 /* TCP_USER_TIMEOUT plus keepalive, so a silent peer is noticed. */
