@@ -212,9 +212,19 @@ int p2p_post_ipc(p2p_endpoint *ep, uint64_t conn_id, p2p_ipc_kind kind,
                  void *ptr, size_t size, const uint8_t *info, uint64_t *xfer_id);
 
 /* ---- counters ---------------------------------------------------------- */
+/* Per-connection counters since it was made; they stay readable after the
+ * connection failed (state says why not P2P_OK). */
 typedef struct p2p_conn_stats {
-  uint64_t bytes_sent, bytes_received;
-  uint64_t ops_completed, ops_failed;
+  uint64_t bytes_sent, bytes_received; /* payload bytes moved by transfers */
+  uint64_t ops_completed, ops_failed;  /* this side's ops, by outcome */
+  uint64_t ops_timed_out;   /* ops that ended with P2P_ETIMEDOUT */
+  uint64_t timeouts;        /* peer declared lost by the liveness timeout */
+  uint64_t retries;         /* transport said "busy, call again" to a post */
+  uint64_t stream_resets;   /* data streams lost (reset or closed) */
+  uint64_t pings_sent, pings_received; /* control-channel liveness pings */
+  uint64_t last_heard_ms;   /* since the peer's last control bytes */
+  int state;                /* P2P_OK while up; else the code it failed with */
+  char peer[64];            /* the peer's IP address */
 } p2p_conn_stats;
 int p2p_conn_stats_get(p2p_endpoint *ep, uint64_t conn_id,
                        p2p_conn_stats *stats);

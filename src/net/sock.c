@@ -61,6 +61,15 @@ int sock_set_nodelay(int fd) {
   return NET_OK;
 }
 
+#ifndef TCP_RTO_MAX_MS
+#define TCP_RTO_MAX_MS 44 /* Linux 6.15+ */
+#endif
+
+/* Control sockets: unacknowledged bytes older than timeout_ms end the
+ * socket (TCP_USER_TIMEOUT counts from the first unanswered segment, so
+ * from the start of an outage); keepalive probes an idle socket in case no
+ * ping is queued. Data streams do not get this (see tcp.c): a sender
+ * stuck on a receiver's zero window would trip TCP_USER_TIMEOUT. */
 int sock_set_timeouts(int fd, int timeout_ms) {
   if (timeout_ms <= 0) return NET_OK;
   unsigned int user_timeout = (unsigned int)timeout_ms;
@@ -72,7 +81,19 @@ int sock_set_timeouts(int fd, int timeout_ms) {
       setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl) < 0 ||
       setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt) < 0)
     return err_sys(NET_ESYS, errno, "setsockopt(timeouts)");
+  sock_set_rto_max(fd, 1000); /* heard again within 1 s of an outage's end */
   return NET_OK;
+}
+
+/* Cap the retransmission back-off. After an outage of L seconds Linux's
+ * doubling back-off sends the next retransmission up to about L seconds
+ * after the link is back; with a cap, within rto_max_ms. Older kernels
+ * lack the option: ignored there (the back-off stays). */
+void sock_set_rto_max(int fd, int rto_max_ms) {
+  if (rto_max_ms <= 0) return;
+  if (rto_max_ms < 1000) rto_max_ms = 1000; /* the kernel's lower bound */
+  (void)setsockopt(fd, IPPROTO_TCP, TCP_RTO_MAX_MS, &rto_max_ms,
+                   sizeof rto_max_ms);
 }
 
 int sock_listen(struct sockaddr_storage *addr, int *fd_out) {

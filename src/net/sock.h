@@ -16,8 +16,13 @@ void sock_addr_set_port(struct sockaddr *sa, uint16_t port);
 
 int sock_set_nonblock(int fd);
 int sock_set_nodelay(int fd);
-/* TCP_USER_TIMEOUT plus keepalive, so a silent peer is noticed. */
+/* TCP_USER_TIMEOUT plus keepalive, so a silent peer is noticed (control
+ * sockets; timeout_ms <= 0: nothing). */
 int sock_set_timeouts(int fd, int timeout_ms);
+/* Cap TCP's retransmission back-off at rto_max_ms (>= 1000; Linux 6.15+,
+ * silently ignored elsewhere), so a link that comes back is used again
+ * within that long. */
+void sock_set_rto_max(int fd, int rto_max_ms);
 
 /* Bound, listening, non-blocking socket on `addr` with an ephemeral port;
  * the chosen port is written back into `addr`. */

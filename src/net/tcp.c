@@ -60,7 +60,11 @@ void tcp_options_default(tcp_options *o) {
   o->max_requests = o->strict ? TCP_STRICT_MAX_REQUESTS : TCP_MAX_REQUESTS;
   o->max_recvs = o->strict ? 1 : TCP_MAX_RECVS;
   o->min_split = (size_t)env_int("TCPX_P2P_TCP_MIN_SPLIT", 256 << 10);
-  o->user_timeout_ms = env_int("TCPX_P2P_TCP_TIMEOUT_MS", 10000);
+  /* Off by default: a receiver that posts late leaves the sender on a zero
+   * window, which TCP_USER_TIMEOUT would count as a dead peer. Liveness is
+   * the control channel's job (the engine closes the comms when it fails). */
+  o->user_timeout_ms = env_int("TCPX_P2P_TCP_TIMEOUT_MS", 0);
+  o->rto_max_ms = env_int("TCPX_P2P_TCP_RTO_MAX_MS", 1000);
   o->rcvlowat = env_int("TCPX_P2P_TCP_RCVLOWAT", 256 << 10);
   const char *f = getenv("TCPX_P2P_SOCKET_IFNAME");
   if (!f || !*f) f = getenv("NCCL_SOCKET_IFNAME");
@@ -235,6 +239,7 @@ static int comm_finish(tcp_comm *c, void **out) {
     c->streams[s].index = s;
     sock_set_nodelay(c->streams[s].fd);
     sock_set_timeouts(c->streams[s].fd, c->inst->opts.user_timeout_ms);
+    sock_set_rto_max(c->streams[s].fd, c->inst->opts.rto_max_ms);
   }
   struct sockaddr_storage peer;
   socklen_t len = sizeof peer;
@@ -508,6 +513,7 @@ static const net_ops tcp_ops = {
     .close_recv = tcp_close_comm,
     .close_listen = tcp_close_listen,
     .irecv_consumed = tcp_irecv_consumed,
+    .comm_status = tcp_comm_status,
     .destroy = tcp_destroy,
 };
 

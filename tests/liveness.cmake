@@ -1,0 +1,17 @@
+# Connection liveness and data-stream faults (tests/test_liveness.c):
+# a late receiver, a data stream lost on an idle connection, an outage and
+# a SIGSTOP shorter than the timeout, link flaps and packet loss between
+# the test's own namespaces (loopback where namespaces cannot be made; the
+# cases that need a link of their own then say so and pass). Loss needs
+# iptables (statistic match). TCPX_P2P_TEST_LATE_MS (15000) sets how late
+# the receiver posts.
+add_test(NAME liveness COMMAND test_liveness)
+set_tests_properties(liveness PROPERTIES TIMEOUT 600 LABELS "threaded;fault")
+# Receiver posting 30 s late, and an idle connection on a 5% lossy link
+# for TCPX_P2P_TEST_LOSSY_S (120 s): not in the default CI run.
+add_test(NAME liveness_late30 COMMAND test_liveness test_late_receiver)
+set_tests_properties(liveness_late30 PROPERTIES TIMEOUT 300 LABELS long
+                     ENVIRONMENT TCPX_P2P_TEST_LATE_MS=30000)
+add_test(NAME liveness_lossy_idle COMMAND test_liveness long)
+set_tests_properties(liveness_lossy_idle PROPERTIES TIMEOUT 600 LABELS long
+                     SKIP_RETURN_CODE 77)
