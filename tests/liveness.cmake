@@ -15,3 +15,9 @@ set_tests_properties(liveness_late30 PROPERTIES TIMEOUT 300 LABELS long
 add_test(NAME liveness_lossy_idle COMMAND test_liveness long)
 set_tests_properties(liveness_lossy_idle PROPERTIES TIMEOUT 600 LABELS long
                      SKIP_RETURN_CODE 77)
+# `tcpx-p2p stats` on loopback: checked transfers both ways, counters that
+# add up (JSON), exit 0 only when both connections are still up.
+add_test(NAME cli_stats COMMAND tcpx-p2p stats --ifname lo --size 3000000
+                                 --iters 2 --idle 2 --json)
+set_tests_properties(cli_stats PROPERTIES TIMEOUT 120 PASS_REGULAR_EXPRESSION
+  "\"state\": \"up\", \"bytes_sent\": 3000000, \"bytes_received\": 3000000.*\"stream_resets\": 0")

@@ -16,6 +16,7 @@ static const subcommand subcommands[] = {
     {"devices", cmd_devices, "list the transport's devices and their NICs"},
     {"recv", cmd_recv, "receive a checked transfer (writes a handle file)"},
     {"send", cmd_send, "send a checked transfer to a `recv` (reads its handle file)"},
+    {"stats", cmd_stats, "checked loopback transfers; print per-connection counters"},
 };
 
 #define NSUBCOMMANDS ((int)(sizeof subcommands / sizeof subcommands[0]))
