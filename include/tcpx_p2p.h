@@ -59,7 +59,10 @@ typedef struct p2p_options {
   size_t chunk_size;      /* bytes per transport request (<= 4 MiB on TCPX) */
   int window;             /* requests in flight per comm (<= 16 on TCPX) */
   int comms_per_lane;     /* transport comms per lane and direction */
-  int timeout_ms;         /* liveness: a silent peer is lost after this */
+  int timeout_ms;         /* liveness (30000): the peer is lost when nothing
+                             arrives on the control channel for this long,
+                             counted from the first missing ping (pings
+                             every min(timeout/8, 1 s)) */
   int connect_timeout_ms; /* connection set-up (TCPX comms take seconds) */
   int op_timeout_ms;      /* blocking-call limit; 0 = while the peer lives */
   int listen_port;        /* 0: P2P_DEFAULT_PORT + gpu_index when free,

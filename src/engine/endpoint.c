@@ -66,7 +66,7 @@ void p2p_options_init(p2p_options *o) {
   o->chunk_size = (size_t)env_int("TCPX_P2P_CHUNK_SIZE", 1 << 20);
   o->window = env_int("TCPX_P2P_WINDOW", 8);
   o->comms_per_lane = env_int("TCPX_P2P_COMMS_PER_LANE", 2);
-  o->timeout_ms = env_int("TCPX_P2P_TIMEOUT_MS", 10000);
+  o->timeout_ms = env_int("TCPX_P2P_TIMEOUT_MS", 30000); /* see liveness.c */
   o->connect_timeout_ms = env_int("TCPX_P2P_CONNECT_TIMEOUT_MS", 30000);
   o->op_timeout_ms = env_int("TCPX_P2P_OP_TIMEOUT_MS", 0);
   o->listen_port = env_int("TCPX_P2P_LISTEN_PORT", 0);
