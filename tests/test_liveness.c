@@ -205,7 +205,7 @@ static int reset_breaker(p2p_endpoint *ep, uint64_t conn, int fd, int side, void
   CHECK_EQ(shutdown(s, SHUT_RDWR), 0); /* the stream dies; nothing is posted */
   p2p_conn_stats st;
   CHECK(wait_conn_failed(ep, conn, &st) == 0);
-  CHECK_EQ(st.state, P2P_ETRANSPORT);
+  CHECK_EQ(st.state, P2P_EPEER);
   CHECK(st.stream_resets >= 1);
   uint8_t b[16];
   uint64_t mr;

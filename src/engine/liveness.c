@@ -50,15 +50,17 @@ int liveness_check_comms(conn *c) {
     for (int dir = 0; dir < 2; dir++) {
       lane *l = dir ? &c->recv_lanes[li] : &c->send_lanes[li];
       for (int k = 0; k < l->ncomms; k++) {
-        int resets = 0;
+        int resets = 0, rc;
         if (!l->comm[k] ||
-            t->ops->comm_status(t, l->comm[k], &resets) == NET_OK)
+            (rc = t->ops->comm_status(t, l->comm[k], &resets)) == NET_OK)
           continue;
         atomic_fetch_add(&c->stats.stream_resets, resets > 0 ? (uint64_t)resets : 1);
         char why[P2P_ERR_MAX];
         snprintf(why, sizeof why, "data stream lost (%s lane %d comm %d): %s",
                  dir ? "recv" : "send", li, k, err_get());
-        conn_fail(c, P2P_ETRANSPORT, why);
+        /* A reset or close from the other end is the peer's doing (it
+         * died or closed), as for a failed transfer (conn_fail_net). */
+        conn_fail(c, rc == NET_EREMOTE ? P2P_EPEER : P2P_ETRANSPORT, why);
         return -1;
       }
     }
