@@ -8,8 +8,9 @@
  * - an outage (all packets dropped) shorter than the timeout is survived;
  * - a peer stopped (SIGSTOP) for less than the timeout recovers;
  * - a link that flaps mid-transfer: the transfer completes byte-exact;
- * - packet loss (iptables statistic match) during transfers, and an idle
- *   connection on a lossy link for minutes ("long" label).
+ * - packet loss (iptables statistic match) during transfers, and 50 ms
+ *   delay with 25% reordering (NFQUEUE to tests/netfault/nfq_delay) while
+ *   idle and during transfers; minutes of each in the "long" label.
  * Durations scale with TCPX_P2P_TEST_LATE_MS / TCPX_P2P_TEST_LOSSY_S. No
  * assertion is on time: bounds only stop a broken build from hanging. */
 #include <arpa/inet.h>
@@ -466,6 +467,111 @@ static int test_lossy_idle_long(void) {
   return run_loss(env_ms("TCPX_P2P_TEST_LOSSY_S", 120), 8 * MiB);
 }
 
+/* ---- delay and reordering (tests/netfault/nfq_delay, each side) ---- */
+
+#ifdef NFQ_DELAY_PATH
+#define NFQ_QUEUE "7"
+
+static char *const nfq_rule[2][14] = {
+    {"iptables", "-A", "OUTPUT", "-p", "tcp", "-j", "NFQUEUE", "--queue-num",
+     NFQ_QUEUE, "--queue-bypass", NULL},
+    {"iptables", "-D", "OUTPUT", "-p", "tcp", "-j", "NFQUEUE", "--queue-num",
+     NFQ_QUEUE, "--queue-bypass", NULL}};
+
+/* Start the delayer in this namespace (it says "ready" once bound) and
+ * send this side's outgoing TCP through it. */
+static pid_t delayer_start(char *delay_ms, char *reorder_pct) {
+  int p[2];
+  if (pipe(p) != 0) return -1;
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(p[1], 1);
+    close(p[0]);
+    execl(NFQ_DELAY_PATH, "nfq_delay", NFQ_QUEUE, delay_ms, "0", reorder_pct,
+          (char *)NULL);
+    _exit(127);
+  }
+  close(p[1]);
+  char buf[8] = {0};
+  ssize_t n = pid > 0 ? read(p[0], buf, 5) : -1;
+  close(p[0]);
+  if (n != 5 || strncmp(buf, "ready", 5) != 0 || run_cmd(nfq_rule[0]) != 0) {
+    if (pid > 0) kill(pid, SIGKILL), waitpid(pid, NULL, 0);
+    return -1;
+  }
+  return pid;
+}
+
+static void delayer_stop(pid_t pid) {
+  run_cmd(nfq_rule[1]);
+  kill(pid, SIGTERM);
+  waitpid(pid, NULL, 0);
+}
+
+typedef struct delay_spec {
+  int idle_s;      /* idle this long first */
+  int busy_s;      /* then transfer for at least this long */
+  size_t size;     /* per transfer, alternating direction */
+} delay_spec;
+
+/* 50 ms each way and 25% of packets overtaking the rest. */
+static int delay_side(p2p_endpoint *ep, uint64_t conn, int fd, int side, void *arg) {
+  const delay_spec *ds = arg;
+  pid_t d = delayer_start("50", "25");
+  CHECK(d > 0);
+  CHECK_EQ(eph_sync(fd), 0);
+  sleep((unsigned)ds->idle_s);
+  CHECK(conn_healthy(ep, conn) == 0);
+  double t0 = eph_now_ms();
+  uint64_t round = 0, more = 1;
+  while (more) {
+    if (side == (int)(round % 2)) CHECK(eph_send_pattern(ep, conn, ds->size, 70 + round) == 0);
+    else CHECK(eph_recv_pattern(ep, conn, ds->size, ds->size, 70 + round) == 0);
+    round++;
+    if (side == 0) { /* side 0 decides when enough time has passed */
+      more = eph_now_ms() - t0 < ds->busy_s * 1000.0 || round < 2;
+      CHECK_EQ(eph_put_u64(fd, more), 0);
+    } else {
+      CHECK_EQ(eph_get_u64(fd, &more), 0);
+    }
+  }
+  CHECK(conn_healthy(ep, conn) == 0);
+  CHECK_EQ(eph_sync(fd), 0);
+  delayer_stop(d);
+  return 0;
+}
+#endif
+
+static int run_delay(int idle_s, int busy_s, size_t size) {
+#ifdef NFQ_DELAY_PATH
+  if (!hosts.netns || !have_iptables()) {
+    printf("  (needs namespaces and iptables; skipped)\n");
+    return 0;
+  }
+  delay_spec ds = {idle_s, busy_s, size};
+  p2p_options o[2];
+  live_options(&o[0], 0, 10000);
+  live_options(&o[1], 1, 10000);
+  CHECK_EQ(eph_pair_run_opts(&hosts, &o[0], &o[1], delay_side, delay_side, &ds,
+                             idle_s + busy_s + 300), 0);
+  return 0;
+#else
+  (void)idle_s, (void)busy_s, (void)size;
+  printf("  (nfq_delay not built: needs libnetfilter-queue-dev; skipped)\n");
+  return 0;
+#endif
+}
+
+/* 50 ms delay and 25% reordering each way: idle 10 s, then 4 MiB
+ * transfers both ways for 5 s, byte-exact. */
+static int test_delay_reorder_link(void) { return run_delay(10, 5, 4 * MiB); }
+
+/* "long" label: the same idle for TCPX_P2P_TEST_LOSSY_S (120 s), then
+ * transfers for 100 s (the reported failure came after ~80 s). */
+static int test_delay_reorder_long(void) {
+  return run_delay(env_ms("TCPX_P2P_TEST_LOSSY_S", 120), 100, 16 * MiB);
+}
+
 static const check_case cases[] = {
     CHECK_CASE(test_late_receiver_keeps_connection),
     CHECK_CASE(test_idle_stream_failure_reported_at_once),
@@ -473,10 +579,12 @@ static const check_case cases[] = {
     CHECK_CASE(test_sigstop_shorter_than_timeout_recovers),
     CHECK_CASE(test_link_flaps_mid_transfer_complete),
     CHECK_CASE(test_lossy_link_transfer),
+    CHECK_CASE(test_delay_reorder_link),
 };
 
 /* The long case runs only when named: `test_liveness long`. */
-static const check_case long_cases[] = {CHECK_CASE(test_lossy_idle_long)};
+static const check_case long_cases[] = {CHECK_CASE(test_lossy_idle_long),
+                                        CHECK_CASE(test_delay_reorder_long)};
 
 int main(int argc, char **argv) {
   if (twohost_setup(&hosts)) return 1;
@@ -487,7 +595,7 @@ int main(int argc, char **argv) {
       twohost_teardown(&hosts);
       return 77;
     }
-    rc = check_run(long_cases, 1, 1, argv);
+    rc = check_run(long_cases, 2, 1, argv);
   }
   else
     rc = check_run(cases, (int)(sizeof cases / sizeof cases[0]), argc, argv);
