@@ -142,7 +142,13 @@ static int spoke_main(int idx, uint64_t gen) {
   p2p_options o;
   soak_options(&o, idx);
   p2p_endpoint *ep;
-  if (eph_create(&o, &ep) != P2P_OK) return 1;
+  /* Started while the link is flapped, it finds no usable interface:
+   * an expected error, tried again. */
+  while (p2p_endpoint_create(&o, &ep) != P2P_OK) {
+    if (atomic_load(&sh->stop)) return 0;
+    atomic_fetch_add(&sh->errors, 1);
+    sleep(1);
+  }
   for (uint64_t round = 0; !atomic_load(&sh->stop); round++) {
     uint64_t conn, mr, seed = (gen << 20 | (uint64_t)idx << 8 | round) * 0x9E3779B97F4A7C15ull;
     if (p2p_connect(ep, sh->hub_ip, sh->hub_gpu, sh->hub_port, &conn) != P2P_OK) {
