@@ -160,6 +160,51 @@ static int test_late_receiver_keeps_connection(void) {
   return 0;
 }
 
+/* With an op timeout, the same late receiver ends the send at that limit
+ * (P2P_ETIMEDOUT, counted), never as a lost peer. */
+static int op_timeout_sender(p2p_endpoint *ep, uint64_t conn, int fd, int side,
+                             void *arg) {
+  (void)side;
+  (void)arg;
+  uint8_t *buf = malloc(64 * MiB);
+  uint64_t mr, id;
+  CHECK(buf);
+  pat_fill(buf, 64 * MiB, 9);
+  CHECK_EQ(p2p_reg(ep, buf, 64 * MiB, &mr), P2P_OK);
+  p2p_iov v = {mr, buf, 64 * MiB, NULL};
+  CHECK_EQ(p2p_post(ep, conn, P2P_OP_SEND, &v, 1, &id), P2P_OK);
+  CHECK_EQ(p2p_wait(ep, id, -1, NULL), P2P_ETIMEDOUT);
+  p2p_conn_stats st;
+  CHECK_EQ(p2p_conn_stats_get(ep, conn, &st), P2P_OK);
+  CHECK_EQ(st.ops_timed_out, 1);
+  CHECK_EQ(st.timeouts, 0); /* not a liveness timeout */
+  CHECK_EQ(st.state, P2P_ETIMEDOUT);
+  CHECK_EQ(eph_sync(fd), 0);
+  CHECK_EQ(p2p_dereg(ep, mr), P2P_OK);
+  free(buf);
+  return 0;
+}
+
+static int op_timeout_receiver(p2p_endpoint *ep, uint64_t conn, int fd, int side,
+                               void *arg) {
+  (void)side;
+  (void)arg;
+  p2p_conn_stats st;
+  CHECK(wait_conn_failed(ep, conn, &st) == 0); /* the sender gave up */
+  CHECK_EQ(st.timeouts, 0);
+  return eph_sync(fd);
+}
+
+static int test_late_receiver_op_timeout_ends_send(void) {
+  p2p_options o[2];
+  live_options(&o[0], 0, EPH_TIMEOUT_MS);
+  live_options(&o[1], 1, EPH_TIMEOUT_MS);
+  o[0].op_timeout_ms = 3 * EPH_TIMEOUT_MS;
+  CHECK_EQ(eph_pair_run_opts(&hosts, &o[0], &o[1], op_timeout_sender,
+                             op_timeout_receiver, NULL, 120), 0);
+  return 0;
+}
+
 /* ---- a data stream fails on an idle connection (finding 2) ---- */
 
 static int port_of(const struct sockaddr_storage *ss) {
@@ -574,6 +619,7 @@ static int test_delay_reorder_long(void) {
 
 static const check_case cases[] = {
     CHECK_CASE(test_late_receiver_keeps_connection),
+    CHECK_CASE(test_late_receiver_op_timeout_ends_send),
     CHECK_CASE(test_idle_stream_failure_reported_at_once),
     CHECK_CASE(test_outage_shorter_than_timeout_survived),
     CHECK_CASE(test_sigstop_shorter_than_timeout_recovers),
