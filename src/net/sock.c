@@ -72,7 +72,10 @@ int sock_set_nodelay(int fd) {
  * stuck on a receiver's zero window would trip TCP_USER_TIMEOUT. */
 int sock_set_timeouts(int fd, int timeout_ms) {
   if (timeout_ms <= 0) return NET_OK;
-  unsigned int user_timeout = (unsigned int)timeout_ms;
+  /* 2 s later than asked: on a control socket the engine's own check
+   * (timeout + one ping interval of at most 1 s) comes first and says
+   * why; the kernel's is the backstop. */
+  unsigned int user_timeout = (unsigned int)timeout_ms + 2000u;
   int one = 1, idle = timeout_ms / 3000 + 1, intvl = idle, cnt = 3;
   if (setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout,
                  sizeof user_timeout) < 0 ||
