@@ -404,6 +404,37 @@ static int test_sigstop_shorter_than_timeout_recovers(void) {
   return 0;
 }
 
+/* Stopped for longer than the timeout: the other side declares it lost,
+ * once, and counts a liveness timeout. */
+static int frozen_peer(p2p_endpoint *ep, uint64_t conn, int fd, int side, void *arg) {
+  (void)ep, (void)conn, (void)side, (void)arg;
+  CHECK_EQ(eph_put_u64(fd, (uint64_t)getpid()), 0);
+  return eph_sync(fd); /* after SIGCONT */
+}
+
+static int freezer(p2p_endpoint *ep, uint64_t conn, int fd, int side, void *arg) {
+  (void)side, (void)arg;
+  uint64_t pid;
+  p2p_conn_stats st;
+  CHECK_EQ(eph_get_u64(fd, &pid), 0);
+  CHECK_EQ(kill((pid_t)pid, SIGSTOP), 0);
+  int rc = wait_conn_failed(ep, conn, &st);
+  kill((pid_t)pid, SIGCONT);
+  CHECK_EQ(rc, 0);
+  CHECK_EQ(st.state, P2P_EPEER);
+  CHECK_EQ(st.timeouts, 1);
+  return eph_sync(fd);
+}
+
+static int test_sigstop_longer_than_timeout_counted(void) {
+  p2p_options o[2];
+  live_options(&o[0], 0, EPH_TIMEOUT_MS);
+  live_options(&o[1], 1, EPH_TIMEOUT_MS);
+  CHECK_EQ(eph_pair_run_opts(&hosts, &o[0], &o[1], frozen_peer, freezer, NULL,
+                             120), 0);
+  return 0;
+}
+
 /* ---- link flaps mid-transfer ---- */
 
 #define FLAP_SIZE (256 * MiB)
@@ -623,6 +654,7 @@ static const check_case cases[] = {
     CHECK_CASE(test_idle_stream_failure_reported_at_once),
     CHECK_CASE(test_outage_shorter_than_timeout_survived),
     CHECK_CASE(test_sigstop_shorter_than_timeout_recovers),
+    CHECK_CASE(test_sigstop_longer_than_timeout_counted),
     CHECK_CASE(test_link_flaps_mid_transfer_complete),
     CHECK_CASE(test_lossy_link_transfer),
     CHECK_CASE(test_delay_reorder_link),
