@@ -65,17 +65,25 @@ int sock_set_nodelay(int fd) {
 #define TCP_RTO_MAX_MS 44 /* Linux 6.15+ */
 #endif
 
-/* Control sockets: unacknowledged bytes older than timeout_ms end the
- * socket (TCP_USER_TIMEOUT counts from the first unanswered segment, so
- * from the start of an outage); keepalive probes an idle socket in case no
- * ping is queued. Data streams do not get this (see tcp.c): a sender
- * stuck on a receiver's zero window would trip TCP_USER_TIMEOUT. */
+/* Control sockets. Liveness is the engine's own (pings, liveness.c), so
+ * no TCP_USER_TIMEOUT or keepalive here: measured in the soak (Linux
+ * 6.18), a control socket with TCP_USER_TIMEOUT that had recovered from a
+ * link flap failed with ETIMEDOUT at once on a later flap, as if the
+ * user timeout counted from the first outage. Only the retransmission
+ * back-off is capped, so the peer is heard again soon after an outage. */
 int sock_set_timeouts(int fd, int timeout_ms) {
+  (void)timeout_ms;
+  sock_set_rto_max(fd, 1000);
+  return NET_OK;
+}
+
+/* Data streams, only when asked (TCPX_P2P_TCP_TIMEOUT_MS): unacknowledged
+ * bytes older than timeout_ms end the stream (TCP_USER_TIMEOUT; note it
+ * also ends a sender stuck on a zero window), keepalive probes an idle
+ * one. */
+int sock_set_user_timeout(int fd, int timeout_ms) {
   if (timeout_ms <= 0) return NET_OK;
-  /* 2 s later than asked: on a control socket the engine's own check
-   * (timeout + one ping interval of at most 1 s) comes first and says
-   * why; the kernel's is the backstop. */
-  unsigned int user_timeout = (unsigned int)timeout_ms + 2000u;
+  unsigned int user_timeout = (unsigned int)timeout_ms;
   int one = 1, idle = timeout_ms / 3000 + 1, intvl = idle, cnt = 3;
   if (setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout,
                  sizeof user_timeout) < 0 ||
@@ -84,7 +92,6 @@ int sock_set_timeouts(int fd, int timeout_ms) {
       setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl) < 0 ||
       setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt) < 0)
     return err_sys(NET_ESYS, errno, "setsockopt(timeouts)");
-  sock_set_rto_max(fd, 1000); /* heard again within 1 s of an outage's end */
   return NET_OK;
 }
 

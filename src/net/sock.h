@@ -16,9 +16,11 @@ void sock_addr_set_port(struct sockaddr *sa, uint16_t port);
 
 int sock_set_nonblock(int fd);
 int sock_set_nodelay(int fd);
-/* TCP_USER_TIMEOUT plus keepalive, so a silent peer is noticed (control
- * sockets; timeout_ms <= 0: nothing). */
+/* Control sockets: the settings liveness needs (the retransmission
+ * back-off cap; the timeout itself is the engine's, timeout_ms unused). */
 int sock_set_timeouts(int fd, int timeout_ms);
+/* TCP_USER_TIMEOUT plus keepalive (data streams, opt-in; <= 0: nothing). */
+int sock_set_user_timeout(int fd, int timeout_ms);
 /* Cap TCP's retransmission back-off at rto_max_ms (>= 1000; Linux 6.15+,
  * silently ignored elsewhere), so a link that comes back is used again
  * within that long. */

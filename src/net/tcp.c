@@ -238,7 +238,7 @@ static int comm_finish(tcp_comm *c, void **out) {
   for (int s = 0; s < c->nstreams; s++) {
     c->streams[s].index = s;
     sock_set_nodelay(c->streams[s].fd);
-    sock_set_timeouts(c->streams[s].fd, c->inst->opts.user_timeout_ms);
+    sock_set_user_timeout(c->streams[s].fd, c->inst->opts.user_timeout_ms);
     sock_set_rto_max(c->streams[s].fd, c->inst->opts.rto_max_ms);
   }
   struct sockaddr_storage peer;
