@@ -241,11 +241,12 @@ static void reap(pid_t *spoke, int spokes, uint64_t *gen) {
   }
 }
 
-/* Wait for a child up to limit_s, else kill it: 1 when it had to be. */
-static int wait_or_kill(pid_t pid, double limit_s) {
+/* Wait for a child up to limit_s, else kill it: 1 when it had to be.
+ * *status (may be NULL) gets its wait status. */
+static int wait_or_kill(pid_t pid, double limit_s, int *status) {
   double t0 = now_s();
   while (now_s() - t0 < limit_s) {
-    if (waitpid(pid, NULL, WNOHANG) == pid) return 0;
+    if (waitpid(pid, status, WNOHANG) == pid) return 0;
     usleep(100000);
   }
   kill(pid, SIGKILL);
@@ -328,9 +329,14 @@ int main(int argc, char **argv) {
   atomic_store(&sh->stop, 1);
   double limit = 2.0 * SOAK_OP_TIMEOUT_MS / 1000 + 30;
   for (int i = 0; i < spokes; i++)
-    if (spoke[i] > 0 && wait_or_kill(spoke[i], limit)) atomic_fetch_add(&sh->hangs, 1);
-  if (wait_or_kill(hub, limit)) atomic_fetch_add(&sh->hangs, 1);
+    if (spoke[i] > 0 && wait_or_kill(spoke[i], limit, NULL)) atomic_fetch_add(&sh->hangs, 1);
+  int hub_status = 0;
+  if (wait_or_kill(hub, limit, &hub_status)) atomic_fetch_add(&sh->hangs, 1);
   int rc = report(&a, faults, u, settled);
+  if (hub_status != 0) { /* e.g. LeakSanitizer found a leak in the hub */
+    printf("soak: the hub exited with status %d: FAIL\n", hub_status);
+    rc = 1;
+  }
   twohost_teardown(&hosts);
   return rc;
 }
