@@ -16,6 +16,10 @@
 #include "tcp_internal.h"
 
 #define TCP_ACCEPT_HELLO_TIMEOUT_NS (10ull * 1000000000ull)
+/* A pending connect nobody polled for this long was abandoned (the caller
+ * gave up: the ABI has no call to cancel a connect); its sockets are
+ * closed when the next connect begins. */
+#define TCP_CONNECT_ABANDON_NS (60ull * 1000000000ull)
 
 typedef struct tcp_listen_pending {
   int fd;
@@ -43,6 +47,7 @@ struct tcp_pending_connect {
   int connected[TCP_MAX_STREAMS];
   size_t hello_sent[TCP_MAX_STREAMS];
   tcp_hello hello;
+  uint64_t polled_ns;   /* last call of connect for it */
 };
 
 /* ---- options and instance ------------------------------------------- */
@@ -320,7 +325,31 @@ static void pending_free(tcp_pending_connect *pc) {
   free(pc);
 }
 
+/* Close pending connects their caller abandoned (see TCP_CONNECT_ABANDON_NS). */
+static void pending_sweep(tcp_instance *inst) {
+  uint64_t now = clock_ns();
+  tcp_pending_connect *dead = NULL;
+  pthread_mutex_lock(&inst->lock);
+  for (tcp_pending_connect **pp = &inst->pending; *pp;) {
+    tcp_pending_connect *pc = *pp;
+    if (now - pc->polled_ns > TCP_CONNECT_ABANDON_NS) {
+      *pp = pc->next;
+      pc->next = dead;
+      dead = pc;
+    } else {
+      pp = &pc->next;
+    }
+  }
+  pthread_mutex_unlock(&inst->lock);
+  while (dead) {
+    tcp_pending_connect *pc = dead;
+    dead = pc->next;
+    pending_free(pc);
+  }
+}
+
 static int connect_begin(tcp_instance *inst, int dev, tcp_handle *h) {
+  pending_sweep(inst);
   if (h->magic != TCP_HANDLE_MAGIC || h->version != TCP_PROTO_VERSION ||
       h->check != handle_check(h))
     return err_set(NET_EINVAL, "tcp connect: invalid handle (bad magic, "
@@ -355,6 +384,7 @@ static int connect_begin(tcp_instance *inst, int dev, tcp_handle *h) {
   }
   pthread_mutex_lock(&inst->lock);
   pc->id = ++inst->next_connect_id;
+  pc->polled_ns = clock_ns();
   pc->next = inst->pending;
   inst->pending = pc;
   pthread_mutex_unlock(&inst->lock);
@@ -376,6 +406,7 @@ static tcp_pending_connect *pending_take(tcp_instance *inst, uint64_t id) {
 
 static void pending_put(tcp_instance *inst, tcp_pending_connect *pc) {
   pthread_mutex_lock(&inst->lock);
+  pc->polled_ns = clock_ns();
   pc->next = inst->pending;
   inst->pending = pc;
   pthread_mutex_unlock(&inst->lock);
