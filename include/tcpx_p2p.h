@@ -67,7 +67,10 @@ typedef struct p2p_options {
   size_t chunk_size;      /* bytes per transport request (<= 4 MiB on TCPX) */
   int window;             /* requests in flight per comm (<= 16 on TCPX) */
   int comms_per_lane;     /* transport comms per lane and direction */
-  int timeout_ms;         /* liveness: a silent peer is lost after this */
+  int timeout_ms;         /* liveness (30000): the peer is lost when nothing
+                             arrives on the control channel for this long,
+                             counted from the first missing ping (pings
+                             every min(timeout/8, 1 s)) */
   int connect_timeout_ms; /* connection set-up (TCPX comms take seconds) */
   int op_timeout_ms;      /* blocking-call limit; 0 = while the peer lives */
   int listen_port;        /* 0: P2P_DEFAULT_PORT + gpu_index when free,
@@ -224,9 +227,19 @@ int p2p_post_ipc(p2p_endpoint *ep, uint64_t conn_id, p2p_ipc_kind kind,
                  void *ptr, size_t size, const uint8_t *info, uint64_t *xfer_id);
 
 /* ---- counters ---------------------------------------------------------- */
+/* Per-connection counters since it was made; they stay readable after the
+ * connection failed (state says why not P2P_OK). */
 typedef struct p2p_conn_stats {
-  uint64_t bytes_sent, bytes_received;
-  uint64_t ops_completed, ops_failed;
+  uint64_t bytes_sent, bytes_received; /* payload bytes moved by transfers */
+  uint64_t ops_completed, ops_failed;  /* this side's ops, by outcome */
+  uint64_t ops_timed_out;   /* ops that ended with P2P_ETIMEDOUT */
+  uint64_t timeouts;        /* peer declared lost by the liveness timeout */
+  uint64_t retries;         /* transport said "busy, call again" to a post */
+  uint64_t stream_resets;   /* data streams lost (reset or closed) */
+  uint64_t pings_sent, pings_received; /* control-channel liveness pings */
+  uint64_t last_heard_ms;   /* since the peer's last control bytes */
+  int state;                /* P2P_OK while up; else the code it failed with */
+  char peer[64];            /* the peer's IP address */
 } p2p_conn_stats;
 int p2p_conn_stats_get(p2p_endpoint *ep, uint64_t conn_id,
                        p2p_conn_stats *stats);

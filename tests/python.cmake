@@ -36,7 +36,7 @@ if(P2P_PY_SAN_LIB)
 endif()
 
 if(P2P_PY_TESTS)
-  foreach(name api two_process fuzz collective transfer examples)
+  foreach(name api two_process fuzz collective transfer examples stats)
     add_test(NAME python_${name}
              COMMAND /usr/bin/python3 -m pytest -q -p no:cacheprovider
                      ${CMAKE_CURRENT_SOURCE_DIR}/python/test_${name}.py)

@@ -18,6 +18,7 @@ static const subcommand subcommands[] = {
     {"doctor", cmd_doctor, "check this host's GPUDirect-TCPX set-up, say what to fix"},
     {"recv", cmd_recv, "receive a checked transfer (writes a handle file)"},
     {"send", cmd_send, "send a checked transfer to a `recv` (reads its handle file)"},
+    {"stats", cmd_stats, "checked loopback transfers; print per-connection counters"},
 };
 
 #define NSUBCOMMANDS ((int)(sizeof subcommands / sizeof subcommands[0]))

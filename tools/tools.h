@@ -26,6 +26,9 @@ int cmd_doctor(int argc, char **argv);
 int cmd_recv(int argc, char **argv);
 int cmd_send(int argc, char **argv);
 int cmd_bench(int argc, char **argv); /* bench net|p2p: vs iperf3, raw TCP */
+/* tcpx-p2p stats [--size BYTES] [--iters N] [--idle SECONDS] [--ifname I] [--json]:
+ * two endpoints here, checked transfers, both connections' counters. */
+int cmd_stats(int argc, char **argv);
 
 /* ---- arguments (args.c) ------------------------------------------------
  * Every refusal prints "tcpx-p2p CMD: ARG 'TEXT': why; it accepts ..." to

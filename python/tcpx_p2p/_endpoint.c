@@ -387,6 +387,58 @@ static PyObject *ep_set_conn_id_of_rank(EndpointObject *self, PyObject *args,
   Py_RETURN_NONE;
 }
 
+/* ---- counters ---------------------------------------------------------------- */
+
+static int dict_put_u64(PyObject *d, const char *key, uint64_t v) {
+  PyObject *o = PyLong_FromUnsignedLongLong(v);
+  int rc = o ? PyDict_SetItemString(d, key, o) : -1;
+  Py_XDECREF(o);
+  return rc;
+}
+
+static PyObject *stats_dict(const p2p_conn_stats *st) {
+  PyObject *d = PyDict_New();
+  if (!d) return NULL;
+  const struct { const char *k; uint64_t v; } f[] = {
+      {"bytes_sent", st->bytes_sent}, {"bytes_received", st->bytes_received},
+      {"ops_completed", st->ops_completed}, {"ops_failed", st->ops_failed},
+      {"ops_timed_out", st->ops_timed_out}, {"timeouts", st->timeouts},
+      {"retries", st->retries}, {"stream_resets", st->stream_resets},
+      {"pings_sent", st->pings_sent}, {"pings_received", st->pings_received},
+      {"last_heard_ms", st->last_heard_ms}};
+  for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+    if (dict_put_u64(d, f[i].k, f[i].v) < 0) goto fail;
+  PyObject *state = PyUnicode_FromString(st->state == P2P_OK ? "up" : p2p_strerror(st->state));
+  PyObject *peer = PyUnicode_FromString(st->peer);
+  int rc = state && peer && PyDict_SetItemString(d, "state", state) == 0 &&
+                   PyDict_SetItemString(d, "peer", peer) == 0 ? 0 : -1;
+  Py_XDECREF(state);
+  Py_XDECREF(peer);
+  if (rc == 0) return d;
+fail:
+  Py_DECREF(d);
+  return NULL;
+}
+
+static PyObject *ep_get_stats(EndpointObject *self, PyObject *args, PyObject *kw) {
+  static char *kwlist[] = {"conn_id", NULL};
+  PyObject *obj;
+  uint64_t conn_id;
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "O:get_stats", kwlist, &obj) ||
+      arg_u64(obj, "get_stats", "conn_id", &conn_id) < 0)
+    return NULL;
+  p2p_conn_stats st;
+  int rc;
+  Py_BEGIN_ALLOW_THREADS
+  rc = p2p_conn_stats_get(self->ep, conn_id, &st);
+  Py_END_ALLOW_THREADS
+  if (rc != P2P_OK) {
+    ext_log_failure("get_stats", rc);
+    Py_RETURN_NONE;
+  }
+  return stats_dict(&st);
+}
+
 static PyObject *ep_local_gpu_idx(EndpointObject *self, void *unused) {
   (void)unused;
   return PyLong_FromLong(self->gpu_index);
@@ -501,6 +553,13 @@ static PyMethodDef endpoint_methods[] = {
     EXT_METHOD("advertisev_ipc", ext_advertisev_ipc,
                XFER_DOC("advertisev_ipc(conn_id, ptr_v, size_v)",
                         "(ok, [info, ...])")),
+    EXT_METHOD("get_stats", ep_get_stats,
+               XFER_DOC("get_stats(conn_id)",
+                        "dict of the connection's counters (bytes_sent, "
+                        "bytes_received, ops_completed, ops_failed, "
+                        "ops_timed_out, timeouts, retries, stream_resets, "
+                        "pings_sent, pings_received, last_heard_ms, state, "
+                        "peer); None for an unknown conn_id")),
     EXT_METHOD("conn_id_of_rank", ep_conn_id_of_rank,
                XFER_DOC("conn_id_of_rank(rank)",
                         "conn id (2**64-1 if none)")),

@@ -272,10 +272,21 @@ int p2p_conn_stats_get(p2p_endpoint *ep, uint64_t conn_id, p2p_conn_stats *stats
   conn *c;
   int found = ep_conn_find(ep, conn_id, &c);
   if (found != P2P_OK) return found;
+  memset(stats, 0, sizeof *stats);
   stats->bytes_sent = atomic_load(&c->stats.bytes_sent);
   stats->bytes_received = atomic_load(&c->stats.bytes_received);
   stats->ops_completed = atomic_load(&c->stats.ops_completed);
   stats->ops_failed = atomic_load(&c->stats.ops_failed);
+  stats->ops_timed_out = atomic_load(&c->stats.ops_timed_out);
+  stats->timeouts = atomic_load(&c->stats.timeouts);
+  stats->retries = atomic_load(&c->stats.retries);
+  stats->stream_resets = atomic_load(&c->stats.stream_resets);
+  stats->pings_sent = atomic_load(&c->stats.pings_sent);
+  stats->pings_received = atomic_load(&c->stats.pings_received);
+  uint64_t heard = atomic_load(&c->stats.last_heard_ns), now = now_ns();
+  stats->last_heard_ms = now > heard ? (now - heard) / 1000000ull : 0;
+  stats->state = atomic_load(&c->dead);
+  snprintf(stats->peer, sizeof stats->peer, "%s", c->peer_ip);
   ep_conn_put(c);
   return P2P_OK;
 }

@@ -66,7 +66,7 @@ void p2p_options_init(p2p_options *o) {
   o->window = env_int_in("TCPX_P2P_WINDOW", 8, 1, 16);
   o->comms_per_lane = env_int_in("TCPX_P2P_COMMS_PER_LANE", 2, 1,
                                  ENGINE_MAX_COMMS);
-  o->timeout_ms = env_int_in("TCPX_P2P_TIMEOUT_MS", 10000, 100, INT_MAX);
+  o->timeout_ms = env_int_in("TCPX_P2P_TIMEOUT_MS", 30000, 100, INT_MAX); /* see liveness.c */
   o->connect_timeout_ms = env_int_in("TCPX_P2P_CONNECT_TIMEOUT_MS", 30000,
                                      100, INT_MAX);
   o->op_timeout_ms = env_int_in("TCPX_P2P_OP_TIMEOUT_MS", 0, 0, INT_MAX);

@@ -252,6 +252,7 @@ struct conn {
   mem_region stage_mr[2][GPATH_MAX_SLOTS];
   uint64_t next_send_seq, next_recv_seq, next_access_id;
   uint64_t last_rx_ns, last_tx_ns;
+  uint64_t silent_since_ns;   /* peer silent past two pings (logged once), or 0 */
   atomic_int dead;            /* failed or closed: no new ops */
   int peer_closed;            /* the peer said BYE */
   char dead_err[P2P_ERR_MAX];
@@ -266,6 +267,12 @@ struct conn {
     atomic_uint_fast64_t bytes_sent, bytes_received, ops_completed, ops_failed;
     atomic_size_t incoming_peak; /* most incoming_bytes ever held (tests) */
     atomic_int serving_peak;     /* most serves at once (tests) */
+    atomic_uint_fast64_t ops_timed_out; /* ops that ended with P2P_ETIMEDOUT */
+    atomic_uint_fast64_t timeouts;      /* peer lost to the liveness timeout */
+    atomic_uint_fast64_t retries;       /* posts the transport said "busy" to */
+    atomic_uint_fast64_t stream_resets; /* data streams lost */
+    atomic_uint_fast64_t pings_sent, pings_received;
+    atomic_uint_fast64_t last_heard_ns; /* last_rx_ns, readable by any thread */
   } stats;
 };
 
@@ -393,6 +400,13 @@ int handshake_connect(p2p_endpoint *ep, int fd, const char *peer_ip,
 int handshake_accept(p2p_endpoint *ep, int fd, const char *peer_ip,
                      int is_local, hs_watch *w, conn **out);
 void conn_free(conn *c);
+
+/* liveness.c: control-channel pings and the peer-lost timeout (see there
+ * for what timeout_ms means). */
+uint64_t liveness_ping_ns(const p2p_endpoint *ep);
+void liveness_heard(conn *c, uint64_t now); /* control bytes arrived */
+void liveness_check(conn *c);               /* ping, or fail a lost peer */
+int liveness_check_comms(conn *c);          /* -1: a comm failed (conn failed) */
 
 /* progress.c */
 int progress_start(p2p_endpoint *ep);

@@ -79,6 +79,7 @@ void op_finish(op *o, int status, const char *why) {
   atomic_fetch_sub(&o->c->ops_open, 1);
   atomic_fetch_add(status == P2P_OK ? &o->c->stats.ops_completed
                                     : &o->c->stats.ops_failed, 1);
+  if (status == P2P_ETIMEDOUT) atomic_fetch_add(&o->c->stats.ops_timed_out, 1);
   pthread_cond_broadcast(&o->cond);
   pthread_mutex_unlock(&ep->ops_lock);
 }

@@ -1,6 +1,6 @@
 /* Driving connections: reading and dispatching control messages, starting
  * submitted ops, pumping the transport, flushing control bytes, watching
- * the peer's liveness. Whoever holds a connection's drive_lock does it: an
+ * the peer's liveness (liveness.c). Whoever holds a connection's drive_lock does it: an
  * API thread waiting for one of its ops, or else the connection's progress
  * thread. While requests are in flight the driver polls the transport
  * (yielding, then napping); when idle a progress thread sleeps in
@@ -64,7 +64,7 @@ static int ctrl_read(conn *c) {
   int rc = paused ? NET_OK
                   : sock_recv_some(c->fd, c->in.data + c->in.len, room, &got);
   c->in.len += got;
-  if (got || paused) c->last_rx_ns = now_ns(); /* paused: we are not listening */
+  if (got || paused) liveness_heard(c, now_ns()); /* paused: we are not listening */
   int handled = 0;
   while (!xfer_read_paused(c)) {
     ctrl_msg m;
@@ -77,6 +77,7 @@ static int ctrl_read(conn *c) {
     }
     if (n == 0) break;
     handled++;
+    if (m.type == CTRL_PING) atomic_fetch_add(&c->stats.pings_received, 1);
     int hr = xfer_on_ctrl(c, &m);
     bytebuf_consume(&c->in, (size_t)n);
     if (hr != 0 || atomic_load(&c->dead)) return -1;
@@ -150,19 +151,6 @@ static int take_submissions(conn *c) {
   return n;
 }
 
-static void check_liveness(conn *c) {
-  uint64_t now = now_ns(), timeout = (uint64_t)c->ep->opts.timeout_ms * 1000000ull;
-  if (now - c->last_rx_ns > timeout) {
-    char why[128];
-    snprintf(why, sizeof why, "no word from the peer for %d ms",
-             c->ep->opts.timeout_ms);
-    conn_fail(c, P2P_EPEER, why);
-  } else if (now - c->last_tx_ns > timeout / 4 && c->out.len == c->out.off) {
-    ctrl_msg ping = {.type = CTRL_PING};
-    conn_send_ctrl(c, &ping, NULL);
-  }
-}
-
 static int conn_progress(conn *c) {
   int abort_code = atomic_load(&c->abort_code);
   if (abort_code) {
@@ -177,12 +165,13 @@ static int conn_progress(conn *c) {
   int n = 0, r;
   if ((r = ctrl_read(c)) < 0) return 1;
   n += r;
+  if (liveness_check_comms(c) < 0) return 1;
   n += take_submissions(c);
   if ((r = xfer_pump(c)) < 0) return 1;
   n += r;
   if ((r = ctrl_flush(c)) < 0) return 1;
   n += r;
-  if (!atomic_load(&c->dead)) check_liveness(c);
+  if (!atomic_load(&c->dead)) liveness_check(c);
   return n;
 }
 
@@ -299,7 +288,8 @@ static void sleep_in_epoll(progress_thread *pt) {
       if (!atomic_load(&c->dead)) watch_set(c, watch_wanted(c));
       pthread_mutex_unlock(&c->drive_lock);
     }
-  int timeout = pt->ep->opts.timeout_ms / 8;
+  /* Wake for the next ping (and to notice a failed data stream). */
+  int timeout = (int)(liveness_ping_ns(pt->ep) / 1000000ull);
   struct epoll_event ev[64];
   if (!atomic_exchange(&pt->kicked, 0))
     epoll_wait(pt->epoll_fd, ev, 64, timeout > 0 ? timeout : 100);
@@ -422,6 +412,7 @@ void progress_stop(p2p_endpoint *ep) {
 /* Hand a new connection to its progress thread, its socket watched. */
 void progress_adopt(p2p_endpoint *ep, conn *c) {
   progress_thread *pt = &ep->threads[c->thread];
+  atomic_store(&c->stats.last_heard_ns, c->last_rx_ns);
   pthread_mutex_lock(&c->drive_lock);
   struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
   c->watch_events = epoll_ctl(pt->epoll_fd, EPOLL_CTL_ADD, c->fd, &ev) == 0 ? (int)EPOLLIN : -1;

@@ -614,7 +614,10 @@ static int pump_waiting(conn *c, lane *l, int k) {
     if (!ready) break;
     int rc = post_chunk(c, l->comm[k], ch, &ch->request);
     if (rc != NET_OK) return conn_fail_net(c, rc);
-    if (!ch->request) break; /* transport busy: later */
+    if (!ch->request) { /* transport busy: later */
+      atomic_fetch_add_explicit(&c->stats.retries, 1, memory_order_relaxed);
+      break;
+    }
     if (ch->is_recv && gpath_posted_recv(c, l, k, ch) != 0) return -1;
     fifo_push(&l->inflight[k], fifo_pop(&l->waiting[k]));
     moved++;

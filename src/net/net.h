@@ -78,6 +78,10 @@ typedef struct net_ops {
   /* NULL when the transport has no such call. */
   int (*irecv_consumed)(net_transport *t, void *recv_comm, int n,
                         void *request);
+  /* NULL when the transport cannot tell: NET_OK while the comm is healthy,
+   * else its failure (which stream, why) in err_get(), without a request
+   * to test. *stream_resets (may be NULL): data streams it lost so far. */
+  int (*comm_status)(net_transport *t, void *comm, int *stream_resets);
   /* Release the instance (and unload the plugin). */
   void (*destroy)(net_transport *t);
 } net_ops;

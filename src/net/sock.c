@@ -63,7 +63,27 @@ int sock_set_nodelay(int fd) {
   return NET_OK;
 }
 
+#ifndef TCP_RTO_MAX_MS
+#define TCP_RTO_MAX_MS 44 /* Linux 6.15+ */
+#endif
+
+/* Control sockets. Liveness is the engine's own (pings, liveness.c), so
+ * no TCP_USER_TIMEOUT or keepalive here: measured in the soak (Linux
+ * 6.18), a control socket with TCP_USER_TIMEOUT that had recovered from a
+ * link flap failed with ETIMEDOUT at once on a later flap, as if the
+ * user timeout counted from the first outage. Only the retransmission
+ * back-off is capped, so the peer is heard again soon after an outage. */
 int sock_set_timeouts(int fd, int timeout_ms) {
+  (void)timeout_ms;
+  sock_set_rto_max(fd, 1000);
+  return NET_OK;
+}
+
+/* Data streams, only when asked (TCPX_P2P_TCP_TIMEOUT_MS): unacknowledged
+ * bytes older than timeout_ms end the stream (TCP_USER_TIMEOUT; note it
+ * also ends a sender stuck on a zero window), keepalive probes an idle
+ * one. */
+int sock_set_user_timeout(int fd, int timeout_ms) {
   if (timeout_ms <= 0) return NET_OK;
   unsigned int user_timeout = (unsigned int)timeout_ms;
   int one = 1, idle = timeout_ms / 3000 + 1, intvl = idle, cnt = 3;
@@ -75,6 +95,17 @@ int sock_set_timeouts(int fd, int timeout_ms) {
       setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt) < 0)
     return err_sys(NET_ESYS, errno, "setsockopt(timeouts)");
   return NET_OK;
+}
+
+/* Cap the retransmission back-off. After an outage of L seconds Linux's
+ * doubling back-off sends the next retransmission up to about L seconds
+ * after the link is back; with a cap, within rto_max_ms. Older kernels
+ * lack the option: ignored there (the back-off stays). */
+void sock_set_rto_max(int fd, int rto_max_ms) {
+  if (rto_max_ms <= 0) return;
+  if (rto_max_ms < 1000) rto_max_ms = 1000; /* the kernel's lower bound */
+  (void)setsockopt(fd, IPPROTO_TCP, TCP_RTO_MAX_MS, &rto_max_ms,
+                   sizeof rto_max_ms);
 }
 
 int sock_listen(struct sockaddr_storage *addr, int *fd_out) {

@@ -20,8 +20,15 @@ int sock_addr_on_link(const char *ifname, const struct sockaddr *addr);
 
 int sock_set_nonblock(int fd);
 int sock_set_nodelay(int fd);
-/* TCP_USER_TIMEOUT plus keepalive, so a silent peer is noticed. */
+/* Control sockets: the settings liveness needs (the retransmission
+ * back-off cap; the timeout itself is the engine's, timeout_ms unused). */
 int sock_set_timeouts(int fd, int timeout_ms);
+/* TCP_USER_TIMEOUT plus keepalive (data streams, opt-in; <= 0: nothing). */
+int sock_set_user_timeout(int fd, int timeout_ms);
+/* Cap TCP's retransmission back-off at rto_max_ms (>= 1000; Linux 6.15+,
+ * silently ignored elsewhere), so a link that comes back is used again
+ * within that long. */
+void sock_set_rto_max(int fd, int rto_max_ms);
 
 /* Bound, listening, non-blocking socket on `addr` with an ephemeral port;
  * the chosen port is written back into `addr`. */

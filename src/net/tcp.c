@@ -16,6 +16,10 @@
 #include "tcp_internal.h"
 
 #define TCP_ACCEPT_HELLO_TIMEOUT_NS (10ull * 1000000000ull)
+/* A pending connect nobody polled for this long was abandoned (the caller
+ * gave up: the ABI has no call to cancel a connect); its sockets are
+ * closed when the next connect begins. */
+#define TCP_CONNECT_ABANDON_NS (60ull * 1000000000ull)
 
 typedef struct tcp_listen_pending {
   int fd;
@@ -43,6 +47,7 @@ struct tcp_pending_connect {
   int connected[TCP_MAX_STREAMS];
   size_t hello_sent[TCP_MAX_STREAMS];
   tcp_hello hello;
+  uint64_t polled_ns;   /* last call of connect for it */
 };
 
 /* ---- options and instance ------------------------------------------- */
@@ -62,7 +67,11 @@ void tcp_options_default(tcp_options *o) {
   o->max_recvs = o->strict ? 1 : TCP_MAX_RECVS;
   o->min_split = (size_t)env_int_in("TCPX_P2P_TCP_MIN_SPLIT", 256 << 10, 0,
                                         INT_MAX);
-  o->user_timeout_ms = env_int_in("TCPX_P2P_TCP_TIMEOUT_MS", 10000, 0, INT_MAX);
+  /* Off by default: a receiver that posts late leaves the sender on a zero
+   * window, which TCP_USER_TIMEOUT would count as a dead peer. Liveness is
+   * the control channel's job (the engine closes the comms when it fails). */
+  o->user_timeout_ms = env_int_in("TCPX_P2P_TCP_TIMEOUT_MS", 0, 0, INT_MAX);
+  o->rto_max_ms = env_int_in("TCPX_P2P_TCP_RTO_MAX_MS", 1000, 0, INT_MAX);
   o->rcvlowat = env_int_in("TCPX_P2P_TCP_RCVLOWAT", 256 << 10, 0, INT_MAX);
   const char *f = getenv("TCPX_P2P_SOCKET_IFNAME");
   if (!f || !*f) f = getenv("NCCL_SOCKET_IFNAME");
@@ -240,7 +249,8 @@ static int comm_finish(tcp_comm *c, void **out) {
   for (int s = 0; s < c->nstreams; s++) {
     c->streams[s].index = s;
     sock_set_nodelay(c->streams[s].fd);
-    sock_set_timeouts(c->streams[s].fd, c->inst->opts.user_timeout_ms);
+    sock_set_user_timeout(c->streams[s].fd, c->inst->opts.user_timeout_ms);
+    sock_set_rto_max(c->streams[s].fd, c->inst->opts.rto_max_ms);
   }
   struct sockaddr_storage peer;
   socklen_t len = sizeof peer;
@@ -321,7 +331,31 @@ static void pending_free(tcp_pending_connect *pc) {
   free(pc);
 }
 
+/* Close pending connects their caller abandoned (see TCP_CONNECT_ABANDON_NS). */
+static void pending_sweep(tcp_instance *inst) {
+  uint64_t now = clock_ns();
+  tcp_pending_connect *dead = NULL;
+  pthread_mutex_lock(&inst->lock);
+  for (tcp_pending_connect **pp = &inst->pending; *pp;) {
+    tcp_pending_connect *pc = *pp;
+    if (now - pc->polled_ns > TCP_CONNECT_ABANDON_NS) {
+      *pp = pc->next;
+      pc->next = dead;
+      dead = pc;
+    } else {
+      pp = &pc->next;
+    }
+  }
+  pthread_mutex_unlock(&inst->lock);
+  while (dead) {
+    tcp_pending_connect *pc = dead;
+    dead = pc->next;
+    pending_free(pc);
+  }
+}
+
 static int connect_begin(tcp_instance *inst, int dev, tcp_handle *h) {
+  pending_sweep(inst);
   if (h->magic != TCP_HANDLE_MAGIC || h->version != TCP_PROTO_VERSION ||
       h->check != handle_check(h))
     return err_set(NET_EINVAL, "tcp connect: invalid handle (bad magic, "
@@ -356,6 +390,7 @@ static int connect_begin(tcp_instance *inst, int dev, tcp_handle *h) {
   }
   pthread_mutex_lock(&inst->lock);
   pc->id = ++inst->next_connect_id;
+  pc->polled_ns = clock_ns();
   pc->next = inst->pending;
   inst->pending = pc;
   pthread_mutex_unlock(&inst->lock);
@@ -377,6 +412,7 @@ static tcp_pending_connect *pending_take(tcp_instance *inst, uint64_t id) {
 
 static void pending_put(tcp_instance *inst, tcp_pending_connect *pc) {
   pthread_mutex_lock(&inst->lock);
+  pc->polled_ns = clock_ns();
   pc->next = inst->pending;
   inst->pending = pc;
   pthread_mutex_unlock(&inst->lock);
@@ -514,6 +550,7 @@ static const net_ops tcp_ops = {
     .close_recv = tcp_close_comm,
     .close_listen = tcp_close_listen,
     .irecv_consumed = tcp_irecv_consumed,
+    .comm_status = tcp_comm_status,
     .destroy = tcp_destroy,
 };
 

@@ -18,7 +18,10 @@ typedef struct tcp_options {
   int max_requests;    /* requests in flight per comm (32; strict: 16) */
   int max_recvs;       /* buffers per grouped irecv (8; strict: 1) */
   size_t min_split;    /* messages smaller than this use one stream (256 KiB) */
-  int user_timeout_ms; /* TCP_USER_TIMEOUT on every stream (TCPX_P2P_TCP_TIMEOUT_MS, 10000) */
+  int user_timeout_ms; /* TCP_USER_TIMEOUT and keepalive on every stream
+                          (TCPX_P2P_TCP_TIMEOUT_MS; 0 = none, the default) */
+  int rto_max_ms;      /* cap on a stream's retransmission back-off
+                          (TCPX_P2P_TCP_RTO_MAX_MS, 1000; 0 = kernel's) */
   int rcvlowat;        /* a receiving stream's thread wakes once this many
                           bytes of its part are there, at most (SO_RCVLOWAT;
                           TCPX_P2P_TCP_RCVLOWAT, 256 KiB; 0: any byte) */

@@ -144,6 +144,7 @@ struct tcp_comm {
   uint64_t head;        /* oldest message whose slot may still be in use */
   atomic_int stop;
   atomic_int failed;
+  atomic_int stream_resets; /* streams lost (one fails the comm) */
   char err[P2P_ERR_MAX]; /* first failure, set once under lock */
 };
 
@@ -156,6 +157,7 @@ int tcp_irecv(net_transport *t, void *comm, int n, void **data, size_t *sizes,
               int *tags, void **mhs, void **request);
 int tcp_test(net_transport *t, void *request, int *done, size_t *sizes);
 int tcp_irecv_consumed(net_transport *t, void *comm, int n, void *request);
+int tcp_comm_status(net_transport *t, void *comm, int *stream_resets);
 
 /* Which bytes of a message of `size` stream `s` carries. */
 void tcp_part_range(const tcp_comm *c, uint64_t seq, size_t size, int s,

@@ -95,7 +95,7 @@ static int send_progress(tcp_comm *c, tcp_stream *st, int *moved) {
       if (w < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK) return NET_OK;
         if (errno == EINTR) continue;
-        return err_sys(NET_EREMOTE, errno, "send on stream %d", st->index);
+        return err_sys(NET_EREMOTE, errno, "send");
       }
       st->done += (size_t)w;
       *moved = 1;
@@ -197,24 +197,61 @@ static int stream_has_work(tcp_comm *c, const tcp_stream *st, uint64_t tail) {
   return st->cursor < tail;
 }
 
+/* A stream failed: the comm fails with the stream's number and the cause,
+ * so the engine can report it on the connection at once. */
+static void stream_fail(tcp_comm *c, const tcp_stream *st, const char *why) {
+  char msg[P2P_ERR_MAX / 2];
+  snprintf(msg, sizeof msg, "stream %d of %d: %.200s", st->index, c->nstreams, why);
+  atomic_fetch_add(&c->stream_resets, 1);
+  comm_fail(c, msg);
+}
+
+/* An idle stream is polled for errors only (events 0: POLLERR and POLLHUP
+ * are always reported), so a reset on an idle connection is noticed when
+ * it happens, not at the next transfer. */
+static int idle_stream_died(tcp_comm *c, const tcp_stream *st, short revents) {
+  if (!(revents & (POLLERR | POLLHUP | POLLNVAL))) return 0;
+  int soerr = 0;
+  socklen_t len = sizeof soerr;
+  if (getsockopt(st->fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0) soerr = errno;
+  char why[160];
+  if (soerr) snprintf(why, sizeof why, "idle stream lost: %s", strerror(soerr));
+  else snprintf(why, sizeof why, "idle stream hung up");
+  stream_fail(c, st, why);
+  return 1;
+}
+
+/* One round over the thread's streams: move bytes, collect what to poll.
+ * idx[i] is the stream of pfd[i] for idle ones, -1 for busy ones. */
+static int streams_round(tcp_thread *th, struct pollfd *pfd, int *idx, int *np,
+                         int *moved) {
+  tcp_comm *c = th->comm;
+  *np = 0;
+  for (int s = th->first_stream; s < c->nstreams; s += c->nthreads) {
+    tcp_stream *st = &c->streams[s];
+    int rc = c->is_recv ? recv_progress(c, st, moved)
+                        : send_progress(c, st, moved);
+    if (rc != NET_OK) {
+      stream_fail(c, st, err_get());
+      return -1;
+    }
+    int busy = stream_has_work(c, st, atomic_load(&c->tail));
+    short ev = busy ? (short)(c->is_recv ? POLLIN : POLLOUT) : 0;
+    idx[*np] = busy ? -1 : s;
+    pfd[(*np)++] = (struct pollfd){st->fd, ev, 0};
+  }
+  return 0;
+}
+
 static void *stream_thread(void *arg) {
   tcp_thread *th = arg;
   tcp_comm *c = th->comm;
   struct pollfd pfd[TCP_MAX_STREAMS + 1];
+  int idx[TCP_MAX_STREAMS + 1];
   while (!atomic_load(&c->stop) && !atomic_load(&c->failed)) {
     uint64_t tail = atomic_load(&c->tail);
     int moved = 0, np = 0;
-    for (int s = th->first_stream; s < c->nstreams; s += c->nthreads) {
-      tcp_stream *st = &c->streams[s];
-      int rc = c->is_recv ? recv_progress(c, st, &moved)
-                          : send_progress(c, st, &moved);
-      if (rc != NET_OK) {
-        comm_fail(c, err_get());
-        return NULL;
-      }
-      if (stream_has_work(c, st, atomic_load(&c->tail)))
-        pfd[np++] = (struct pollfd){st->fd, c->is_recv ? POLLIN : POLLOUT, 0};
-    }
+    if (streams_round(th, pfd, idx, &np, &moved) != 0) return NULL;
     if (moved) continue;
     /* Sleep. Announce it first, then re-check the tail: a poster that
      * published after our check sees `sleeping` and wakes us. */
@@ -226,6 +263,9 @@ static void *stream_thread(void *arg) {
     pfd[np++] = (struct pollfd){th->wake_fd, POLLIN, 0};
     int n = poll(pfd, (nfds_t)np, 1000);
     atomic_store(&th->sleeping, 0);
+    for (int i = 0; n > 0 && i < np - 1; i++)
+      if (idx[i] >= 0 && idle_stream_died(c, &c->streams[idx[i]], pfd[i].revents))
+        return NULL;
     if (n > 0 && (pfd[np - 1].revents & POLLIN)) {
       uint64_t v;
       if (read(th->wake_fd, &v, sizeof v) < 0 && errno != EAGAIN) break;
@@ -397,6 +437,14 @@ int tcp_irecv(net_transport *t, void *comm, int n, void **data, size_t *sizes,
   }
   post_end(c, req, n, request);
   return NET_OK;
+}
+
+int tcp_comm_status(net_transport *t, void *comm, int *stream_resets) {
+  (void)t;
+  tcp_comm *c = comm;
+  if (stream_resets) *stream_resets = c ? atomic_load(&c->stream_resets) : 0;
+  if (!c || !atomic_load(&c->failed)) return NET_OK;
+  return comm_error(c);
 }
 
 /* Under c->lock: strict mode allows test only on the oldest request. */
