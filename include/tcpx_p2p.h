@@ -228,7 +228,8 @@ int p2p_post_ipc(p2p_endpoint *ep, uint64_t conn_id, p2p_ipc_kind kind,
 
 /* ---- counters ---------------------------------------------------------- */
 /* Per-connection counters since it was made; they stay readable after the
- * connection failed (state says why not P2P_OK). */
+ * connection failed (state says why not P2P_OK), for the 64 connections
+ * that failed last. */
 typedef struct p2p_conn_stats {
   uint64_t bytes_sent, bytes_received; /* payload bytes moved by transfers */
   uint64_t ops_completed, ops_failed;  /* this side's ops, by outcome */

@@ -267,11 +267,7 @@ int p2p_writev(p2p_endpoint *ep, uint64_t conn_id, const uint64_t *mr_ids,
   return run_vec(ep, conn_id, P2P_OP_WRITE, mr_ids, ptrs, sizes, descs, n, NULL);
 }
 
-int p2p_conn_stats_get(p2p_endpoint *ep, uint64_t conn_id, p2p_conn_stats *stats) {
-  if (!ep || !stats) return ep_err(P2P_EINVAL, "conn_stats: NULL argument");
-  conn *c;
-  int found = ep_conn_find(ep, conn_id, &c);
-  if (found != P2P_OK) return found;
+void conn_stats_snapshot(conn *c, p2p_conn_stats *stats) {
   memset(stats, 0, sizeof *stats);
   stats->bytes_sent = atomic_load(&c->stats.bytes_sent);
   stats->bytes_received = atomic_load(&c->stats.bytes_received);
@@ -287,6 +283,17 @@ int p2p_conn_stats_get(p2p_endpoint *ep, uint64_t conn_id, p2p_conn_stats *stats
   stats->last_heard_ms = now > heard ? (now - heard) / 1000000ull : 0;
   stats->state = atomic_load(&c->dead);
   snprintf(stats->peer, sizeof stats->peer, "%s", c->peer_ip);
+}
+
+/* A connection that died and was retired still answers with its last
+ * counters (and state: the code it failed with). */
+int p2p_conn_stats_get(p2p_endpoint *ep, uint64_t conn_id, p2p_conn_stats *stats) {
+  if (!ep || !stats) return ep_err(P2P_EINVAL, "conn_stats: NULL argument");
+  conn *c;
+  int found = ep_conn_find(ep, conn_id, &c);
+  if (found != P2P_OK)
+    return ep_conn_tomb_stats(ep, conn_id, stats) ? P2P_OK : found;
+  conn_stats_snapshot(c, stats);
   ep_conn_put(c);
   return P2P_OK;
 }

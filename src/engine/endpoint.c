@@ -261,9 +261,22 @@ void ep_conn_retire(p2p_endpoint *ep, conn *c) {
     ep->tombs[t].id = c->id;
     ep->tombs[t].code = atomic_load(&c->dead);
     snprintf(ep->tombs[t].why, sizeof ep->tombs[t].why, "%s", c->dead_err);
+    conn_stats_snapshot(c, &ep->tombs[t].stats);
   }
   pthread_mutex_unlock(&ep->conns_lock);
   if (listed) ep_conn_put(c);
+}
+
+int ep_conn_tomb_stats(p2p_endpoint *ep, uint64_t conn_id, p2p_conn_stats *out) {
+  int found = 0;
+  pthread_mutex_lock(&ep->conns_lock);
+  for (int t = 0; !found && conn_id && t < ENGINE_TOMBS; t++)
+    if (ep->tombs[t].id == conn_id) {
+      *out = ep->tombs[t].stats;
+      found = 1;
+    }
+  pthread_mutex_unlock(&ep->conns_lock);
+  return found;
 }
 
 int ep_conn_find(p2p_endpoint *ep, uint64_t conn_id, conn **out) {

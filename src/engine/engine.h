@@ -338,6 +338,7 @@ struct p2p_endpoint {
     uint64_t id;
     int code;
     char why[P2P_ERR_MAX];
+    p2p_conn_stats stats;     /* its counters when it was retired */
   } tombs[ENGINE_TOMBS];
   unsigned next_tomb;
   uint64_t next_conn_id;
@@ -374,6 +375,10 @@ void conn_hold(conn *c);
 /* A dead connection leaves the table (its progress thread calls this);
  * it is freed once the last holder lets go. */
 void ep_conn_retire(p2p_endpoint *ep, conn *c);
+/* A retired connection's last counters: 1, or 0 when it is not remembered. */
+int ep_conn_tomb_stats(p2p_endpoint *ep, uint64_t conn_id, p2p_conn_stats *out);
+/* api.c: the connection's counters now. */
+void conn_stats_snapshot(conn *c, p2p_conn_stats *out);
 uint64_t now_ns(void);
 /* CLOCK_REALTIME now + ms, for pthread_cond_timedwait. */
 void deadline_in(struct timespec *ts, int ms);
