@@ -272,6 +272,31 @@ static int test_dynamic_chunk_size_bad_value_refused(void) {
   return in_child(chunk_bad_value_child);
 }
 
+/* TCPX without RxDM: the warning comes a call before the failure; the
+ * error still quotes it and says what to do. */
+static int no_rxdm_child(void) {
+  setenv("FAKE_TCPX_NO_RXDM", "1", 1);
+  setenv("NCCL_GPUDIRECTTCPX_UNIX_CLIENT_PREFIX", "/run/nowhere", 1);
+  net_transport *t;
+  CHECK_EQ(net_plugin_load(STRICT_TCPX, 0, &t), NET_OK);
+  char handle[NET_HANDLE_SIZE];
+  void *lc, *rc = NULL;
+  net_dev_handle dh = {0}, *dhp = &dh;
+  CHECK_EQ(net_call(t, listen, 0, handle, &lc), NET_OK);
+  CHECK_EQ(net_call(t, accept, lc, &rc, &dhp), NET_OK); /* warns, pending */
+  CHECK(net_call(t, accept, lc, &rc, &dhp) != NET_OK);
+  CHECK_STR_CONTAINS(err_get(), "receive-datapath-manager");
+  CHECK_STR_CONTAINS(err_get(), "RxDM not reachable under UNIX_CLIENT_PREFIX "
+                                "/run/nowhere");
+  net_call(t, close_listen, lc);
+  t->ops->destroy(t);
+  return 0;
+}
+
+static int test_missing_rxdm_named_in_the_error(void) {
+  return in_child(no_rxdm_child);
+}
+
 static int test_highest_version_is_picked(void) {
   net_transport *t;
   CHECK_EQ(net_plugin_load(FAKE("fake-versions"), 0, &t), NET_OK);
@@ -840,6 +865,7 @@ CASE(test_missing_driver_gets_hint)
 CASE(test_dynamic_chunk_size_set_before_init)
 CASE(test_dynamic_chunk_size_user_value_kept)
 CASE(test_dynamic_chunk_size_bad_value_refused)
+CASE(test_missing_rxdm_named_in_the_error)
 CASE(test_highest_version_is_picked)
 CASE(test_legacy_init_runs_once_per_process)
 CASE(test_v11_context_reaches_listen_connect_finalize)
@@ -875,6 +901,7 @@ static const check_case cases[] = {
     ENTRY(test_dynamic_chunk_size_set_before_init),
     ENTRY(test_dynamic_chunk_size_user_value_kept),
     ENTRY(test_dynamic_chunk_size_bad_value_refused),
+    ENTRY(test_missing_rxdm_named_in_the_error),
     ENTRY(test_highest_version_is_picked),
     ENTRY(test_legacy_init_runs_once_per_process),
     ENTRY(test_v11_context_reaches_listen_connect_finalize),

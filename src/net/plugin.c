@@ -89,6 +89,14 @@ static void plugin_logger(int level, unsigned long flags, const char *file,
 
 unsigned plugin_warn_seq(void) { return atomic_load(&warn_seq); }
 
+int plugin_last_warning(char *buf, size_t len) {
+  pthread_mutex_lock(&log_lock);
+  int any = last_warning[0] != '\0';
+  snprintf(buf, len, "%s", last_warning);
+  pthread_mutex_unlock(&log_lock);
+  return any;
+}
+
 int plugin_warning_since(unsigned seq, char *buf, size_t len) {
   int logged = 0;
   pthread_mutex_lock(&log_lock);

@@ -8,6 +8,7 @@
 
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 
@@ -24,16 +25,33 @@ const char *plugin_result_text(int rc) {
                                                              : "unknown error";
 }
 
+/* GPUDirect-TCPX fails accept and connect when its receive-datapath
+ * manager is missing, often a call after the warning that says so. */
+static void rxdm_hint(const char *warning, char *hint, size_t len) {
+  hint[0] = '\0';
+  if (!strstr(warning, "receive-datapath-manager")) return;
+  const char *prefix = getenv("NCCL_GPUDIRECTTCPX_UNIX_CLIENT_PREFIX");
+  snprintf(hint, len, "; RxDM not reachable under UNIX_CLIENT_PREFIX %s: "
+           "start the receive-datapath manager or set "
+           "NCCL_GPUDIRECTTCPX_UNIX_CLIENT_PREFIX to its socket directory "
+           "(`tcpx-p2p doctor` checks)",
+           prefix && *prefix ? prefix : "(unset: /tmp)");
+}
+
 int plugin_result(net_transport *t, const char *call, unsigned warn_seq,
                   int rc) {
   if (rc == NCCL_OK) return NET_OK;
-  char warning[256];
-  if (plugin_warning_since(warn_seq, warning, sizeof warning))
-    return err_set(rc, "net plugin %s: %s failed with error %d (%s); plugin "
-                   "said: %s", t->name, call, rc, plugin_result_text(rc),
-                   warning);
-  return err_set(rc, "net plugin %s: %s failed with error %d (%s)", t->name,
-                 call, rc, plugin_result_text(rc));
+  char warning[256], hint[256];
+  const char *said = "plugin said";
+  int have = plugin_warning_since(warn_seq, warning, sizeof warning);
+  if (!have && (have = plugin_last_warning(warning, sizeof warning)))
+    said = "the plugin's last warning";
+  if (!have)
+    return err_set(rc, "net plugin %s: %s failed with error %d (%s)", t->name,
+                   call, rc, plugin_result_text(rc));
+  rxdm_hint(warning, hint, sizeof hint);
+  return err_set(rc, "net plugin %s: %s failed with error %d (%s); %s: %s%s",
+                 t->name, call, rc, plugin_result_text(rc), said, warning, hint);
 }
 
 /* ---- sizes ----------------------------------------------------------- */

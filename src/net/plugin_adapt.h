@@ -120,6 +120,8 @@ int plugin_result(net_transport *t, const char *call, unsigned warn_seq,
 /* From plugin.c: the plugin logger's warning counter and last warning. */
 unsigned plugin_warn_seq(void);
 int plugin_warning_since(unsigned seq, char *buf, size_t len);
+/* The last warning any plugin logged, at any time: 1, or 0 when none. */
+int plugin_last_warning(char *buf, size_t len);
 
 /* From plugin.c: every adapter's destroy. */
 void plugin_destroy(net_transport *t);

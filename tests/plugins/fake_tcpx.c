@@ -290,6 +290,15 @@ static ncclResult_t ft_accept(void *listen_comm, void **recv_comm,
   if (!recv_dev || !*recv_dev)
     return ft_violation("accept-devhandle", "accept without a device handle "
                         "struct (TCPX crashes at accept or at later receives)");
+  /* FAKE_TCPX_NO_RXDM=1: as TCPX without its receive-datapath manager, the
+   * warning comes with one call and the failure with the next. */
+  const char *no_rxdm = getenv("FAKE_TCPX_NO_RXDM");
+  if (no_rxdm && *no_rxdm == '1' && l->calls++ > 0)
+    return NCCL_INTERNAL_ERROR;
+  if (no_rxdm && *no_rxdm == '1')
+    return ft_warn(NCCL_OK, "update flow steering rule: failed against "
+                   "receive-datapath-manager: unix client connect() error: 2: "
+                   "No such file or directory");
   if (l->calls++ == 0) return NCCL_OK;
   int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
   if (fd < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return NCCL_OK;

@@ -115,7 +115,7 @@ static void name_hosts(twohost *th, int nnics) {
              n, 'a' + side);
     for (int k = 0; k < nnics; k++) {
       if (nnics == 1)
-        snprintf(th->nic[k][side], sizeof th->nic[k][side], "%s", th->ns[side]);
+        snprintf(th->nic[k][side], sizeof th->nic[k][side], "%.15s", th->ns[side]);
       else
         snprintf(th->nic[k][side], sizeof th->nic[k][side], "nic%d%c", k,
                  'a' + side);
