@@ -18,6 +18,7 @@
  *
  * The built-in TCP transport cancels requests at close by design, so its
  * comms close at once. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,7 +114,7 @@ static void abandon_busy(conn *c, int state[2 * ENGINE_LANES][ENGINE_MAX_COMMS],
 void conn_drain_comms(conn *c) {
   if (closes_requests_safely(c->net)) return;
   int state[2 * ENGINE_LANES][ENGINE_MAX_COMMS] = {{COMM_BUSY}};
-  int ms = env_int("TCPX_P2P_DRAIN_MS", DRAIN_MS);
+  int ms = env_int_in("TCPX_P2P_DRAIN_MS", DRAIN_MS, 0, INT_MAX);
   uint64_t deadline = now_ns() + (uint64_t)(ms > 0 ? ms : 0) * 1000000ull;
   const struct timespec nap = {0, 100000};
   while (drain_pass(c, state) > 0 && now_ns() < deadline) nanosleep(&nap, NULL);
