@@ -6,3 +6,13 @@ foreach(mode staged ipc)
   add_test(NAME gpu_engine_${mode} COMMAND gpu_engine_check ${mode} --max 67108864)
   set_tests_properties(gpu_engine_${mode} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 900)
 endforeach()
+# The staged path (and GPU messages small enough to travel inline) through
+# the fake driver on any machine: "GPU" memory is host memory there, every
+# size still byte-checked with poisoned guards.
+if(TARGET fake-cuda)
+  add_test(NAME gpu_engine_staged_fakecuda
+           COMMAND gpu_engine_check staged --max 2097152)
+  set_tests_properties(gpu_engine_staged_fakecuda PROPERTIES
+                       ENVIRONMENT "TCPX_P2P_CUDA_LIB=$<TARGET_FILE:fake-cuda>"
+                       TIMEOUT 300)
+endif()

@@ -55,7 +55,9 @@ static uint8_t *host_alloc(size_t n) {
 }
 
 static int sizes_upto(size_t max, size_t *out) {
-  static const size_t all[] = {1, 4095, 4096, (1u << 20) + 7, 64u << 20, 1u << 30};
+  /* 64 KiB travels inline (TCPX_P2P_EAGER_MAX), one byte more by chunks. */
+  static const size_t all[] = {1, 4095, 4096, 65536, 65537, (1u << 20) + 7,
+                               64u << 20, 1u << 30};
   int n = 0;
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
     if (all[i] <= max) out[n++] = all[i];
@@ -102,7 +104,7 @@ static int recv_side(const twohost *th, int side, int fd, void *arg) {
   int gpu;
   uint64_t conn;
   if (p2p_accept(ep, ip, sizeof ip, &gpu, &conn) != P2P_OK) DIE("accept");
-  size_t sizes[8];
+  size_t sizes[16];
   int n = sizes_upto(c->max, sizes), fails = 0;
   size_t cap = sizes[n - 1] + OFFSET + GUARD;
   uint8_t *dev = gpu_alloc(cap), *host = malloc(cap), *want = malloc(cap);
@@ -163,7 +165,7 @@ static int send_side(const twohost *th, int side, int fd, void *arg) {
   uint64_t conn;
   p2p_parse_metadata(md, len, ip, sizeof ip, &port, &gpu);
   if (p2p_connect(ep, ip, gpu, port, &conn) != P2P_OK) DIE("connect");
-  size_t sizes[8];
+  size_t sizes[16];
   int n = sizes_upto(c->max, sizes);
   size_t cap = sizes[n - 1] + OFFSET;
   uint8_t *dev = gpu_alloc(cap), *host = malloc(cap);
@@ -205,7 +207,7 @@ static int ipc_recv_side(const twohost *th, int side, int fd, void *arg) {
   int gpu;
   uint64_t conn;
   if (!ep || p2p_accept_local(ep, &gpu, &conn) != P2P_OK) DIE("accept_local");
-  size_t sizes[8];
+  size_t sizes[16];
   int n = sizes_upto(c->max, sizes), fails = 0;
   size_t cap = sizes[n - 1] + OFFSET + GUARD;
   uint8_t *dev = gpu_alloc(cap), *host = malloc(cap), *want = malloc(cap);
@@ -244,7 +246,7 @@ static int ipc_send_side(const twohost *th, int side, int fd, void *arg) {
   oob_recv(fd, &r, 1);
   uint64_t conn;
   if (!ep || p2p_connect_local(ep, 0, &conn) != P2P_OK) DIE("connect_local");
-  size_t sizes[8];
+  size_t sizes[16];
   int n = sizes_upto(c->max, sizes);
   uint8_t *dev = gpu_alloc(sizes[n - 1] + OFFSET), *host = malloc(sizes[n - 1]);
   for (int i = 0; i < n; i++) {
@@ -332,7 +334,8 @@ int main(int argc, char **argv) {
   }
   setenv("TCPX_P2P_NET_PLUGIN", plugin, 1);
   /* CUDA must not be initialised before fork: only probe for the driver. */
-  void *lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+  const char *libname = getenv("TCPX_P2P_CUDA_LIB"); /* the fake driver, in CI */
+  void *lib = dlopen(libname && *libname ? libname : "libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
   if (!lib) {
     printf("no CUDA here: %s\n", dlerror());
     return 77;

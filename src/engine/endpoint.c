@@ -369,6 +369,7 @@ int p2p_endpoint_create(const p2p_options *opts, p2p_endpoint **out) {
     ep->threads[i].wake_fd = ep->threads[i].epoll_fd = -1;
   ep_init_locks(ep);
   limits_load(&ep->lim);
+  ep->trace = trace_open((uint64_t)(uintptr_t)ep);
   int rc = kept == P2P_OK ? ep_start(ep) : kept;
   if (rc != P2P_OK) {
     char saved[P2P_ERR_MAX];
@@ -434,6 +435,7 @@ void p2p_endpoint_destroy(p2p_endpoint *ep) {
   pthread_mutex_destroy(&ep->ops_lock);
   pthread_mutex_destroy(&ep->ipc_lock);
   pthread_cond_destroy(&ep->ipc_cond);
+  trace_close(ep->trace);
   if (ep->auth_token) { /* the secret does not linger in freed memory */
     memset(ep->auth_token, 0, strlen(ep->auth_token));
     free(ep->auth_token);

@@ -24,6 +24,7 @@
 #include "idmap.h"
 #include "net.h"
 #include "tcpx_p2p.h"
+#include "trace.h"
 
 #define ENGINE_LANES 2        /* 0: two-sided, 1: one-sided */
 #define LANE_TWO_SIDED 0
@@ -328,6 +329,7 @@ struct p2p_endpoint {
   int idle_spin_us;           /* idle without: keep polling this long first */
   int wait_spin_us;           /* a waiting caller polls its socket this long */
   ep_limits lim;
+  trace_buf *trace;           /* TCPX_P2P_TRACE step timestamps, or NULL */
 
   pthread_mutex_t conns_lock;
   idmap conns;                /* id -> conn: live ones, and dead ones until
@@ -484,6 +486,7 @@ int gpath_finished(conn *c, lane *l, int k, chunk *ch, int *done);
 void gpath_release(conn *c, chunk *ch);
 void gpath_close(conn *c);
 int gpath_copy_to_gpu(int device, void *dst, const void *src, size_t n);
+int gpath_copy_from_gpu(int device, void *dst, const void *src, size_t n);
 
 /* ipc.c */
 void ipc_wait_workers(p2p_endpoint *ep);
@@ -518,5 +521,24 @@ void region_release(p2p_endpoint *ep, mem_region *mr);
 /* Drop transport registrations on c's comms (they are about to close). */
 void regions_forget_comms(p2p_endpoint *ep, conn *c);
 void regions_free_all(p2p_endpoint *ep);
+
+/* TCPX_P2P_TRACE: a step of an op, or of a chunk (named by its op's seq;
+ * serving chunks by UINT64_MAX). */
+/* Upper case: the op's first buffer is GPU memory. */
+static inline char trace_kind(const op *o) {
+  if (!o) return '-';
+  int gpu = o->nseg && o->segs[0].mr && o->segs[0].mr->ptr_type == NCCL_PTR_CUDA;
+  return (gpu ? "SRDW" : "srdw")[o->kind]; /* p2p_op_kind order */
+}
+
+static inline void trace_op(const conn *c, trace_event ev, const op *o, uint64_t size) {
+  trace_mark(c->ep->trace, ev, c->id, trace_kind(o), o->seq, size);
+}
+
+static inline void trace_chunk(const conn *c, trace_event ev, const chunk *ch) {
+  if (c->ep->trace)
+    trace_mark(c->ep->trace, ev, c->id, trace_kind(ch->owner),
+               ch->owner ? ch->owner->seq : UINT64_MAX, ch->size);
+}
 
 #endif

@@ -79,6 +79,7 @@ int gpath_stage_ahead(conn *c, chunk *ch) {
   if (gpu_staging_d2h(c->stage[0], ch->slot, ch->ptr, ch->size) != NET_OK)
     return gpu_fail(c, "device-to-host copy");
   ch->copying = 1;
+  trace_chunk(c, TR_STAGE, ch);
   return 0;
 }
 
@@ -99,6 +100,7 @@ int gpath_ready_to_post(conn *c, chunk *ch, int *ready) {
   }
   if (gpu_staging_ready(c->stage[0], ch->slot, ready) != NET_OK)
     return gpu_fail(c, "device-to-host copy");
+  if (*ready) trace_chunk(c, TR_STAGED, ch);
   return 0;
 }
 
@@ -187,18 +189,26 @@ int gpath_finished(conn *c, lane *l, int k, chunk *ch, int *done) {
   int rc = l->unpack[k] ? gpu_unpack_done(l->unpack[k], ch->unpack_k, done)
                         : gpu_staging_ready(c->stage[1], ch->slot, done);
   if (rc != NET_OK) return gpu_fail(c, "copy to GPU memory");
-  if (*done) gpath_release(c, ch);
+  if (*done) {
+    trace_chunk(c, TR_COPIED, ch);
+    gpath_release(c, ch);
+  }
   return 0;
 }
 
-/* A small synchronous copy into GPU memory (inline message bytes). */
+/* Small synchronous copies between GPU memory and host memory (the bytes
+ * of inline messages): one copy on a stream of its own beats a transport
+ * request, a staging slot and two hand-offs for a few KiB. */
 int gpath_copy_to_gpu(int device, void *dst, const void *src, size_t n) {
   gpu_cuda *cuda;
-  if (gpu_cuda_load(&cuda) != NET_OK || gpu_cuda_use_device(cuda, device, NULL) != NET_OK)
+  if (gpu_cuda_load(&cuda) != NET_OK || gpu_copy_sync(cuda, device, dst, src, n, 1) != NET_OK)
     return -1;
-  if (gpu_cuda_check(cuda, cuda->cuMemcpyHtoD(gpu_dptr(dst), src, n),
-                     "copy of %zu inline bytes to GPU %d", n, device) != NET_OK ||
-      gpu_cuda_check(cuda, cuda->cuCtxSynchronize(), "synchronize GPU %d", device) != NET_OK)
+  return 0;
+}
+
+int gpath_copy_from_gpu(int device, void *dst, const void *src, size_t n) {
+  gpu_cuda *cuda;
+  if (gpu_cuda_load(&cuda) != NET_OK || gpu_copy_sync(cuda, device, dst, src, n, 0) != NET_OK)
     return -1;
   return 0;
 }

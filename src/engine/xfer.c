@@ -51,6 +51,7 @@ static void op_fail_reason(op *o, int status, const char *fmt, const char *detai
 static void op_maybe_done(conn *c, op *o) {
   if (o->chunks_left > 0 || o->remote_left > 0) return;
   op_remove(op_list_of(c, o), o);
+  trace_op(c, TR_OP_DONE, o, o->received);
   if (o->kind == P2P_OP_RECV && o->status == P2P_OK) {
     ctrl_msg m = {.type = CTRL_SEND_DONE,
                   .u.status = {.id = o->seq, .status = P2P_OK, .size = o->received}};
@@ -90,6 +91,7 @@ static serve *serve_new(conn *c, ctrl_type reply, uint64_t id, int status,
 }
 
 static void chunk_done(conn *c, chunk *ch) {
+  trace_chunk(c, TR_CHUNK_DONE, ch);
   atomic_fetch_add_explicit(ch->is_recv ? &c->stats.bytes_received
                                         : &c->stats.bytes_sent,
                             ch->size, memory_order_relaxed);
@@ -110,19 +112,30 @@ static int add_seg_chunks(conn *c, op *o, int lane_idx, int is_recv,
   return lane_add(c, l, s->ptr, size, is_recv, o, NULL, s->mr, &o->chunks_left);
 }
 
-/* Small host-memory messages go inline in their SEND: no transport
- * request, no chunk, one hop. The bytes are copied now, so the sender's
- * buffer is free at once; the op still completes on the peer's SEND_DONE. */
+/* Bytes of a small message out of host or GPU memory. */
+static int copy_out(const mem_region *mr, uint8_t *dst, const uint8_t *src, size_t n) {
+  if (n == 0) return 0; /* src may be NULL: memcpy(x, NULL, 0) is UB */
+  if (mr->ptr_type == NCCL_PTR_CUDA) return gpath_copy_from_gpu(mr->device, dst, src, n);
+  memcpy(dst, src, n);
+  return 0;
+}
+
+/* Small messages go inline in their SEND: no transport request, no chunk,
+ * one hop (GPU memory too: one small copy each side beats a staged or
+ * unpacked transport receive). The bytes are copied now, so the sender's
+ * buffer is free at once; the op still completes on the peer's SEND_DONE.
+ * NULL: send by chunks (too big, too much pending, or a copy failed: the
+ * chunk path then reports why). */
 static uint8_t *gather_inline(conn *c, op *o, size_t total) {
   if (total > c->eager_max || c->eager_pending >= EAGER_MAX_PENDING ||
       c->eager_pending_bytes + total > c->ep->lim.eager_buf)
     return NULL;
-  for (size_t i = 0; i < o->nseg; i++)
-    if (o->segs[i].size && o->segs[i].mr->ptr_type != NCCL_PTR_HOST) return NULL;
   uint8_t *data = malloc(total ? total : 1), *at = data;
   for (size_t i = 0; data && i < o->nseg; i++) {
-    if (!o->segs[i].size) continue; /* ptr may be NULL: memcpy(x, NULL, 0) is UB */
-    memcpy(at, o->segs[i].ptr, o->segs[i].size);
+    if (copy_out(o->segs[i].mr, at, o->segs[i].ptr, o->segs[i].size) != 0) {
+      free(data);
+      return NULL;
+    }
     at += o->segs[i].size;
   }
   return data;
@@ -135,6 +148,7 @@ static int start_send(conn *c, op *o) {
   for (size_t i = 0; i < o->nseg; i++) total += sizes[i] = o->segs[i].size;
   uint8_t *data = gather_inline(c, o, total);
   o->seq = c->next_send_seq++;
+  trace_op(c, TR_SEND_START, o, total);
   ctrl_msg m = {.type = CTRL_SEND, .u.send = {.seq = o->seq, .nseg = (uint32_t)o->nseg,
                                               .data = data, .data_len = (uint32_t)total}};
   int rc = conn_send_ctrl(c, &m, sizes);
@@ -164,15 +178,24 @@ static int start_access(conn *c, op *o, ctrl_type type) {
   op_append(&c->remote_ops, o);
   for (size_t i = 0; i < o->nseg; i++) {
     op_seg *s = &o->segs[i];
-    /* A small write from host memory carries its bytes (copied now). */
-    int inline_write = type == CTRL_WRITE && s->size <= c->eager_max &&
-                       (!s->size || s->mr->ptr_type == NCCL_PTR_HOST);
+    /* A small write carries its bytes (copied now; out of GPU memory into
+     * a bounce buffer, encoded before this returns). */
+    uint8_t *bounce = NULL;
+    const uint8_t *bytes = s->ptr ? s->ptr : (const uint8_t *)"";
+    int inline_write = type == CTRL_WRITE && s->size <= c->eager_max;
+    if (inline_write && s->size && s->mr->ptr_type == NCCL_PTR_CUDA) {
+      bounce = malloc(s->size);
+      inline_write = bounce && copy_out(s->mr, bounce, s->ptr, s->size) == 0;
+      bytes = bounce;
+    }
     ctrl_msg m = {.type = type,
                   .u.access = {.id = o->seq + i, .region = s->remote.exposure_id,
                                .offset = 0, .size = s->size,
-                               .data = inline_write ? (s->ptr ? s->ptr : (uint8_t *)"") : NULL}};
+                               .data = inline_write ? bytes : NULL}};
     memcpy(m.u.access.key, s->remote.key, CTRL_KEY_SIZE);
-    if (conn_send_ctrl(c, &m, NULL) != 0) return -1;
+    int sent = conn_send_ctrl(c, &m, NULL);
+    free(bounce);
+    if (sent != 0) return -1;
     if (type == CTRL_WRITE && !inline_write &&
         add_seg_chunks(c, o, LANE_ONE_SIDED, 0, s, s->size) != 0)
       return -1;
@@ -260,6 +283,7 @@ static int copy_inline(conn *c, op *o, const incoming_send *in) {
 static int accept_incoming(conn *c, op *o, const incoming_send *in) {
   o->seq = in->seq;
   o->received = 0;
+  trace_op(c, TR_RECV_MATCH, o, in->nseg ? in->sizes[0] : 0);
   op_append(&c->recvs_active, o);
   if (in->data) {
     for (uint32_t i = 0; i < in->nseg; i++) {
@@ -432,13 +456,17 @@ static int unmapped(conn *c, const char *what, uint64_t size) {
   return P2P_EREFUSED;
 }
 
-/* The bytes of a small read, copied from the exposure without trusting it. */
-static int read_inline(conn *c, const ctrl_access *a, const uint8_t *ptr,
-                       uint8_t **copy) {
+/* The bytes of a small read, copied from the exposure without trusting it
+ * (host memory that may have been unmapped is read without faulting). */
+static int read_inline(conn *c, const ctrl_access *a, const mem_region *mr,
+                       const uint8_t *ptr, uint8_t **copy) {
   *copy = NULL;
   if (a->size == 0) return P2P_OK;
   if (!(*copy = malloc(a->size))) return conn_fail(c, P2P_ENOMEM, "out of memory"), -1;
-  if (mem_copy(*copy, ptr, a->size) == 0) return P2P_OK;
+  int copied = mr->ptr_type == NCCL_PTR_CUDA
+                   ? gpath_copy_from_gpu(mr->device, *copy, ptr, a->size)
+                   : mem_copy(*copy, ptr, a->size);
+  if (copied == 0) return P2P_OK;
   free(*copy);
   *copy = NULL;
   return unmapped(c, "read", a->size);
@@ -455,11 +483,11 @@ static int on_write(conn *c, const ctrl_access *a) {
   serve *sv = serve_new(c, CTRL_WRITE_DONE, a->id, status, a->size, mr);
   if (!sv) return conn_fail(c, P2P_ENOMEM, "out of memory"), -1;
   if (a->data) { /* a small write: its bytes came with it */
-    if (status == P2P_OK && mr->ptr_type != NCCL_PTR_CUDA &&
-        mem_copy(ptr, a->data, a->size) != 0)
-      sv->status = unmapped(c, "write", a->size);
-    else if (status == P2P_OK && put_inline(c, mr, ptr, a->data, a->size) != 0)
+    if (status == P2P_OK && mr->ptr_type != NCCL_PTR_CUDA) {
+      if (mem_copy(ptr, a->data, a->size) != 0) sv->status = unmapped(c, "write", a->size);
+    } else if (status == P2P_OK && put_inline(c, mr, ptr, a->data, a->size) != 0) {
       return -1;
+    }
     serve_done(c, sv);
     return 0;
   }
@@ -483,8 +511,8 @@ static int on_read(conn *c, const ctrl_access *a) {
     ctrl_msg m = {.type = CTRL_READ_DONE, .u.status = {.id = a->id, .status = status}};
     return conn_send_ctrl(c, &m, NULL);
   }
-  /* Small reads of host memory answer with the bytes themselves. */
-  int inline_read = a->size <= c->eager_max && mr->ptr_type == NCCL_PTR_HOST;
+  /* Small reads answer with the bytes themselves. */
+  int inline_read = a->size <= c->eager_max;
   if (!inline_read && c->nreading >= c->ep->lim.max_ops) {
     region_release(c->ep, mr);
     log_msg(LOG_WARN, "refused a read from %s: %d reads served at once already "
@@ -493,7 +521,7 @@ static int on_read(conn *c, const ctrl_access *a) {
     return conn_send_ctrl(c, &m, NULL);
   }
   uint8_t *copy = NULL;
-  if (inline_read && (status = read_inline(c, a, ptr, &copy)) != P2P_OK) {
+  if (inline_read && (status = read_inline(c, a, mr, ptr, &copy)) != P2P_OK) {
     region_release(c->ep, mr);
     if (status < 0 && atomic_load(&c->dead)) return -1;
     ctrl_msg m = {.type = CTRL_READ_DONE, .u.status = {.id = a->id, .status = status}};
@@ -588,6 +616,7 @@ static int pump_inflight(conn *c, lane *l, int k) {
     if (!done) break;
     fifo_pop(&l->inflight[k]);
     moved++;
+    trace_chunk(c, TR_TESTED, ch);
     int wait = gpath_after_test(c, l, k, ch);
     if (wait < 0) return -1;
     if (wait) fifo_push(&l->finishing[k], ch);
@@ -618,6 +647,7 @@ static int pump_waiting(conn *c, lane *l, int k) {
       atomic_fetch_add_explicit(&c->stats.retries, 1, memory_order_relaxed);
       break;
     }
+    trace_chunk(c, TR_POST, ch);
     if (ch->is_recv && gpath_posted_recv(c, l, k, ch) != 0) return -1;
     fifo_push(&l->inflight[k], fifo_pop(&l->waiting[k]));
     moved++;

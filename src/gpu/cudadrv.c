@@ -175,6 +175,34 @@ int gpu_cuda_load(gpu_cuda **out) {
 
 /* ---- contexts and modules --------------------------------------------- */
 
+static int copy_stream(gpu_cuda *c, int device, gcu_stream *out) {
+  int rc = NET_OK;
+  pthread_mutex_lock(&c->lock);
+  if (!c->copy_stream[device])
+    rc = gpu_cuda_check(c, c->cuStreamCreate(&c->copy_stream[device],
+                                             GCU_STREAM_NON_BLOCKING),
+                        "cuStreamCreate(GPU %d)", device);
+  *out = c->copy_stream[device];
+  pthread_mutex_unlock(&c->lock);
+  return rc;
+}
+
+int gpu_copy_sync(gpu_cuda *c, int device, void *dst, const void *src, size_t n,
+                  int to_device) {
+  gcu_stream s;
+  int rc = gpu_cuda_use_device(c, device, NULL);
+  if (rc == NET_OK) rc = copy_stream(c, device, &s);
+  if (rc != NET_OK || n == 0) return rc;
+  gcu_result r = to_device ? c->cuMemcpyHtoDAsync(gpu_dptr(dst), src, n, s)
+                           : c->cuMemcpyDtoHAsync(dst, gpu_dptr(src), n, s);
+  rc = gpu_cuda_check(c, r, "copy of %zu bytes %s GPU %d", n,
+                      to_device ? "to" : "from", device);
+  if (rc == NET_OK)
+    rc = gpu_cuda_check(c, c->cuStreamSynchronize(s), "cuStreamSynchronize(GPU %d)",
+                        device);
+  return rc;
+}
+
 static int retain_context(gpu_cuda *c, int device, gcu_ctx *ctx) {
   int rc = NET_OK;
   pthread_mutex_lock(&c->lock);

@@ -87,6 +87,7 @@ typedef struct gpu_cuda {
   uint64_t process_token;          /* random per process, for IPC blobs */
   pthread_mutex_t lock;            /* guards ctx[] and modules[] */
   gcu_ctx ctx[GPU_MAX_DEVICES];    /* retained primary contexts (NULL = not yet) */
+  gcu_stream copy_stream[GPU_MAX_DEVICES]; /* gpu_copy_sync's, made on first use */
   gpu_module_entry modules[GPU_MAX_MODULES];
   int nmodules;
 
@@ -165,6 +166,12 @@ int gpu_cuda_use_device(gpu_cuda *c, int device, gcu_ctx *ctx);
 
 /* Make `ctx` current on the calling thread (cheap when it already is). */
 int gpu_cuda_enter(gpu_cuda *c, gcu_ctx ctx);
+/* Copy n bytes between host memory (any kind) and GPU memory on `device`
+ * and wait for that copy only: it runs on a non-blocking stream of its own,
+ * so it neither waits for nor holds up the application's kernels (as
+ * cuCtxSynchronize would). For the small messages that travel inline. */
+int gpu_copy_sync(gpu_cuda *c, int device, void *dst, const void *src, size_t n,
+                  int to_device);
 
 /* Load `image` (cubin, PTX or fatbin) into `device`'s primary context once
  * and look `name` up in it. The calling thread must have entered that

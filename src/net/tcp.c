@@ -72,6 +72,7 @@ void tcp_options_default(tcp_options *o) {
    * the control channel's job (the engine closes the comms when it fails). */
   o->user_timeout_ms = env_int_in("TCPX_P2P_TCP_TIMEOUT_MS", 0, 0, INT_MAX);
   o->rto_max_ms = env_int_in("TCPX_P2P_TCP_RTO_MAX_MS", 1000, 0, INT_MAX);
+  o->spin_us = env_int_in("TCPX_P2P_TCP_SPIN_US", 0, 0, 1000000);
   o->rcvlowat = env_int_in("TCPX_P2P_TCP_RCVLOWAT", 256 << 10, 0, INT_MAX);
   const char *f = getenv("TCPX_P2P_SOCKET_IFNAME");
   if (!f || !*f) f = getenv("NCCL_SOCKET_IFNAME");
@@ -238,6 +239,7 @@ static tcp_comm *comm_new(tcp_instance *inst, int is_recv, int nstreams,
   c->max_requests = inst->opts.max_requests;
   c->max_recvs = inst->opts.max_recvs;
   c->min_split = inst->opts.min_split;
+  c->spin_ns = (uint64_t)inst->opts.spin_us * 1000;
   c->strict = inst->opts.strict;
   for (int s = 0; s < TCP_MAX_STREAMS; s++) c->streams[s].fd = -1;
   for (int i = 0; i < TCP_MAX_THREADS; i++) c->threads[i].wake_fd = -1;

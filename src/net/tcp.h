@@ -22,6 +22,10 @@ typedef struct tcp_options {
                           (TCPX_P2P_TCP_TIMEOUT_MS; 0 = none, the default) */
   int rto_max_ms;      /* cap on a stream's retransmission back-off
                           (TCPX_P2P_TCP_RTO_MAX_MS, 1000; 0 = kernel's) */
+  int spin_us;         /* a helper thread keeps polling this long after its
+                          streams last moved bytes before it sleeps in poll()
+                          (TCPX_P2P_TCP_SPIN_US): a wake-up costs more than
+                          the gap between a sync transfer's messages */
   int rcvlowat;        /* a receiving stream's thread wakes once this many
                           bytes of its part are there, at most (SO_RCVLOWAT;
                           TCPX_P2P_TCP_RCVLOWAT, 256 KiB; 0: any byte) */

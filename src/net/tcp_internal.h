@@ -129,6 +129,7 @@ struct tcp_comm {
   int max_requests;
   int max_recvs;
   size_t min_split;
+  uint64_t spin_ns;     /* helper threads poll this long before sleeping */
   int strict;
   char peer[80];        /* peer address as seen on stream 0 */
   char dev[IF_NAMESIZE]; /* the local device (interface) it runs over, so a

@@ -9,11 +9,13 @@
  * complete when all streams have moved their part. */
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "sock.h"
@@ -243,15 +245,31 @@ static int streams_round(tcp_thread *th, struct pollfd *pfd, int *idx, int *np,
   return 0;
 }
 
+/* After activity a helper thread keeps polling for spin_ns (yielding the
+ * CPU) before it sleeps: the next message of a back-to-back exchange
+ * comes within a round trip, and poll()'s wake-up costs more than that. */
+static int recently_busy(uint64_t *last_move, int moved, uint64_t spin_ns) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+  if (moved) *last_move = now;
+  return now - *last_move < spin_ns;
+}
+
 static void *stream_thread(void *arg) {
   tcp_thread *th = arg;
   tcp_comm *c = th->comm;
   struct pollfd pfd[TCP_MAX_STREAMS + 1];
   int idx[TCP_MAX_STREAMS + 1];
+  uint64_t last_move = 0;
   while (!atomic_load(&c->stop) && !atomic_load(&c->failed)) {
     uint64_t tail = atomic_load(&c->tail);
     int moved = 0, np = 0;
     if (streams_round(th, pfd, idx, &np, &moved) != 0) return NULL;
+    if (c->spin_ns && recently_busy(&last_move, moved, c->spin_ns)) {
+      if (!moved) sched_yield();
+      continue;
+    }
     if (moved) continue;
     /* Sleep. Announce it first, then re-check the tail: a poster that
      * published after our check sees `sleeping` and wakes us. */
