@@ -16,6 +16,7 @@
 
 static twohost hosts;  /* made once in main for every case */
 
+#define KiB ((size_t)1 << 10)
 #define MiB ((size_t)1 << 20)
 #define GiB ((size_t)1 << 30)
 
@@ -558,6 +559,43 @@ static int test_ops_sides_with_different_settings(void) {
   return 0;
 }
 
+/* The split rule (chunks.c) is in force only when both sides offer it
+ * (TCPX_P2P_SPLIT): a side without it must not make the two cut a message
+ * differently, which would post receives of the wrong sizes. Sizes on
+ * both sides of every cut boundary, each way, two-sided and one-sided. */
+static int split_body(p2p_endpoint *ep, uint64_t conn, int fd, int side, void *arg) {
+  (void)arg;
+  static const size_t sizes[] = {64 * KiB + 1, 256 * KiB, 300 * KiB + 7, MiB,
+                                 MiB + 5, 3 * MiB + 1, 4 * MiB + 4097};
+  for (int sender = 1; sender >= 0; sender--)
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+      uint64_t seed = 5000 + 16 * (uint64_t)sender + i;
+      if (side == sender) {
+        CHECK(eph_send_pattern(ep, conn, sizes[i], seed) == 0);
+        CHECK(eph_onesided_initiator(ep, conn, fd, sizes[i], seed + 100, seed + 200,
+                                     sender) == 0);
+      } else {
+        CHECK(eph_recv_pattern(ep, conn, sizes[i], sizes[i], seed) == 0);
+        CHECK(eph_onesided_target(ep, conn, fd, sizes[i], seed + 100, seed + 200) == 0);
+      }
+    }
+  return 0;
+}
+
+static int test_ops_split_rule_agreed(void) {
+  static const char *const sides[][2] = {
+      {"", ""}, {"TCPX_P2P_SPLIT=0", ""}, {"", "TCPX_P2P_SPLIT=0"}};
+  for (size_t i = 0; i < sizeof sides / sizeof sides[0]; i++) {
+    setenv("EPH_SIDE0_ENV", sides[i][0], 1);
+    setenv("EPH_SIDE1_ENV", sides[i][1], 1);
+    int rc = eph_pair_run(&hosts, split_body, split_body, NULL, 180);
+    unsetenv("EPH_SIDE0_ENV");
+    unsetenv("EPH_SIDE1_ENV");
+    CHECK_EQ(rc, 0);
+  }
+  return 0;
+}
+
 /* ---- closing a connection ---- */
 
 /* Side 0 closes the connection under a pending receive: that receive
@@ -648,6 +686,7 @@ static const check_case cases[] = {
     CHECK_CASE(test_ops_send_recv_async),
     CHECK_CASE(test_ops_wait_timeout_keeps_transfer),
     CHECK_CASE(test_ops_sides_with_different_settings),
+    CHECK_CASE(test_ops_split_rule_agreed),
     CHECK_CASE(test_ops_close_cancels_pending_transfers),
     CHECK_CASE(test_big_1gib_each_way),
 };

@@ -48,10 +48,30 @@ static int push(lane *l, int k, const chunk *tmpl, uint8_t *ptr, size_t size,
   return 0;
 }
 
+/* Bytes per chunk for a range of `size` bytes. Both sides cut a message
+ * alike (the receiver posts exactly the sender's sizes) from what both
+ * know: the size, the lane's comms, the agreed chunk size and rule. With
+ * the split rule a message shorter than two chunks per comm is cut into
+ * two per comm (at least SPLIT_MIN bytes): every comm carries part of it,
+ * and a staged chunk's copy overlaps the send of the one before. */
+#define SPLIT_MIN ((uint64_t)64 << 10)
+
+uint64_t chunk_cut(uint64_t chunk_size, int ncomms, int split, uint64_t size) {
+  uint64_t per = 2 * (uint64_t)ncomms;
+  if (!split) return chunk_size;
+  uint64_t want = ((size + per - 1) / per + 4095) & ~(uint64_t)4095;
+  if (want < SPLIT_MIN) want = SPLIT_MIN;
+  return want < chunk_size ? want : chunk_size;
+}
+
+static uint64_t cut_size(const conn *c, const lane *l, uint64_t size) {
+  return chunk_cut(c->chunk_size, l->ncomms, c->split, size);
+}
+
 /* Queue `size` bytes from ptr (NULL for drains) as runs; *n += chunks. */
 static int add_runs(conn *c, lane *l, const chunk *tmpl, uint8_t *ptr,
                     uint64_t size, uint64_t *n) {
-  uint64_t cs = c->chunk_size, total = (size - 1) / cs + 1;
+  uint64_t cs = cut_size(c, l, size), total = (size - 1) / cs + 1;
   uint64_t last = size - (total - 1) * cs, nc = (uint64_t)l->ncomms;
   for (uint64_t j = 0; j < nc && j < total; j++) {
     int k = (int)((l->next_chunk + j) % nc);
@@ -76,8 +96,9 @@ int lane_add(conn *c, lane *l, uint8_t *ptr, size_t size, int is_recv,
                 .is_recv = is_recv, .slot = -1};
   tmpl.mode = gpath_chunk_mode(c, &tmpl);
   if (tmpl.mode == GPATH_HOST) return add_runs(c, l, &tmpl, ptr, size, n);
-  for (size_t off = 0; off < size; off += c->chunk_size, ++*n) {
-    size_t len = size - off < c->chunk_size ? size - off : c->chunk_size;
+  size_t cs = (size_t)cut_size(c, l, size);
+  for (size_t off = 0; off < size; off += cs, ++*n) {
+    size_t len = size - off < cs ? size - off : cs;
     if (push(l, (int)(l->next_chunk++ % (uint64_t)l->ncomms), &tmpl, ptr + off,
              len, 0, 0) != 0)
       return -1;

@@ -40,11 +40,15 @@ typedef enum ctrl_type {
   CTRL_TYPE_MAX = 13,
 } ctrl_type;
 
+/* HELLO flags. */
+#define CTRL_HELLO_AUTH 0x1  /* the sender requires authentication */
+#define CTRL_HELLO_SPLIT 0x2 /* the sender cuts small messages finer (chunks.c);
+                                in force when both sides set it */
+
 typedef struct ctrl_hello {
   uint32_t magic;
   uint16_t version;
-  uint16_t flags;         /* bit 0: sender requires authentication;
-                             other bits: reserved, ignored */
+  uint16_t flags;         /* CTRL_HELLO_*; other bits reserved, ignored */
   int32_t gpu_index;
   uint32_t comms_per_lane;
   uint64_t chunk_size;

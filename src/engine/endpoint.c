@@ -369,6 +369,7 @@ int p2p_endpoint_create(const p2p_options *opts, p2p_endpoint **out) {
     ep->threads[i].wake_fd = ep->threads[i].epoll_fd = -1;
   ep_init_locks(ep);
   limits_load(&ep->lim);
+  ep->split = env_int_in("TCPX_P2P_SPLIT", 1, 0, 1);
   ep->trace = trace_open((uint64_t)(uintptr_t)ep);
   int rc = kept == P2P_OK ? ep_start(ep) : kept;
   if (rc != P2P_OK) {

@@ -214,6 +214,7 @@ struct conn {
   char peer_ip[64];
   int peer_gpu;
   size_t chunk_size;
+  int split;                  /* small messages cut finer (both sides agreed) */
   int window;
   lane send_lanes[ENGINE_LANES];
   lane recv_lanes[ENGINE_LANES];
@@ -329,6 +330,7 @@ struct p2p_endpoint {
   int idle_spin_us;           /* idle without: keep polling this long first */
   int wait_spin_us;           /* a waiting caller polls its socket this long */
   ep_limits lim;
+  int split;                  /* offer the finer cut (TCPX_P2P_SPLIT, 1) */
   trace_buf *trace;           /* TCPX_P2P_TRACE step timestamps, or NULL */
 
   pthread_mutex_t conns_lock;
@@ -465,6 +467,9 @@ void conn_abort(conn *c, int code);
 /* chunks.c: cutting transfers into chunks (see there). */
 void fifo_push(chunk_fifo *f, chunk *ch);
 chunk *fifo_pop(chunk_fifo *f);
+/* Chunk length for a range of `size` bytes on a lane of `ncomms` comms:
+ * a pure function of what both sides agreed, so both cut alike. */
+uint64_t chunk_cut(uint64_t chunk_size, int ncomms, int split, uint64_t size);
 /* Queue [ptr, ptr + size) on lane l for owner or sv; *n += its chunks. */
 int lane_add(conn *c, lane *l, uint8_t *ptr, size_t size, int is_recv,
              op *owner, serve *sv, mem_region *mr, uint64_t *n);

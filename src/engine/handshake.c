@@ -121,7 +121,8 @@ static void hs_done(hs *h, long used) { bytebuf_consume(&h->c->in, (size_t)used)
 
 static int exchange_hello(hs *h, ctrl_hello *mine, ctrl_hello *theirs) {
   p2p_endpoint *ep = h->ep;
-  *mine = (ctrl_hello){.flags = ep->auth_token[0] ? 1 : 0,
+  *mine = (ctrl_hello){.flags = (uint16_t)((ep->auth_token[0] ? CTRL_HELLO_AUTH : 0) |
+                                            (ep->split ? CTRL_HELLO_SPLIT : 0)),
                        .gpu_index = ep->opts.gpu_index,
                        .comms_per_lane = (uint32_t)ep->opts.comms_per_lane,
                        .chunk_size = ep->opts.chunk_size};
@@ -139,7 +140,7 @@ static int exchange_hello(hs *h, ctrl_hello *mine, ctrl_hello *theirs) {
 
 static int exchange_auth(hs *h, const ctrl_hello *mine, const ctrl_hello *theirs) {
   const char *token = h->ep->auth_token;
-  if (!((mine->flags | theirs->flags) & 1)) return P2P_OK;
+  if (!((mine->flags | theirs->flags) & CTRL_HELLO_AUTH)) return P2P_OK;
   if (!token[0])
     return ep_err(P2P_EAUTH, "peer %s requires authentication: set "
                   "TCPX_P2P_AUTH_TOKEN (or the auth_token option)", h->c->peer_ip);
@@ -398,6 +399,7 @@ static int handshake(p2p_endpoint *ep, int fd, const char *peer_ip, int role,
     c->peer_gpu = theirs.gpu_index;
     c->chunk_size = mine.chunk_size < theirs.chunk_size ? mine.chunk_size
                                                         : theirs.chunk_size;
+    c->split = (mine.flags & theirs.flags & CTRL_HELLO_SPLIT) != 0;
   }
   if (rc == P2P_OK) rc = setup_comms(&h, &mine, &theirs);
   if (rc == P2P_OK) rc = exchange_ready(&h);

@@ -224,6 +224,10 @@ typedef struct pair_spec {
 static int pair_side(const twohost *th, int side, int fd, void *arg) {
   (void)th;
   const pair_spec *spec = arg;
+  /* EPH_SIDE0_ENV / EPH_SIDE1_ENV ("VAR=VALUE"): a setting for one side's
+   * process only, for what p2p_options does not carry. */
+  const char *only = getenv(side ? "EPH_SIDE1_ENV" : "EPH_SIDE0_ENV");
+  if (only && *only) putenv(strdup(only));
   p2p_options o;
   eph_options(&o);
   o.gpu_index = side == 0 ? EPH_GPU0 : EPH_GPU1;
