@@ -22,3 +22,9 @@ add_test(NAME cli_bench_signals
          COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/cli_signals.sh ${p2p_cli})
 set_tests_properties(cli_bench_signals PROPERTIES TIMEOUT 300
                      SKIP_RETURN_CODE 77 LABELS bench)
+# The JSON string escaper that `devices --json` and `doctor --json` share
+# (tools/json.c), byte for byte.
+target_sources(test_json PRIVATE ${PROJECT_SOURCE_DIR}/tools/json.c)
+target_include_directories(test_json PRIVATE ${PROJECT_SOURCE_DIR}/tools)
+add_test(NAME cli_json COMMAND test_json)
+set_tests_properties(cli_json PROPERTIES TIMEOUT 60)

@@ -1,14 +1,20 @@
 # test_loader: the NCCL net plugin loader (src/net/plugin.c) against the
-# exported plugin (build/libnccl-net-tcpxp2p.so) and small fake plugins.
-# The fakes are built into ${CMAKE_BINARY_DIR}/test-plugins, never installed.
+# exported plugin (build/libnccl-net-tcpxp2p.so) and small fake plugins;
+# test_loader_tcpx: what GPUDirect-TCPX needs of the loader (CUDA first,
+# NCCL_DYNAMIC_CHUNK_SIZE, RxDM, its default location). Both are built and
+# run alike. The fakes are built into ${CMAKE_BINARY_DIR}/test-plugins,
+# never installed.
 set(LOADER_FAKE_DIR ${CMAKE_BINARY_DIR}/test-plugins)
+set(LOADER_TESTS test_loader test_loader_tcpx)
 
 function(loader_fake_plugin name source)
   add_library(${name} MODULE plugins/${source})
   target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/src/net)
   set_target_properties(${name} PROPERTIES PREFIX "lib"
                         LIBRARY_OUTPUT_DIRECTORY ${LOADER_FAKE_DIR})
-  add_dependencies(test_loader ${name})
+  foreach(loader_test ${LOADER_TESTS})
+    add_dependencies(${loader_test} ${name})
+  endforeach()
 endfunction()
 
 loader_fake_plugin(fake-not-a-plugin not_a_plugin.c)
@@ -33,17 +39,20 @@ target_link_libraries(fake-needs-cuda-nopath PRIVATE loader-fake-cuda)
 target_link_options(fake-needs-cuda-nopath PRIVATE -Wl,--no-as-needed)
 set_target_properties(fake-needs-cuda-nopath PROPERTIES SKIP_BUILD_RPATH TRUE)
 
-add_dependencies(test_loader nccl-net-tcpxp2p)
-target_compile_definitions(test_loader PRIVATE
-                           LOADER_BUILD_DIR="${CMAKE_BINARY_DIR}")
-target_include_directories(test_loader PRIVATE
-                           ${CMAKE_CURRENT_SOURCE_DIR}/plugins)
-# NCCL_NET_PLUGIN=NAME resolves through the dynamic linker's search path:
-# the build dir is on the test's own RPATH (not RUNPATH, which would not
-# apply when a sanitizer runtime intercepts dlopen).
-set_target_properties(test_loader PROPERTIES BUILD_RPATH ${CMAKE_BINARY_DIR})
-target_link_options(test_loader PRIVATE -Wl,--disable-new-dtags)
+foreach(loader_test ${LOADER_TESTS})
+  add_dependencies(${loader_test} nccl-net-tcpxp2p)
+  target_compile_definitions(${loader_test} PRIVATE
+                             LOADER_BUILD_DIR="${CMAKE_BINARY_DIR}")
+  target_include_directories(${loader_test} PRIVATE
+                             ${CMAKE_CURRENT_SOURCE_DIR}/plugins)
+  # NCCL_NET_PLUGIN=NAME resolves through the dynamic linker's search path:
+  # the build dir is on the test's own RPATH (not RUNPATH, which would not
+  # apply when a sanitizer runtime intercepts dlopen).
+  set_target_properties(${loader_test} PROPERTIES BUILD_RPATH ${CMAKE_BINARY_DIR})
+  target_link_options(${loader_test} PRIVATE -Wl,--disable-new-dtags)
+endforeach()
 
 add_test(NAME loader COMMAND test_loader)
-set_tests_properties(loader PROPERTIES TIMEOUT 120
+add_test(NAME loader_tcpx COMMAND test_loader_tcpx)
+set_tests_properties(loader loader_tcpx PROPERTIES TIMEOUT 120
                      ENVIRONMENT "TCPX_P2P_SOCKET_IFNAME=lo")

@@ -28,7 +28,8 @@ p2p_strict_test(endpoint_onesided "" 900 $<TARGET_FILE:test_endpoint_onesided>)
 foreach(t refusal faults hostile stress)
   p2p_strict_test(endpoint_${t} threaded 600 $<TARGET_FILE:test_endpoint_${t}>)
 endforeach()
-add_dependencies(test_loader fake-tcpx-host) # the NCCL_DYNAMIC_CHUNK_SIZE cases
+# the NCCL_DYNAMIC_CHUNK_SIZE and RxDM cases
+add_dependencies(test_loader_tcpx fake-tcpx-host)
 
 # The Python binding (UCCL's API) and both examples, through the plugin.
 if(P2P_PY_TESTS)

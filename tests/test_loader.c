@@ -1,36 +1,26 @@
 /* The NCCL net plugin loader (src/net/plugin.c): error messages, version
- * choice, the per-version adapters, init rules (once per process, CUDA
- * first, v11 contexts), the selection order of net_open, and real data
- * through the exported plugin (build/libnccl-net-tcpxp2p.so) at every
- * version over loopback.
+ * choice, the per-version adapters, init rules (once per process, v11
+ * contexts), the selection order of net_open, and real data through the
+ * exported plugin (build/libnccl-net-tcpxp2p.so) at every version over
+ * loopback. What GPUDirect-TCPX needs of the loader (CUDA first,
+ * NCCL_DYNAMIC_CHUNK_SIZE, RxDM, its default location) is tested by
+ * test_loader_tcpx.c; helpers both share are in loader_common.h.
  *
  * The fake plugins live in LOADER_BUILD_DIR/test-plugins (tests/plugins).
  * Cases that need mounts run in a forked child in a private mount
  * namespace and are skipped, saying why, when that is not allowed. */
 #include <dlfcn.h>
-#include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <sched.h>
-#include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/mount.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
-#include <unistd.h>
 
-#include "check.h"
 #include "fake_record.h"
+#include "loader_common.h"
 #include "plugin.h"
 #include "twohost.h"
 
 #define REAL_PLUGIN LOADER_BUILD_DIR "/libnccl-net-tcpxp2p.so"
-#define FAKE(name) LOADER_BUILD_DIR "/test-plugins/lib" name ".so"
-#define BUILTIN_HINT_TEXT "set TCPX_P2P_NET_PLUGIN=builtin"
-#define SKIPPED 77
 #define ROUND_TRIP_BYTES (1u << 20)
 
 /* ---- helpers --------------------------------------------------------- */
@@ -39,58 +29,6 @@ static double now_s(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static int skip(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  printf("  skip: ");
-  vprintf(fmt, ap);
-  printf("\n");
-  va_end(ap);
-  return SKIPPED;
-}
-
-/* Run fn in a forked child (fresh loader state, private mounts allowed).
- * The child's exit code is the result; SKIPPED counts as passed. */
-static int in_child(int (*fn)(void)) {
-  fflush(stdout);
-  fflush(stderr);
-  pid_t pid = fork();
-  if (pid < 0) {
-    perror("fork");
-    return 1;
-  }
-  if (pid == 0) {
-    int rc = fn();
-    fflush(stdout);
-    _exit(rc);
-  }
-  int status;
-  if (waitpid(pid, &status, 0) != pid) return 1;
-  if (!WIFEXITED(status)) {
-    fprintf(stderr, "  FAIL: child ended by signal %d\n", WTERMSIG(status));
-    return 1;
-  }
-  if (WEXITSTATUS(status) != 0 && WEXITSTATUS(status) != SKIPPED)
-    fprintf(stderr, "  FAIL: child exited with %d\n", WEXITSTATUS(status));
-  return WEXITSTATUS(status) == SKIPPED ? 0 : WEXITSTATUS(status);
-}
-
-/* Start every case from the same selection environment. */
-static void reset_selection_env(void) {
-  unsetenv("TCPX_P2P_NET_PLUGIN");
-  unsetenv("TCPX_P2P_NET_PLUGIN_VERSION");
-  unsetenv("NCCL_NET_PLUGIN");
-  setenv("TCPX_P2P_SOCKET_IFNAME", "lo", 1);
-}
-
-static int write_text_file(const char *path) {
-  FILE *f = fopen(path, "w");
-  if (!f) return -1;
-  for (int i = 0; i < 8; i++)
-    fputs("this is a text file, not a shared object\n", f);
-  return fclose(f);
 }
 
 static int copy_file(const char *from, const char *to) {
@@ -230,72 +168,6 @@ static int test_info_printed_when_log_level_is_info(void) {
 }
 
 /* ---- version choice and init rules (fake plugin) --------------------- */
-
-/* ---- NCCL_DYNAMIC_CHUNK_SIZE (FakeTCPX: init fails without it) ------------- */
-
-#define STRICT_TCPX FAKE("fake-tcpx-host")
-
-static int chunk_unset_child(void) {
-  unsetenv("NCCL_DYNAMIC_CHUNK_SIZE");
-  net_transport *t;
-  CHECK_EQ(net_plugin_load(STRICT_TCPX, 0, &t), NET_OK);
-  CHECK(getenv("NCCL_DYNAMIC_CHUNK_SIZE") != NULL);
-  CHECK_STR_CONTAINS(getenv("NCCL_DYNAMIC_CHUNK_SIZE"), "524288");
-  t->ops->destroy(t);
-  return 0;
-}
-
-static int chunk_user_value_child(void) {
-  setenv("NCCL_DYNAMIC_CHUNK_SIZE", "1048576", 1);
-  net_transport *t;
-  CHECK_EQ(net_plugin_load(STRICT_TCPX, 0, &t), NET_OK);
-  CHECK_STR_CONTAINS(getenv("NCCL_DYNAMIC_CHUNK_SIZE"), "1048576");
-  t->ops->destroy(t);
-  return 0;
-}
-
-static int chunk_bad_value_child(void) {
-  setenv("NCCL_DYNAMIC_CHUNK_SIZE", "0", 1);
-  net_transport *t;
-  CHECK_EQ(net_plugin_load(STRICT_TCPX, 0, &t), NET_EINVAL);
-  CHECK_STR_CONTAINS(err_get(), "NCCL_DYNAMIC_CHUNK_SIZE=0: expected a positive");
-  return 0;
-}
-
-static int test_dynamic_chunk_size_set_before_init(void) {
-  return in_child(chunk_unset_child);
-}
-static int test_dynamic_chunk_size_user_value_kept(void) {
-  return in_child(chunk_user_value_child);
-}
-static int test_dynamic_chunk_size_bad_value_refused(void) {
-  return in_child(chunk_bad_value_child);
-}
-
-/* TCPX without RxDM: the warning comes a call before the failure; the
- * error still quotes it and says what to do. */
-static int no_rxdm_child(void) {
-  setenv("FAKE_TCPX_NO_RXDM", "1", 1);
-  setenv("NCCL_GPUDIRECTTCPX_UNIX_CLIENT_PREFIX", "/run/nowhere", 1);
-  net_transport *t;
-  CHECK_EQ(net_plugin_load(STRICT_TCPX, 0, &t), NET_OK);
-  char handle[NET_HANDLE_SIZE];
-  void *lc, *rc = NULL;
-  net_dev_handle dh = {0}, *dhp = &dh;
-  CHECK_EQ(net_call(t, listen, 0, handle, &lc), NET_OK);
-  CHECK_EQ(net_call(t, accept, lc, &rc, &dhp), NET_OK); /* warns, pending */
-  CHECK(net_call(t, accept, lc, &rc, &dhp) != NET_OK);
-  CHECK_STR_CONTAINS(err_get(), "receive-datapath-manager");
-  CHECK_STR_CONTAINS(err_get(), "RxDM not reachable under UNIX_CLIENT_PREFIX "
-                                "/run/nowhere");
-  net_call(t, close_listen, lc);
-  t->ops->destroy(t);
-  return 0;
-}
-
-static int test_missing_rxdm_named_in_the_error(void) {
-  return in_child(no_rxdm_child);
-}
 
 static int test_highest_version_is_picked(void) {
   net_transport *t;
@@ -447,89 +319,7 @@ static int test_fake_properties_through_each_adapter(void) {
   return 0;
 }
 
-/* ---- CUDA check (fake libcuda.so.1; each in a fresh child) ----------- */
-
-static int load_needs_cuda(const char *init_result, const char *devices,
-                           int *init_calls, int *rc) {
-  setenv("FAKE_CUDA_INIT_RESULT", init_result, 1);
-  setenv("FAKE_CUDA_DEVICES", devices, 1);
-  void *own = dlopen(FAKE("fake-needs-cuda"), RTLD_NOW | RTLD_LOCAL);
-  CHECK(own != NULL);
-  int *calls = dlsym(own, "fake_init_calls");
-  CHECK(calls != NULL);
-  net_transport *t = NULL;
-  *rc = net_plugin_load(FAKE("fake-needs-cuda"), 0, &t);
-  *init_calls = *calls;
-  if (t) t->ops->destroy(t);
-  return 0;
-}
-
-static int cuda_error_child(void) {
-  int calls, rc;
-  CHECK_EQ(load_needs_cuda("100", "1", &calls, &rc), 0);
-  CHECK_EQ(rc, NET_ECUDA);
-  CHECK_EQ(calls, 0);
-  CHECK_STR_CONTAINS(err_get(), "CUDA not usable (cuInit error 100): "
-                     "fake-needs-cuda would exit the process in its init; "
-                     "not calling it");
-  return 0;
-}
-
-static int cuda_no_device_child(void) {
-  int calls, rc;
-  CHECK_EQ(load_needs_cuda("0", "0", &calls, &rc), 0);
-  CHECK_EQ(rc, NET_ECUDA);
-  CHECK_EQ(calls, 0);
-  CHECK_STR_CONTAINS(err_get(), "CUDA not usable");
-  CHECK_STR_CONTAINS(err_get(), "sees 0 devices");
-  return 0;
-}
-
-static int cuda_working_child(void) {
-  int calls, rc;
-  CHECK_EQ(load_needs_cuda("0", "2", &calls, &rc), 0);
-  CHECK_EQ(rc, NET_OK);
-  CHECK_EQ(calls, 1);
-  return 0;
-}
-
-static int test_cuda_failure_refuses_before_init(void) {
-  return in_child(cuda_error_child);
-}
-
-static int test_cuda_without_devices_refuses_before_init(void) {
-  return in_child(cuda_no_device_child);
-}
-
-static int test_working_cuda_lets_init_run(void) {
-  return in_child(cuda_working_child);
-}
-
-static int missing_driver_child(void) {
-  net_transport *t;
-  int rc = net_plugin_load(FAKE("fake-needs-cuda-nopath"), 0, &t);
-  if (rc == NET_OK || !strstr(err_get(), "libcuda.so.1"))
-    return skip("libcuda.so.1 is installed on this host (%s)",
-                rc == NET_OK ? "the plugin loaded" : err_get());
-  CHECK_EQ(rc, NET_ESYS);
-  CHECK_STR_CONTAINS(err_get(), "libcuda.so.1: cannot open shared object");
-  CHECK_STR_CONTAINS(err_get(), "NVIDIA driver");
-  return 0;
-}
-
-static int test_missing_driver_gets_hint(void) {
-  return in_child(missing_driver_child);
-}
-
 /* ---- mounts (private mount namespace in a child) --------------------- */
-
-static int private_mounts(void) {
-  if (unshare(CLONE_NEWNS) != 0)
-    return skip("unshare(CLONE_NEWNS): %s", strerror(errno));
-  if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
-    return skip("making / private: %s", strerror(errno));
-  return 0;
-}
 
 static int noexec_child(void) {
   int rc = private_mounts();
@@ -561,37 +351,6 @@ static int test_noexec_mount_gets_hint(void) {
     return 0;
   }
   return in_child(noexec_child);
-}
-
-/* A file at the GPUDirect-TCPX default location that does not load is an
- * error naming the way out, never a silent fall-back to TCP. */
-static int tcpx_location_child(void) {
-  int rc = private_mounts();
-  if (rc) return rc;
-  if (mount("tmpfs", "/usr/local", "tmpfs", 0, "size=16m") != 0)
-    return skip("mount tmpfs on /usr/local: %s", strerror(errno));
-  CHECK_EQ(mkdir("/usr/local/tcpx", 0755), 0);
-  CHECK_EQ(mkdir("/usr/local/tcpx/lib64", 0755), 0);
-  CHECK_EQ(write_text_file("/usr/local/tcpx/lib64/libnccl-net-tcpx.so"), 0);
-  net_transport *t = NULL;
-  CHECK(net_open(NULL, 0, NULL, &t) != NET_OK);
-  CHECK(t == NULL);
-  CHECK_STR_CONTAINS(err_get(), "/usr/local/tcpx/lib64/libnccl-net-tcpx.so");
-  CHECK_STR_CONTAINS(err_get(), "dlopen failed");
-  CHECK_STR_CONTAINS(err_get(), BUILTIN_HINT_TEXT);
-  setenv("TCPX_P2P_NET_PLUGIN", "builtin", 1);
-  CHECK_EQ(net_open(NULL, 0, NULL, &t), NET_OK);
-  CHECK_EQ(t->abi_version, 0);
-  t->ops->destroy(t);
-  return 0;
-}
-
-static int test_broken_tcpx_location_is_an_error(void) {
-  if (geteuid() != 0) {
-    skip("not root: cannot mount over /usr/local");
-    return 0;
-  }
-  return in_child(tcpx_location_child);
 }
 
 /* ---- the exported plugin --------------------------------------------- */
@@ -842,81 +601,55 @@ static int test_open_version_from_env(void) {
 
 /* ---- runner ---------------------------------------------------------- */
 
-#define CASE(fn)                                                           \
-  static int run_##fn(void) {                                              \
-    reset_selection_env();                                                 \
-    int rc = fn();                                                         \
-    reset_selection_env();                                                 \
-    return rc;                                                             \
-  }
-CASE(test_missing_file_exact_message)
-CASE(test_not_an_elf_includes_dlerror_verbatim)
-CASE(test_library_without_table_is_not_a_plugin)
-CASE(test_forced_version_not_exported_lists_exports)
-CASE(test_null_member_is_named)
-CASE(test_init_failure_includes_plugin_warning)
-CASE(test_info_printed_when_log_level_is_info)
-CASE(test_noexec_mount_gets_hint)
-CASE(test_broken_tcpx_location_is_an_error)
-CASE(test_cuda_failure_refuses_before_init)
-CASE(test_cuda_without_devices_refuses_before_init)
-CASE(test_working_cuda_lets_init_run)
-CASE(test_missing_driver_gets_hint)
-CASE(test_dynamic_chunk_size_set_before_init)
-CASE(test_dynamic_chunk_size_user_value_kept)
-CASE(test_dynamic_chunk_size_bad_value_refused)
-CASE(test_missing_rxdm_named_in_the_error)
-CASE(test_highest_version_is_picked)
-CASE(test_legacy_init_runs_once_per_process)
-CASE(test_v11_context_reaches_listen_connect_finalize)
-CASE(test_v10_gets_config_profiler_and_handles)
-CASE(test_v7_int_sizes_checked_and_converted)
-CASE(test_fake_properties_through_each_adapter)
-CASE(test_exported_plugin_defaults_to_v11)
-CASE(test_exported_plugin_loads_at_each_version)
-CASE(test_exported_plugin_init_fails_without_device)
-CASE(test_exported_plugin_properties_round_trip)
-CASE(test_exported_plugin_moves_data_at_each_version)
-CASE(test_open_builtin_by_name)
-CASE(test_open_explicit_path_wins_over_env)
-CASE(test_open_nccl_net_plugin_name_resolves_library)
-CASE(test_open_version_from_env)
+LOADER_CASE(test_missing_file_exact_message)
+LOADER_CASE(test_not_an_elf_includes_dlerror_verbatim)
+LOADER_CASE(test_library_without_table_is_not_a_plugin)
+LOADER_CASE(test_forced_version_not_exported_lists_exports)
+LOADER_CASE(test_null_member_is_named)
+LOADER_CASE(test_init_failure_includes_plugin_warning)
+LOADER_CASE(test_info_printed_when_log_level_is_info)
+LOADER_CASE(test_noexec_mount_gets_hint)
+LOADER_CASE(test_highest_version_is_picked)
+LOADER_CASE(test_legacy_init_runs_once_per_process)
+LOADER_CASE(test_v11_context_reaches_listen_connect_finalize)
+LOADER_CASE(test_v10_gets_config_profiler_and_handles)
+LOADER_CASE(test_v7_int_sizes_checked_and_converted)
+LOADER_CASE(test_fake_properties_through_each_adapter)
+LOADER_CASE(test_exported_plugin_defaults_to_v11)
+LOADER_CASE(test_exported_plugin_loads_at_each_version)
+LOADER_CASE(test_exported_plugin_init_fails_without_device)
+LOADER_CASE(test_exported_plugin_properties_round_trip)
+LOADER_CASE(test_exported_plugin_moves_data_at_each_version)
+LOADER_CASE(test_open_builtin_by_name)
+LOADER_CASE(test_open_explicit_path_wins_over_env)
+LOADER_CASE(test_open_nccl_net_plugin_name_resolves_library)
+LOADER_CASE(test_open_version_from_env)
 
-#define ENTRY(fn) {#fn, run_##fn}
 /* Forking cases come first, while this process has no helper threads. */
 static const check_case cases[] = {
-    ENTRY(test_missing_file_exact_message),
-    ENTRY(test_not_an_elf_includes_dlerror_verbatim),
-    ENTRY(test_library_without_table_is_not_a_plugin),
-    ENTRY(test_forced_version_not_exported_lists_exports),
-    ENTRY(test_null_member_is_named),
-    ENTRY(test_init_failure_includes_plugin_warning),
-    ENTRY(test_info_printed_when_log_level_is_info),
-    ENTRY(test_noexec_mount_gets_hint),
-    ENTRY(test_broken_tcpx_location_is_an_error),
-    ENTRY(test_cuda_failure_refuses_before_init),
-    ENTRY(test_cuda_without_devices_refuses_before_init),
-    ENTRY(test_working_cuda_lets_init_run),
-    ENTRY(test_missing_driver_gets_hint),
-    ENTRY(test_dynamic_chunk_size_set_before_init),
-    ENTRY(test_dynamic_chunk_size_user_value_kept),
-    ENTRY(test_dynamic_chunk_size_bad_value_refused),
-    ENTRY(test_missing_rxdm_named_in_the_error),
-    ENTRY(test_highest_version_is_picked),
-    ENTRY(test_legacy_init_runs_once_per_process),
-    ENTRY(test_v11_context_reaches_listen_connect_finalize),
-    ENTRY(test_v10_gets_config_profiler_and_handles),
-    ENTRY(test_v7_int_sizes_checked_and_converted),
-    ENTRY(test_fake_properties_through_each_adapter),
-    ENTRY(test_exported_plugin_defaults_to_v11),
-    ENTRY(test_exported_plugin_loads_at_each_version),
-    ENTRY(test_exported_plugin_init_fails_without_device),
-    ENTRY(test_exported_plugin_properties_round_trip),
-    ENTRY(test_exported_plugin_moves_data_at_each_version),
-    ENTRY(test_open_builtin_by_name),
-    ENTRY(test_open_explicit_path_wins_over_env),
-    ENTRY(test_open_nccl_net_plugin_name_resolves_library),
-    ENTRY(test_open_version_from_env),
+    LOADER_ENTRY(test_missing_file_exact_message),
+    LOADER_ENTRY(test_not_an_elf_includes_dlerror_verbatim),
+    LOADER_ENTRY(test_library_without_table_is_not_a_plugin),
+    LOADER_ENTRY(test_forced_version_not_exported_lists_exports),
+    LOADER_ENTRY(test_null_member_is_named),
+    LOADER_ENTRY(test_init_failure_includes_plugin_warning),
+    LOADER_ENTRY(test_info_printed_when_log_level_is_info),
+    LOADER_ENTRY(test_noexec_mount_gets_hint),
+    LOADER_ENTRY(test_highest_version_is_picked),
+    LOADER_ENTRY(test_legacy_init_runs_once_per_process),
+    LOADER_ENTRY(test_v11_context_reaches_listen_connect_finalize),
+    LOADER_ENTRY(test_v10_gets_config_profiler_and_handles),
+    LOADER_ENTRY(test_v7_int_sizes_checked_and_converted),
+    LOADER_ENTRY(test_fake_properties_through_each_adapter),
+    LOADER_ENTRY(test_exported_plugin_defaults_to_v11),
+    LOADER_ENTRY(test_exported_plugin_loads_at_each_version),
+    LOADER_ENTRY(test_exported_plugin_init_fails_without_device),
+    LOADER_ENTRY(test_exported_plugin_properties_round_trip),
+    LOADER_ENTRY(test_exported_plugin_moves_data_at_each_version),
+    LOADER_ENTRY(test_open_builtin_by_name),
+    LOADER_ENTRY(test_open_explicit_path_wins_over_env),
+    LOADER_ENTRY(test_open_nccl_net_plugin_name_resolves_library),
+    LOADER_ENTRY(test_open_version_from_env),
 };
 
 CHECK_MAIN(cases)

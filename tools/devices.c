@@ -15,6 +15,7 @@
 #include "plugin.h"
 #include "affinity.h"
 #include "cudadrv.h"
+#include "json.h"
 #include "tools.h"
 
 typedef struct devices_args {
@@ -163,22 +164,16 @@ static void print_device_text(int dev, const net_props *p,
 
 /* ---- JSON output ---- */
 
+/* Most values fit the stack buffer; a longer one (a plugin may report any
+ * name) gets a buffer of the size the escaper asked for. */
 static void json_string(const char *s) {
-  if (!s) {
-    fputs("null", stdout);
-    return;
-  }
-  putchar('"');
-  for (; *s; s++) {
-    unsigned char c = (unsigned char)*s;
-    if (c == '"' || c == '\\')
-      printf("\\%c", c);
-    else if (c < 0x20)
-      printf("\\u%04x", c);
-    else
-      putchar(c);
-  }
-  putchar('"');
+  char small[512];
+  size_t n = json_escape(s, small, sizeof small);
+  char *big = n < sizeof small ? NULL : malloc(n + 1);
+  if (big) json_escape(s, big, n + 1);
+  /* out of memory: null, never a cut-off (invalid) literal */
+  fputs(big ? big : n < sizeof small ? small : "null", stdout);
+  free(big);
 }
 
 static void json_key_string(const char *key, const char *value) {

@@ -10,50 +10,46 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "json.h"
 #include "tools.h"
 
 /* ---- growing strings ---- */
+
+/* Room for n more bytes and the NUL; 0 (and oom set) when there is none. */
+static int buf_reserve(doc_buf *b, size_t n) {
+  if (b->oom) return 0;
+  size_t need = b->len + n + 1;
+  if (need <= b->cap) return 1;
+  size_t cap = b->cap ? b->cap : 128;
+  while (cap < need) cap *= 2;
+  char *s = realloc(b->s, cap);
+  if (!s) {
+    b->oom = 1; /* the report shows what fitted; nothing to free here */
+    return 0;
+  }
+  b->s = s;
+  b->cap = cap;
+  return 1;
+}
 
 void buf_printf(doc_buf *b, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   int n = vsnprintf(NULL, 0, fmt, ap);
   va_end(ap);
-  if (n < 0 || b->oom) return;
-  size_t need = b->len + (size_t)n + 1;
-  if (need > b->cap) {
-    size_t cap = b->cap ? b->cap : 128;
-    while (cap < need) cap *= 2;
-    char *s = realloc(b->s, cap);
-    if (!s) {
-      b->oom = 1; /* the report shows what fitted; nothing to free here */
-      return;
-    }
-    b->s = s;
-    b->cap = cap;
-  }
+  if (n < 0 || !buf_reserve(b, (size_t)n)) return;
   va_start(ap, fmt);
   vsnprintf(b->s + b->len, b->cap - b->len, fmt, ap);
   va_end(ap);
   b->len += (size_t)n;
 }
 
+/* Measure first, then escape in place: the same escaper as `devices`. */
 void buf_json_string(doc_buf *b, const char *s) {
-  if (!s) {
-    buf_printf(b, "null");
-    return;
-  }
-  buf_printf(b, "\"");
-  for (; *s; s++) {
-    unsigned char ch = (unsigned char)*s;
-    if (ch == '"' || ch == '\\')
-      buf_printf(b, "\\%c", ch);
-    else if (ch < 0x20)
-      buf_printf(b, "\\u%04x", ch);
-    else
-      buf_printf(b, "%c", ch);
-  }
-  buf_printf(b, "\"");
+  size_t n = json_escape(s, NULL, 0);
+  if (!buf_reserve(b, n)) return;
+  json_escape(s, b->s + b->len, b->cap - b->len);
+  b->len += n;
 }
 
 const char *buf_text(const doc_buf *b) { return b->s ? b->s : ""; }

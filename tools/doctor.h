@@ -82,7 +82,7 @@ typedef struct doc_buf {
   int oom;
 } doc_buf;
 void buf_printf(doc_buf *b, const char *fmt, ...) P2P_PRINTF(2, 3);
-void buf_json_string(doc_buf *b, const char *s); /* NULL -> null */
+void buf_json_string(doc_buf *b, const char *s); /* json.h; NULL -> null */
 const char *buf_text(const doc_buf *b);          /* "" when empty */
 void buf_free(doc_buf *b);
 

@@ -1,6 +1,7 @@
-/* Members for the small fake plugins that are never meant to be called
- * (the loader must refuse the plugin before): each fails with "internal
- * error". Only for tests/plugins. */
+/* Members for the small fake plugins whose calls after init do not matter
+ * (the loader refuses the plugin before, or the test only loads it):
+ * devices reports one, every other call fails with "internal error". Only
+ * for tests/plugins. */
 #ifndef TCPX_P2P_FAKE_STUBS_H
 #define TCPX_P2P_FAKE_STUBS_H
 
@@ -42,5 +43,18 @@ static inline ncclResult_t stub_test(void *r, int *done, int *s) {
   (void)r, (void)done, (void)s; return NCCL_INTERNAL_ERROR; }
 static inline ncclResult_t stub_close(void *c) {
   (void)c; return NCCL_INTERNAL_ERROR; }
+
+/* Every ncclNet_v7_t member after .name and .init, as stubs: a fake that
+ * only differs in its name and init writes
+ *   ncclNet_v7_t ncclNetPlugin_v7 = {.name = "...", .init = init,
+ *                                    FAKE_STUB_MEMBERS_V7};
+ * so the table itself is written once, here. */
+#define FAKE_STUB_MEMBERS_V7                                               \
+  .devices = stub_devices, .getProperties = stub_props_v7,                 \
+  .listen = stub_listen, .connect = stub_connect, .accept = stub_accept,   \
+  .regMr = stub_reg_mr_int, .deregMr = stub_dereg_mr,                      \
+  .isend = stub_isend_int, .irecv = stub_irecv_int, .iflush = stub_iflush, \
+  .test = stub_test, .closeSend = stub_close, .closeRecv = stub_close,     \
+  .closeListen = stub_close
 
 #endif

@@ -21,11 +21,5 @@ static ncclResult_t init(ncclDebugLogger_t log) {
   return NCCL_OK;
 }
 
-ncclNet_v7_t ncclNetPlugin_v7 = {
-    .name = "fake-needs-cuda", .init = init, .devices = stub_devices,
-    .getProperties = stub_props_v7, .listen = stub_listen,
-    .connect = stub_connect, .accept = stub_accept,
-    .regMr = stub_reg_mr_int, .deregMr = stub_dereg_mr,
-    .isend = stub_isend_int, .irecv = stub_irecv_int, .iflush = stub_iflush,
-    .test = stub_test, .closeSend = stub_close, .closeRecv = stub_close,
-    .closeListen = stub_close};
+ncclNet_v7_t ncclNetPlugin_v7 = {.name = "fake-needs-cuda", .init = init,
+                                 FAKE_STUB_MEMBERS_V7};
