@@ -2,8 +2,10 @@
 # checking that every stdout line of --json is a JSON object with the
 # expected fields, "check":"ok" (the byte check passed), positive bandwidth and latency, and a positive ratio
 # against its reference; bandwidth rows also carry the second reference
-# (N iperf3 processes x 1 stream), null or positive. Not a timed
-# assertion: numbers only have to exist.
+# (N iperf3 processes x 1 stream), null or positive, and the CPU cost
+# (cpu_s_per_gb, always measured; ref_cpu_s_per_gb and cpu_ratio, numbers
+# wherever the row has an iperf3 ratio). Not a timed assertion: numbers
+# only have to exist.
 #
 # This file is both the ctest fragment (included by tests/CMakeLists.txt)
 # and, run with `cmake -P`, the checker each test runs:
@@ -44,6 +46,30 @@ function(p2p_check_endpoints line)
   if(total LESS moved)
     message(FATAL_ERROR "the NICs moved ${total} bytes, less than ${moved}: ${line}")
   endif()
+endfunction()
+
+# Bandwidth rows' CPU cost: "cpu_s_per_gb" (both side processes, measured
+# in every row) a number > 0; "ref_cpu_s_per_gb" and "cpu_ratio" null or
+# a number > 0, and numbers whenever the row has an iperf3 ratio (the
+# reference ran, so its processes' CPU time is known).
+function(p2p_check_cpu line ratio_type)
+  foreach(key cpu_s_per_gb ref_cpu_s_per_gb cpu_ratio)
+    string(JSON type ERROR_VARIABLE missing TYPE "${line}" ${key})
+    if(missing)
+      message(FATAL_ERROR "no \"${key}\": ${line}")
+    endif()
+    string(JSON value GET "${line}" ${key})
+    set(need_number OFF)
+    if(key STREQUAL "cpu_s_per_gb" OR ratio_type STREQUAL "NUMBER")
+      set(need_number ON)
+    endif()
+    if(type STREQUAL "NULL" AND NOT need_number)
+      continue()
+    endif()
+    if(NOT type STREQUAL "NUMBER" OR NOT value GREATER 0)
+      message(FATAL_ERROR "${key} must be a number > 0: ${line}")
+    endif()
+  endforeach()
 endfunction()
 
 if(DEFINED CMAKE_SCRIPT_MODE_FILE)
@@ -125,6 +151,7 @@ if(DEFINED CMAKE_SCRIPT_MODE_FILE)
           message(FATAL_ERROR "${key} must be null or a number > 0: ${line}")
         endif()
       endforeach()
+      p2p_check_cpu("${line}" "${ratio_type}")
     endif()
   endforeach()
   return()

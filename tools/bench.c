@@ -105,6 +105,39 @@ double bench_now(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+/* ---- CPU cost --------------------------------------------------------------- */
+
+/* The scheduler's count of the time this process's threads ran, user and
+ * system, in nanoseconds, exited threads included: the same total as
+ * getrusage's user + system (which only splits it by tick samples), and
+ * it covers the engine's and the transport's threads as well as the
+ * caller's. Kernel work the process causes but that runs outside its
+ * context (a softirq run by ksoftirqd, or by whatever task a CPU was
+ * running) is not in it; the iperf3 reference is counted the same way. */
+double bench_cpu_now(void) {
+  struct timespec ts;
+  if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0) return -1;
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+double bench_cpu_per_gb(double cpu_s, double bytes) {
+  return cpu_s < 0 || bytes <= 0 ? -1 : cpu_s / (bytes / 1e9);
+}
+
+void bench_json_cpu(FILE *out, double cpu_s_per_gb, double ref, int last) {
+  bench_json_num(out, "cpu_s_per_gb", cpu_s_per_gb, 0);
+  bench_json_num(out, "ref_cpu_s_per_gb", ref, 0);
+  bench_json_num(out, "cpu_ratio",
+                 cpu_s_per_gb > 0 && ref > 0 ? cpu_s_per_gb / ref : -1, last);
+}
+
+void bench_cpu_cell(char *buf, size_t len, double cpu_s_per_gb, double ref) {
+  if (cpu_s_per_gb <= 0) snprintf(buf, len, "n/a");
+  else if (ref <= 0) snprintf(buf, len, "%.3g/n/a", cpu_s_per_gb);
+  else snprintf(buf, len, "%.3g/%.3g %.2fx", cpu_s_per_gb, ref,
+                cpu_s_per_gb / ref);
+}
+
 /* ---- interruption ------------------------------------------------------------ */
 
 /* The signal that asked the benchmark to stop, or 0. Set by the handler

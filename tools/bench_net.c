@@ -10,7 +10,9 @@
  * count: a warm-up (also the calibration of --seconds), the timed round,
  * and one checked message (receive buffer poisoned first, then compared
  * with the pattern byte for byte; not timed). Both sides keep up to
- * NET_WINDOW requests in flight and test them oldest first.
+ * NET_WINDOW requests in flight and test them oldest first. After each
+ * round the sender answers with the CPU time its process spent on it, so
+ * the receiver reports both sides' CPU per GB next to iperf3's.
  *
  * --pingpong measures round trips instead: each side has a comm each way,
  * side 1 sends and waits for the echo, in blocks that alternate with a raw
@@ -190,13 +192,19 @@ static void close_end(net_end *e) {
 
 /* ---- receiver: rounds, timing, report -------------------------------------------- */
 
-/* Announce a round of `count` messages and receive them; seconds taken. */
+/* Announce a round of `count` messages and receive them: the seconds it
+ * took, and the CPU seconds both processes spent on it (the sender's
+ * comes back over the out-of-band socket once the clock has stopped). */
 static int recv_round(net_end *e, int peer_fd, size_t size, uint64_t count,
-                      double *secs) {
-  double t0 = bench_now();
+                      double *secs, double *cpu_s) {
+  double t0 = bench_now(), c0 = bench_cpu_now(), theirs;
   if (oob_send(peer_fd, &count, sizeof count) != 0) return -1;
   if (pipe_run(e, size, count) != 0) return -1;
   *secs = bench_now() - t0;
+  *cpu_s = bench_cpu_now() - c0;
+  if (bench_oob_wait(peer_fd, &theirs, sizeof theirs) != 0) return -1;
+  if (theirs < 0 || c0 < 0) *cpu_s = -1;
+  else *cpu_s += theirs;
   return 0;
 }
 
@@ -221,11 +229,13 @@ static void ref_cells(char *buf, size_t len, double ref, double ratio) {
 
 static void report(const net_plan *plan, const iperf3_result *r,
                    const iperf3_result *procs, size_t size, uint64_t count,
-                   double gbps) {
+                   double gbps, double cpu_s) {
   double ref = iperf3_gbps(r), ref2 = iperf3_gbps(procs);
   double ratio = ref > 0 ? gbps / ref : -1;
   double ratio2 = ref2 > 0 ? gbps / ref2 : -1;
-  char s[32], cells[64], cells2[64];
+  double cpu = bench_cpu_per_gb(cpu_s, (double)size * (double)count);
+  double ref_cpu = iperf3_cpu_ref(procs, r);
+  char s[32], cells[64], cells2[64], cpu_cell[48];
   bench_size_str(size, s, sizeof s);
   if (plan->json) {
     printf("{\"op\":\"net\",\"size\":%zu,\"streams\":%d,\"msgs\":%llu,"
@@ -236,12 +246,14 @@ static void report(const net_plan *plan, const iperf3_result *r,
     bench_json_num(stdout, "ref_gbps", ref, 0);
     bench_json_num(stdout, "ratio", ratio, 0);
     bench_json_num(stdout, "ref_procs_gbps", ref2, 0);
-    bench_json_num(stdout, "ratio_procs", ratio2, 1);
+    bench_json_num(stdout, "ratio_procs", ratio2, 0);
+    bench_json_cpu(stdout, cpu, ref_cpu, 1);
   } else {
     ref_cells(cells, sizeof cells, ref, ratio);
     ref_cells(cells2, sizeof cells2, ref2, ratio2);
-    printf("%8s  %8.3f  %s  %s  %7llu  ok\n", s, gbps, cells, cells2,
-           (unsigned long long)count);
+    bench_cpu_cell(cpu_cell, sizeof cpu_cell, cpu, ref_cpu);
+    printf("%8s  %8.3f  %s  %s  %-19s  %7llu  ok\n", s, gbps, cells, cells2,
+           cpu_cell, (unsigned long long)count);
   }
   fflush(stdout);
 }
@@ -264,17 +276,17 @@ static int recv_size(const net_plan *plan, net_end *e, int peer_fd, size_t size)
     measure_references(plan, &ref, &procs);
   uint64_t warm = NET_WARMUP_BYTES / size, stop = 0, one = 1;
   warm = warm < 2 ? 2 : warm > 256 ? 256 : warm;
-  double warm_secs, secs, unused;
-  if (recv_round(e, peer_fd, size, warm, &warm_secs) != 0) return -1;
+  double warm_secs, secs, cpu_s, unused;
+  if (recv_round(e, peer_fd, size, warm, &warm_secs, &unused) != 0) return -1;
   uint64_t count = timed_count(plan, size, warm, warm_secs);
-  if (recv_round(e, peer_fd, size, count, &secs) != 0) return -1;
+  if (recv_round(e, peer_fd, size, count, &secs, &cpu_s) != 0) return -1;
   memset(e->buf, BENCH_POISON, size);
-  if (recv_round(e, peer_fd, size, one, &unused) != 0) return -1;
+  if (recv_round(e, peer_fd, size, one, &unused, &unused) != 0) return -1;
   if (!bench_check(e->buf, size, NET_SEED, "bench net: checked message"))
     return err_set(-1, "the checked message of %zu bytes arrived corrupted", size);
   if (oob_send(peer_fd, &stop, sizeof stop) != 0) return -1;
   report(plan, &ref, &procs, size, count,
-         bench_gbps((double)size * (double)count, secs));
+         bench_gbps((double)size * (double)count, secs), cpu_s);
   return 0;
 }
 
@@ -289,8 +301,9 @@ static void print_transport(const net_plan *plan, const net_end *e) {
             "flight, receiver times\n", e->t->name, e->t->path,
             e->t->abi_version, NET_WINDOW);
   if (!plan->json)
-    fprintf(info, "%8s  %8s  %11s  %6s  %11s  %6s  %7s  %s\n", "size", "GB/s",
-            "iperf3 GB/s", "ratio", "procs GB/s", "ratio2", "msgs", "check");
+    fprintf(info, "%8s  %8s  %11s  %6s  %11s  %6s  %-19s  %7s  %s\n", "size",
+            "GB/s", "iperf3 GB/s", "ratio", "procs GB/s", "ratio2",
+            BENCH_CPU_HEADER, "msgs", "check");
   fflush(info);
 }
 
@@ -319,12 +332,17 @@ static int receiver(const twohost *th, int side, int peer_fd, void *arg) {
 
 /* ---- sender: follows the receiver's rounds ----------------------------------------- */
 
+/* Each round, then the CPU seconds this process spent on it (from the
+ * count's arrival to the last send done) back to the receiver. */
 static int send_size(net_end *e, int peer_fd, size_t size) {
   for (;;) {
     uint64_t count;
     if (bench_oob_wait(peer_fd, &count, sizeof count) != 0) return -1;
     if (count == 0) return 0;
+    double c0 = bench_cpu_now();
     if (pipe_run(e, size, count) != 0) return -1;
+    double cpu_s = c0 < 0 ? -1 : bench_cpu_now() - c0;
+    if (oob_send(peer_fd, &cpu_s, sizeof cpu_s) != 0) return -1;
   }
 }
 
@@ -529,7 +547,9 @@ static int usage(FILE *out) {
           "  --ref-per-size, for --ref-seconds (default 3; 0 = no reference);\n"
           "  and next to N iperf3 processes of 1 stream each at once, each pair\n"
           "  on its own CPUs (reference 2, ratio2; --ref-procs 0 skips it).\n"
-          "  Default count per size: 1 GiB worth, %d..%d messages.\n"
+          "  Default count per size: 1 GiB worth, %d..%d messages. Each row\n"
+          "  also gives both sides' CPU seconds per GB next to the iperf3\n"
+          "  reference's (N processes where measured) and their ratio.\n"
           "  --pingpong: round trips through the transport instead (sizes\n"
           "  default 256,4K,64K; --iters default %d), next to a raw TCP\n"
           "  ping-pong between the same processes; ratio = p50 / raw p50.\n"
@@ -594,6 +614,8 @@ static int parse_args(int argc, char **argv, net_plan *p, int *loopback) {
 
 static void print_reference(const net_plan *plan) {
   FILE *info = plan->json ? stderr : stdout;
+  char cpu[48];
+  iperf3_cpu_words(&plan->ref, cpu, sizeof cpu);
   if (plan->ref_seconds == 0)
     fprintf(info, "reference: none (--ref-seconds 0): ratio null\n");
   else if (plan->ref_per_size)
@@ -603,8 +625,8 @@ static void print_reference(const net_plan *plan) {
   else if (plan->ref.available)
     fprintf(info, "reference: iperf3 -P %d, %d s after 1 s omitted, ends on "
             "CPUs %d and %d, measured once per run between the same hosts: "
-            "%.3f GB/s\n", plan->ref.streams, plan->ref.seconds,
-            plan->ref.cpu[0], plan->ref.cpu[1], plan->ref.gbps);
+            "%.3f GB/s%s\n", plan->ref.streams, plan->ref.seconds,
+            plan->ref.cpu[0], plan->ref.cpu[1], plan->ref.gbps, cpu);
   else
     fprintf(info, "reference: unavailable (%s): ratio null\n", plan->ref.why);
   fflush(info);
@@ -612,8 +634,9 @@ static void print_reference(const net_plan *plan) {
 
 static void print_reference2(const net_plan *plan) {
   FILE *info = plan->json ? stderr : stdout;
-  char where[160];
+  char where[160], cpu[48];
   iperf3_placement(&plan->procs, where, sizeof where);
+  iperf3_cpu_words(&plan->procs, cpu, sizeof cpu);
   if (plan->ref_seconds == 0 || !plan->ref_procs)
     fprintf(info, "reference 2: none (%s): ratio2 null\n",
             plan->ref_seconds == 0 ? "--ref-seconds 0" : "--ref-procs 0");
@@ -624,8 +647,8 @@ static void print_reference2(const net_plan *plan) {
   else if (plan->procs.available)
     fprintf(info, "reference 2: %d iperf3 processes x 1 stream at once, %d s "
             "after 1 s omitted, %s, summed, measured once per run between "
-            "the same hosts: %.3f GB/s\n", plan->procs.procs,
-            plan->procs.seconds, where, plan->procs.gbps);
+            "the same hosts: %.3f GB/s%s\n", plan->procs.procs,
+            plan->procs.seconds, where, plan->procs.gbps, cpu);
   else
     fprintf(info, "reference 2: unavailable (%s): ratio2 null\n",
             plan->procs.why);

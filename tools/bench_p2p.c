@@ -12,7 +12,9 @@
  * timed; --async: a window of p2p_post + p2p_poll, each transfer timed
  * from post to the poll that saw it done), then one checked transfer (the
  * destination poisoned first, compared with the pattern after; not timed).
- * The two sides keep in step over the out-of-band socket. The command line
+ * The two sides keep in step over the out-of-band socket, which also
+ * brackets the timed transfers so that the server can send back the CPU
+ * time its process spent on them (client_timed, server_timed). The command line
  * and the once-per-run references are in bench_p2p_main.c. */
 #include <dirent.h>
 #include <stdio.h>
@@ -49,6 +51,8 @@ typedef struct p2p_side {
   double *raw_us;            /* per raw round trip (client) */
   iperf3_result ref_now;     /* --ref-per-size: this step's references */
   iperf3_result procs_now;
+  double cpu_s;              /* both sides' CPU seconds in the timed
+                                transfers of this step; -1: not known */
   /* --gpu: buf/mr point at the host or the GPU buffer for the pass */
   bench_gpu *gpu;
   int on_gpu;
@@ -232,6 +236,7 @@ static void report_bandwidth(p2p_side *s, bench_op op, size_t size,
   bench_stats st;
   bench_stats_of(s->lat_us, (size_t)iters, &st);
   double gbps = bench_gbps((double)size * (double)iters, secs);
+  double cpu = bench_cpu_per_gb(s->cpu_s, (double)size * (double)iters);
   const iperf3_result *ref = op == OP_READ ? &plan->ref_rev : &plan->ref_fwd;
   const iperf3_result *procs = op == OP_READ ? &plan->procs_rev : &plan->procs_fwd;
   if (plan->ref_per_size) {
@@ -246,6 +251,7 @@ static void report_bandwidth(p2p_side *s, bench_op op, size_t size,
   double ratio = ref_gbps > 0 ? gbps / ref_gbps : -1;
   double procs_gbps = iperf3_gbps(procs);
   double ratio2 = procs_gbps > 0 ? gbps / procs_gbps : -1;
+  double ref_cpu = iperf3_cpu_ref(procs, ref);
   char sz[32];
   bench_size_str(size, sz, sizeof sz);
   if (plan->json) {
@@ -261,9 +267,12 @@ static void report_bandwidth(p2p_side *s, bench_op op, size_t size,
     bench_json_num(stdout, "ratio", ratio, 0);
     bench_json_num(stdout, "ref_procs_gbps", procs_gbps, 0);
     if (s->gpu) report_gpu_json(s, size, gbps);
-    bench_json_num(stdout, "ratio_procs", ratio2, 1);
+    bench_json_num(stdout, "ratio_procs", ratio2, 0);
+    bench_json_cpu(stdout, cpu, ref_cpu, 1);
   } else {
     char refs[40] = "n/a", rs[16] = "null", refs2[40] = "n/a", rs2[16] = "null";
+    char cpu_cell[48];
+    bench_cpu_cell(cpu_cell, sizeof cpu_cell, cpu, ref_cpu);
     if (ref_gbps > 0) {
       snprintf(refs, sizeof refs, "iperf3 %.3f GB/s", ref_gbps);
       snprintf(rs, sizeof rs, "%.3f", ratio);
@@ -272,9 +281,9 @@ static void report_bandwidth(p2p_side *s, bench_op op, size_t size,
       snprintf(refs2, sizeof refs2, "procs %.3f GB/s", procs_gbps);
       snprintf(rs2, sizeof rs2, "%.3f", ratio2);
     }
-    printf("%-8s %6s %6zu %6ld %8.3f %9.1f %9.1f  %-18s %-6s  %-18s %s\n",
+    printf("%-8s %6s %6zu %6ld %8.3f %9.1f %9.1f  %-18s %-6s  %-18s %-6s  %s\n",
            op_names[op], sz, s->nblocks, iters, gbps, st.p50, st.p99, refs, rs,
-           refs2, rs2);
+           refs2, rs2, cpu_cell);
     if (s->gpu) report_gpu_text(s, size, gbps);
   }
   fflush(stdout);
@@ -320,11 +329,31 @@ static int peer_verdict(p2p_side *s, const char *what) {
   return ok ? 0 : -1;
 }
 
+/* The timed transfers of a bandwidth step. Over the out-of-band socket
+ * the client says "start" and waits for the answer, then "done" once the
+ * clock has stopped; the server (server_timed) reads its process's CPU
+ * clock at the two words and sends back the difference. s->cpu_s: both
+ * sides' CPU seconds, -1 when not known. */
+static int client_timed(p2p_side *s, p2p_op_kind kind, long iters,
+                        double *secs, const char *what) {
+  char word = 1;
+  double theirs;
+  if (oob_send(s->peer_fd, &word, 1) != 0 || bench_oob_wait(s->peer_fd, &word, 1) != 0)
+    return oob_fail("client", "start of the timed transfers");
+  double c0 = bench_cpu_now();
+  if (transfers(s, kind, iters, s->lat_us, secs) != 0) return fail("client", what);
+  double mine = bench_cpu_now() - c0;
+  if (oob_send(s->peer_fd, &word, 1) != 0 ||
+      bench_oob_wait(s->peer_fd, &theirs, sizeof theirs) != 0)
+    return oob_fail("client", "end of the timed transfers");
+  s->cpu_s = c0 < 0 || theirs < 0 ? -1 : mine + theirs;
+  return 0;
+}
+
 static int client_send(p2p_side *s, long iters, double *secs) {
   char ready;
-  if (transfers(s, P2P_OP_SEND, 1, NULL, NULL) != 0 ||
-      transfers(s, P2P_OP_SEND, iters, s->lat_us, secs) != 0)
-    return fail("client", "send");
+  if (transfers(s, P2P_OP_SEND, 1, NULL, NULL) != 0) return fail("client", "send");
+  if (client_timed(s, P2P_OP_SEND, iters, secs, "send") != 0) return -1;
   if (bench_oob_wait(s->peer_fd, &ready, 1) != 0) return oob_fail("client", "ready");
   if (transfers(s, P2P_OP_SEND, 1, NULL, NULL) != 0) return fail("client", "checked send");
   return peer_verdict(s, "send");
@@ -332,9 +361,8 @@ static int client_send(p2p_side *s, long iters, double *secs) {
 
 static int client_write(p2p_side *s, long iters, double *secs) {
   char msg = 1;
-  if (transfers(s, P2P_OP_WRITE, 1, NULL, NULL) != 0 ||
-      transfers(s, P2P_OP_WRITE, iters, s->lat_us, secs) != 0)
-    return fail("client", "write");
+  if (transfers(s, P2P_OP_WRITE, 1, NULL, NULL) != 0) return fail("client", "write");
+  if (client_timed(s, P2P_OP_WRITE, iters, secs, "write") != 0) return -1;
   if (oob_send(s->peer_fd, &msg, 1) != 0 ||       /* poison, please */
       bench_oob_wait(s->peer_fd, &msg, 1) != 0)   /* poisoned */
     return oob_fail("client", "write check");
@@ -344,9 +372,8 @@ static int client_write(p2p_side *s, long iters, double *secs) {
 }
 
 static int client_read(p2p_side *s, size_t size, long iters, double *secs) {
-  if (transfers(s, P2P_OP_READ, 1, NULL, NULL) != 0 ||
-      transfers(s, P2P_OP_READ, iters, s->lat_us, secs) != 0)
-    return fail("client", "read");
+  if (transfers(s, P2P_OP_READ, 1, NULL, NULL) != 0) return fail("client", "read");
+  if (client_timed(s, P2P_OP_READ, iters, secs, "read") != 0) return -1;
   buf_poison(s, size);
   if (transfers(s, P2P_OP_READ, 1, NULL, NULL) != 0) return fail("client", "checked read");
   char ok = (char)buf_check(s, size, "bench p2p: checked read");
@@ -420,10 +447,31 @@ static int client_step(p2p_side *s, bench_op op, int size_idx) {
 
 /* ---- server steps ------------------------------------------------------------------ */
 
+/* The server's half of client_timed: its process's CPU time from the
+ * client's "start" to its "done", sent back. In between it receives
+ * `recv_iters` sends; one-sided ops it serves from its progress thread,
+ * which this clock counts like every thread of the process. */
+static int server_timed(p2p_side *s, long recv_iters) {
+  char word;
+  if (bench_oob_wait(s->peer_fd, &word, 1) != 0)
+    return oob_fail("server", "start of the timed transfers");
+  double c0 = bench_cpu_now();
+  if (oob_send(s->peer_fd, &word, 1) != 0)
+    return oob_fail("server", "start of the timed transfers");
+  if (recv_iters > 0 && transfers(s, P2P_OP_RECV, recv_iters, NULL, NULL) != 0)
+    return fail("server", "recv");
+  if (bench_oob_wait(s->peer_fd, &word, 1) != 0)
+    return oob_fail("server", "end of the timed transfers");
+  double cpu_s = c0 < 0 ? -1 : bench_cpu_now() - c0;
+  if (oob_send(s->peer_fd, &cpu_s, sizeof cpu_s) != 0)
+    return oob_fail("server", "CPU time");
+  return 0;
+}
+
 static int server_recv(p2p_side *s, size_t size, long iters) {
   char ready = 1;
-  if (transfers(s, P2P_OP_RECV, 1 + iters, NULL, NULL) != 0)
-    return fail("server", "recv");
+  if (transfers(s, P2P_OP_RECV, 1, NULL, NULL) != 0) return fail("server", "recv");
+  if (server_timed(s, iters) != 0) return -1;
   buf_poison(s, size);
   if (oob_send(s->peer_fd, &ready, 1) != 0) return oob_fail("server", "ready");
   if (transfers(s, P2P_OP_RECV, 1, NULL, NULL) != 0) return fail("server", "checked recv");
@@ -447,9 +495,11 @@ static int server_advertise(p2p_side *s) {
   return rc;
 }
 
-/* The client writes; on its word poison the region, then check its write. */
+/* The client's timed writes (server_timed); then on its word poison the
+ * region, and check its checked write. */
 static int server_written(p2p_side *s, size_t size) {
   char msg;
+  if (server_timed(s, 0) != 0) return -1;
   if (bench_oob_wait(s->peer_fd, &msg, 1) != 0) return oob_fail("server", "write check");
   buf_poison(s, size);
   if (oob_send(s->peer_fd, &msg, 1) != 0 || bench_oob_wait(s->peer_fd, &msg, 1) != 0)
@@ -496,6 +546,7 @@ static int server_step(p2p_side *s, bench_op op, size_t size) {
     case OP_SEND: return server_recv(s, size, iters);
     case OP_WRITE: return server_written(s, size);
     case OP_READ: /* served by the progress thread; the client checks */
+      if (server_timed(s, 0) != 0) return -1;
       if (bench_oob_wait(s->peer_fd, &ok, 1) != 0) return oob_fail("server", "read done");
       return ok ? 0 : -1;
     default: return server_echo(s, size, iters);
@@ -640,9 +691,9 @@ static void print_layout(const p2p_plan *plan) {
           c, t, c * t, count_tcp_sockets(), c * t, 4 * c * t,
           raw ? " and raw ping-pong" : "", 4 * c * t + 2 + raw);
   if (!plan->json)
-    fprintf(info, "%-8s %6s %6s %6s %8s %9s %9s  %-18s %-6s  %-18s %s\n", "op",
-            "size", "blocks", "iters", "GB/s", "p50 us", "p99 us", "reference",
-            "ratio", "reference 2", "ratio2");
+    fprintf(info, "%-8s %6s %6s %6s %8s %9s %9s  %-18s %-6s  %-18s %-6s  %s\n",
+            "op", "size", "blocks", "iters", "GB/s", "p50 us", "p99 us",
+            "reference", "ratio", "reference 2", "ratio2", BENCH_CPU_HEADER);
   fflush(info);
 }
 

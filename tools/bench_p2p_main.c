@@ -14,11 +14,13 @@
 static void print_iperf3(const p2p_plan *plan, const iperf3_result *r,
                          const char *dir) {
   FILE *info = plan->json ? stderr : stdout;
+  char cpu[48];
+  iperf3_cpu_words(r, cpu, sizeof cpu);
   if (r->available)
     fprintf(info, "reference: iperf3 -P %d%s (%s), %d s after 1 s omitted, ends "
-            "on CPUs %d and %d, once per run: %.3f GB/s\n", r->streams,
+            "on CPUs %d and %d, once per run: %.3f GB/s%s\n", r->streams,
             r->reverse ? " -R" : "", dir, r->seconds, r->cpu[0], r->cpu[1],
-            r->gbps);
+            r->gbps, cpu);
   else
     fprintf(info, "reference (%s): unavailable (%s): ratio null\n", dir,
             plan->ref_seconds ? r->why : "--ref-seconds 0");
@@ -27,13 +29,14 @@ static void print_iperf3(const p2p_plan *plan, const iperf3_result *r,
 static void print_procs(const p2p_plan *plan, const iperf3_result *r,
                         const char *dir) {
   FILE *info = plan->json ? stderr : stdout;
-  char where[160];
+  char where[160], cpu[48];
   iperf3_placement(r, where, sizeof where);
+  iperf3_cpu_words(r, cpu, sizeof cpu);
   if (r->available)
     fprintf(info, "reference 2: %d iperf3 processes x 1 stream%s at once (%s), "
-            "%d s after 1 s omitted, %s, summed, once per run: %.3f GB/s\n",
+            "%d s after 1 s omitted, %s, summed, once per run: %.3f GB/s%s\n",
             r->procs, r->reverse ? " (-R)" : "", dir, r->seconds, where,
-            r->gbps);
+            r->gbps, cpu);
   else
     fprintf(info, "reference 2 (%s): unavailable (%s): ratio2 null\n", dir,
             !plan->ref_seconds ? "--ref-seconds 0"
@@ -84,14 +87,15 @@ static void measure_nic_references(const twohost *th, p2p_plan *plan) {
     if (!(dir ? rev : fwd)) continue;
     if (plan->ref_seconds > 0)
       iperf3_measure_nics(th, plan->endpoints, nic, plan->ref_seconds, dir, r);
-    char where[160];
+    char where[160], cpu[48];
     iperf3_placement(r, where, sizeof where);
+    iperf3_cpu_words(r, cpu, sizeof cpu);
     if (r->available)
       fprintf(info, "reference: %d iperf3 processes x 1 stream at once%s (%s), "
               "pair k over endpoint k's NIC, %d s after 1 s omitted, %s, "
-              "summed, once per run: %.3f GB/s\n", r->procs, dir ? " (-R)" : "",
+              "summed, once per run: %.3f GB/s%s\n", r->procs, dir ? " (-R)" : "",
               dir ? "server -> client, as read" : "client -> server, as send "
-              "and write", r->seconds, where, r->gbps);
+              "and write", r->seconds, where, r->gbps, cpu);
     else
       fprintf(info, "reference (%s): unavailable (%s): ratio null\n",
               dir ? "read" : "send, write",
@@ -121,7 +125,9 @@ static int usage(FILE *out) {
           "  own CPUs (reference 2, ratio2; --ref-procs 0 skips it), and a raw\n"
           "  TCP ping-pong. The iperf3 references are measured once per run per\n"
           "  direction, or with --ref-per-size right before each op and size.\n"
-          "  Default iterations: 512 MiB worth, %d..%d.\n"
+          "  Default iterations: 512 MiB worth, %d..%d. Bandwidth rows also give\n"
+          "  both sides' CPU seconds per GB next to the iperf3 reference's (N\n"
+          "  processes where measured) and their ratio.\n"
           "  --cpus apart (default): each side and its threads on its own half\n"
           "  of the CPUs, like two hosts; free: where the scheduler puts them.\n"
           "  --endpoints N (1..%d): N endpoint pairs at once, endpoint k with GPU\n"

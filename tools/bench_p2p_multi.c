@@ -8,7 +8,10 @@
  * the timed phase), each endpoint's GB/s, per-transfer latency over all
  * endpoints, the bytes each of the client's NICs moved, and the ratio to
  * the reference measured in the same run (N iperf3 processes x 1 stream,
- * pair k over endpoint k's NIC; bench_p2p_main.c). */
+ * pair k over endpoint k's NIC; bench_p2p_main.c), and the CPU time both
+ * side processes spent in the timed phase per GB next to the reference's:
+ * the timed phase starts and ends at a barrier, and the server sends its
+ * share to the client. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -193,7 +196,7 @@ static void nic_bytes(const multi_side *s, unsigned long long out[TWOHOST_MAX_NI
 
 /* ---- reporting (client) ------------------------------------------------------- */
 
-static void report(const multi_side *s, long iters, double wall,
+static void report(const multi_side *s, long iters, double wall, double cpu_s,
                    const unsigned long long *before,
                    const unsigned long long *after) {
   const p2p_plan *plan = s->plan;
@@ -208,8 +211,11 @@ static void report(const multi_side *s, long iters, double wall,
     free(lat);
   }
   double gbps = bench_gbps((double)s->size * (double)nlat, wall);
-  double ref = iperf3_gbps(s->op == OP_READ ? &plan->ref_nics_rev : &plan->ref_nics_fwd);
+  const iperf3_result *r = s->op == OP_READ ? &plan->ref_nics_rev : &plan->ref_nics_fwd;
+  double ref = iperf3_gbps(r);
   double ratio = ref > 0 ? gbps / ref : -1;
+  double cpu = bench_cpu_per_gb(cpu_s, (double)s->size * (double)nlat);
+  double ref_cpu = iperf3_cpu_s_per_gb(r);
   const twohost *th = s->th;
   if (plan->json) {
     printf("{\"op\":\"%s\",\"size\":%zu,\"endpoints\":%d,\"nics\":%d,"
@@ -230,16 +236,19 @@ static void report(const multi_side *s, long iters, double wall,
     bench_json_num(stdout, "ref_gbps", ref, 0);
     bench_json_num(stdout, "ratio", ratio, 0);
     bench_json_num(stdout, "ref_procs_gbps", -1, 0); /* the reference is */
-    bench_json_num(stdout, "ratio_procs", -1, 1);    /* already N procs  */
+    bench_json_num(stdout, "ratio_procs", -1, 0);    /* already N procs  */
+    bench_json_cpu(stdout, cpu, ref_cpu, 1);
   } else {
-    char sz[32], refs[40] = "n/a", rs[16] = "null";
+    char sz[32], refs[40] = "n/a", rs[16] = "null", cpu_cell[48];
     bench_size_str(s->size, sz, sizeof sz);
     if (ref > 0) {
       snprintf(refs, sizeof refs, "iperf3 %.3f GB/s", ref);
       snprintf(rs, sizeof rs, "%.3f", ratio);
     }
-    printf("%-6s %6s %4d %6ld %8.3f %9.1f %9.1f  %-18s %s\n", op_names[s->op],
-           sz, s->n, iters, gbps, st.p50, st.p99, refs, rs);
+    bench_cpu_cell(cpu_cell, sizeof cpu_cell, cpu, ref_cpu);
+    printf("%-6s %6s %4d %6ld %8.3f %9.1f %9.1f  %-18s %-6s  %s\n",
+           op_names[s->op], sz, s->n, iters, gbps, st.p50, st.p99, refs, rs,
+           cpu_cell);
     printf("       per endpoint GB/s:");
     for (int i = 0; i < s->n; i++)
       printf(" %d:%.3f", s->ep[i].gpu,
@@ -272,26 +281,46 @@ static int exchange_descs(multi_side *s) {
   return 0;
 }
 
+/* The CPU seconds the server's process spent in the timed phase, to the
+ * client, which adds its own: *cpu_s is both sides' (-1: not known). */
+static int exchange_cpu(multi_side *s, double *cpu_s) {
+  double theirs;
+  if (!s->is_client)
+    return oob_send(s->peer_fd, cpu_s, sizeof *cpu_s) != 0 ? oob_fail(s, "CPU time") : 0;
+  if (bench_oob_wait(s->peer_fd, &theirs, sizeof theirs) != 0)
+    return oob_fail(s, "CPU time");
+  *cpu_s = *cpu_s < 0 || theirs < 0 ? -1 : *cpu_s + theirs;
+  return 0;
+}
+
+/* Warm-up, then the timed phase between two barriers, then the checked
+ * transfers. The server receives sends (and serves writes and reads from
+ * its progress threads) while its CPU clock runs from barrier to
+ * barrier. */
 static int step(multi_side *s, bench_op op, size_t size) {
   long iters = iters_for(s->plan, size);
   unsigned long long before[TWOHOST_MAX_NICS] = {0}, after[TWOHOST_MAX_NICS] = {0};
   double wall = 0;
+  int recv = !s->is_client && op == OP_SEND, moves = s->is_client || recv;
   s->op = op;
   s->size = size;
   if (op == OP_READ && !s->is_client) /* a read's source: the pattern again */
     for (int i = 0; i < s->n; i++) bench_fill(s->ep[i].buf, size, seed_of(&s->ep[i]));
   if ((op == OP_WRITE || op == OP_READ) && exchange_descs(s) != 0) return -1;
   if (barrier(s) != 0) return -1;
-  if (!s->is_client) { /* sends: receive the warm-up and timed ones */
-    if (op == OP_SEND && run_all(s, 1 + iters, 0, NULL) != 0) return -1;
-  } else {
-    if (run_all(s, 1, 0, NULL) != 0) return -1; /* warm-up */
-    nic_bytes(s, before);
-    if (run_all(s, iters, 1, &wall) != 0) return -1;
-    nic_bytes(s, after);
-  }
-  if (barrier(s) != 0 || checked_step(s) != 0) return -1;
-  if (s->is_client) report(s, iters, wall, before, after);
+  if (moves && run_all(s, 1, 0, NULL) != 0) return -1; /* warm-up */
+  if (barrier(s) != 0) return -1;
+  if (s->is_client) nic_bytes(s, before);
+  double c0 = bench_cpu_now();
+  if (moves && run_all(s, iters, s->is_client, s->is_client ? &wall : NULL) != 0)
+    return -1;
+  double cpu_s = bench_cpu_now() - c0; /* the client's: its timed transfers */
+  if (s->is_client) nic_bytes(s, after);
+  if (barrier(s) != 0) return -1;
+  if (!s->is_client) cpu_s = bench_cpu_now() - c0; /* until the client is done */
+  if (c0 < 0) cpu_s = -1;
+  if (exchange_cpu(s, &cpu_s) != 0 || checked_step(s) != 0) return -1;
+  if (s->is_client) report(s, iters, wall, cpu_s, before, after);
   return 0;
 }
 
@@ -387,8 +416,9 @@ static void print_layout(const multi_side *s) {
             s->th->nic[twohost_gpu_nic(s->th, i)][0],
             s->th->nic_addr[twohost_gpu_nic(s->th, i)][0]);
   if (!plan->json)
-    fprintf(info, "%-6s %6s %4s %6s %8s %9s %9s  %-18s %s\n", "op", "size", "eps",
-            "iters", "GB/s", "p50 us", "p99 us", "reference", "ratio");
+    fprintf(info, "%-6s %6s %4s %6s %8s %9s %9s  %-18s %-6s  %s\n", "op", "size",
+            "eps", "iters", "GB/s", "p50 us", "p99 us", "reference", "ratio",
+            BENCH_CPU_HEADER);
   fflush(info);
 }
 

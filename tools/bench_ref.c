@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -195,6 +196,8 @@ typedef struct iperf3_pair {
   pid_t server, client;  /* -1: not running (or reaped) */
   int out_fd;        /* the client's stdout; -1 when closed */
   int ok;            /* the client reported a result */
+  double cpu_s[2];   /* server's, client's CPU seconds; -1: not known */
+  double bytes;      /* moved over the client's life; -1: not known */
 } iperf3_pair;
 
 static int find_program(const char *name, char *out, size_t cap) {
@@ -310,14 +313,26 @@ static char *read_all(int fd) {
   return NULL;
 }
 
-static void reap(pid_t pid, int grace_ms) {
+/* Reap pid, killing it after grace_ms. Returns the CPU seconds (user +
+ * system, all its threads, its whole life) of a process that exited by
+ * itself, from wait4: the kernel's account of that one child, which
+ * neither misses its last moments (as reading /proc/PID/stat before it
+ * exits would) nor mixes in other children (as RUSAGE_CHILDREN deltas
+ * would). -1 when it had to be killed or was not ours. */
+static double reap(pid_t pid, int grace_ms) {
+  struct rusage ru;
   int status;
-  for (int waited = 0; waited < grace_ms; waited += 10) {
-    if (waitpid(pid, &status, WNOHANG) != 0) return;
-    usleep(10000);
+  pid_t got = 0;
+  for (int waited = 0; got == 0 && waited < grace_ms; waited += 10)
+    if ((got = wait4(pid, &status, WNOHANG, &ru)) == 0) usleep(10000);
+  if (got == pid && WIFEXITED(status))
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
+  if (got == 0) {
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
   }
-  kill(pid, SIGKILL);
-  waitpid(pid, &status, 0);
+  return -1;
 }
 
 static int start_servers(const twohost *th, const char *bin, iperf3_pair *p,
@@ -426,6 +441,34 @@ static int iperf3_parse(const char *json, double *gbps, char *why,
   return 0;
 }
 
+/* The bytes a client's test moved over the client's whole life, to go
+ * with the CPU time of the two processes' whole lives (reap):
+ * end.sum_received.bytes counts the measured seconds only, so the bytes
+ * of the omitted intervals (-O, slow start) are added. -1 when the
+ * output lacks them: an iperf3 that reported no omitted interval would
+ * otherwise make the reference look dearer than it is. */
+static double iperf3_bytes(const char *json) {
+  static const char *const received[] = {"end", "sum_received", "bytes", NULL};
+  static const char *const intervals[] = {"intervals", NULL};
+  static const char *const omitted[] = {"sum", "omitted", NULL};
+  static const char *const bytes[] = {"sum", "bytes", NULL};
+  const char *p = json_at(json, intervals);
+  double total, b;
+  int seen = 0;
+  if (json_number_at(json, received, &total) != 0 || !p || *p != '[') return -1;
+  for (p = json_ws(p + 1); *p == '{'; p = json_ws(p)) {
+    const char *o = json_at(p, omitted);
+    if (o && strncmp(o, "true", 4) == 0) {
+      if (json_number_at(p, bytes, &b) != 0) return -1;
+      total += b;
+      seen = 1;
+    }
+    if (!(p = json_skip(p))) return -1;
+    if (*(p = json_ws(p)) == ',') p++;
+  }
+  return *p == ']' && seen ? total : -1;
+}
+
 /* Read a started client's output to its end, reap it, parse it. Clients
  * print only when done, so reading them one after the other does not
  * hold any back while it measures. */
@@ -434,10 +477,11 @@ static int finish_client(const char *bin, iperf3_pair *p, double *gbps,
   char *json = read_all(p->out_fd);
   close(p->out_fd);
   p->out_fd = -1;
-  reap(p->client, bench_interrupted() ? 0 : IPERF3_CLIENT_GRACE_MS);
+  p->cpu_s[1] = reap(p->client, bench_interrupted() ? 0 : IPERF3_CLIENT_GRACE_MS);
   p->client = -1;
   if (!json) snprintf(why, wlen, "running %.200s -c failed", bin);
   p->ok = json && iperf3_parse(json, gbps, why, wlen) == 0;
+  p->bytes = p->ok ? iperf3_bytes(json) : -1;
   free(json);
   return p->ok ? 0 : -1;
 }
@@ -476,8 +520,24 @@ static int run_clients(const twohost *th, const char *bin, iperf3_pair *p,
 static void stop_servers(iperf3_pair *p, int n) {
   for (int k = 0; k < n; k++)
     if (p[k].server > 0)
-      reap(p[k].server,
-           p[k].ok && !bench_interrupted() ? IPERF3_SERVER_GRACE_MS : 0);
+      p[k].cpu_s[0] = reap(p[k].server, p[k].ok && !bench_interrupted()
+                                            ? IPERF3_SERVER_GRACE_MS : 0);
+}
+
+/* The reference's CPU cost: every client and server, over all the bytes
+ * their tests moved; left unknown (0) when any of them is. Their whole
+ * lives include start-up and the exchange of results (milliseconds
+ * against seconds of transfer), which only makes the reference dearer by
+ * that much. */
+static void sum_cpu(const iperf3_pair *p, int n, iperf3_result *r) {
+  double cpu = 0, bytes = 0;
+  for (int k = 0; k < n; k++) {
+    if (p[k].cpu_s[0] < 0 || p[k].cpu_s[1] < 0 || p[k].bytes <= 0) return;
+    cpu += p[k].cpu_s[0] + p[k].cpu_s[1];
+    bytes += p[k].bytes;
+  }
+  r->cpu_s = cpu;
+  r->cpu_bytes = bytes;
 }
 
 /* r->procs pairs: start the servers, wait until they listen, run the
@@ -496,6 +556,7 @@ static void iperf3_run(const twohost *th, const char *bin, iperf3_pair *p,
     }
   r->available = rc == 0;
   stop_servers(p, n);
+  if (r->available) sum_cpu(p, n, r);
 }
 
 /* `procs` pairs of `streams / procs` streams each; pair k over NIC
@@ -520,6 +581,7 @@ static void measure(const twohost *th, int streams, int procs, int seconds,
   }
   for (int k = 0; k < procs; k++)
     p[k] = (iperf3_pair){.server = -1, .client = -1, .out_fd = -1,
+                         .cpu_s = {-1, -1}, .bytes = -1,
                          .nic = nic && nic[k] > 0 && nic[k] < th->nnics ? nic[k] : 0};
   iperf3_run(th, bin, p, out);
   free(p);
@@ -556,6 +618,24 @@ void iperf3_measure_pair(const twohost *th, int streams, int seconds,
 }
 
 double iperf3_gbps(const iperf3_result *r) { return r->available ? r->gbps : -1; }
+
+double iperf3_cpu_s_per_gb(const iperf3_result *r) {
+  return r->available && r->cpu_bytes > 0 ? bench_cpu_per_gb(r->cpu_s, r->cpu_bytes)
+                                          : -1;
+}
+
+/* N processes of one stream spread over N cores, as the transport spreads
+ * its streams over threads: the reference of the same shape. */
+double iperf3_cpu_ref(const iperf3_result *procs, const iperf3_result *ref) {
+  double c = procs ? iperf3_cpu_s_per_gb(procs) : -1;
+  return c > 0 ? c : iperf3_cpu_s_per_gb(ref);
+}
+
+void iperf3_cpu_words(const iperf3_result *r, char *buf, size_t len) {
+  double c = iperf3_cpu_s_per_gb(r);
+  if (c > 0) snprintf(buf, len, ", %.3g CPU s/GB", c);
+  else snprintf(buf, len, "%s", "");
+}
 
 void iperf3_placement(const iperf3_result *r, char *buf, size_t len) {
   if (r->cpu[0] < 0)

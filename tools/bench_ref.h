@@ -55,6 +55,28 @@ void bench_json_num(FILE *out, const char *key, double value, int last);
 void bench_idle(int *rounds);
 /* Monotonic time in seconds. */
 double bench_now(void);
+
+/* ---- CPU cost (bench.c) ---------------------------------------------------
+ * A bandwidth row's CPU cost is the CPU time both side processes spent in
+ * its timed part (user + system, every thread), per GB (1e9 bytes) moved;
+ * the iperf3 reference's is the same for its client and server processes.
+ * Serving hosts share their cores with inference: a transfer that is fast
+ * but burns cores is not free. */
+
+/* CPU seconds this process has used so far, all its threads (live and
+ * exited) together, not its children. */
+double bench_cpu_now(void);
+/* cpu_s / (bytes / 1e9), or -1 when either is not known (< 0) or bytes
+ * is 0. */
+double bench_cpu_per_gb(double cpu_s, double bytes);
+/* The row's three JSON keys "cpu_s_per_gb", "ref_cpu_s_per_gb" and
+ * "cpu_ratio" (ours / the reference's), each null when not known (< 0). */
+void bench_json_cpu(FILE *out, double cpu_s_per_gb, double ref, int last);
+/* The text tables' compact cell: "0.412/0.305 1.35x" (ours / reference
+ * and their ratio), "0.412/n/a" without a reference, "n/a" without ours. */
+void bench_cpu_cell(char *buf, size_t len, double cpu_s_per_gb, double ref);
+/* The text tables' header of that column. */
+#define BENCH_CPU_HEADER "CPU s/GB /ref"
 /* SIGINT, SIGTERM, SIGHUP, SIGPIPE: the parent notes the signal, stops a
  * running iperf3 reference and both sides (twohost_interrupt), and then
  * removes its namespaces; the sides, which call bench_side_start() first,
@@ -118,6 +140,11 @@ typedef struct iperf3_result {
   int ncpus[2];      /* CPUs each side's ends were spread over: pair k on
                         the k-th CPU of the side's half, modulo its size;
                         0: not pinned */
+  double cpu_s;      /* CPU seconds of all its client and server
+                        processes over their whole lives (wait4); 0: not
+                        known */
+  double cpu_bytes;  /* bytes the clients moved in those lives: the
+                        measured seconds and the omitted one; 0: not known */
   char why[256];
 } iperf3_result;
 
@@ -152,6 +179,16 @@ void iperf3_measure_pair(const twohost *th, int streams, int seconds,
                          iperf3_result *procs);
 /* A reference's GB/s, or -1 when it was not measured. */
 double iperf3_gbps(const iperf3_result *r);
+/* A reference's CPU seconds per GB (cpu_s / cpu_bytes), or -1 when it
+ * was not measured. */
+double iperf3_cpu_s_per_gb(const iperf3_result *r);
+/* The CPU cost a bandwidth row is compared with: that of the N processes
+ * reference where it was measured (procs may be NULL), else that of
+ * iperf3 -P N; -1 when neither was. */
+double iperf3_cpu_ref(const iperf3_result *procs, const iperf3_result *ref);
+/* ", 0.305 CPU s/GB": a reference's CPU cost for the header lines, or ""
+ * when it was not measured. */
+void iperf3_cpu_words(const iperf3_result *r, char *buf, size_t len);
 /* Where the ends of a measurement ran, in words ("servers on 4 CPU(s) of
  * side 0's half from CPU 0, ..."; "not pinned ..."). */
 void iperf3_placement(const iperf3_result *r, char *buf, size_t len);
