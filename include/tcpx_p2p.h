@@ -76,8 +76,9 @@ typedef struct p2p_options {
   int listen_port;        /* 0: P2P_DEFAULT_PORT + gpu_index when free,
                              else any free port */
   int no_local;           /* 1: no same-host (connect_local) listener */
-  size_t eager_max;       /* host messages up to this size travel inside
-                             their control message (<= 64 KiB; 0 = never) */
+  size_t eager_max;       /* messages (host or GPU memory) up to this size
+                             travel inside their control message
+                             (<= 64 KiB; 0 = never) */
   const char *auth_token; /* shared secret; NULL = $TCPX_P2P_AUTH_TOKEN */
 } p2p_options;
 
