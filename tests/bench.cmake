@@ -2,15 +2,20 @@
 # checking that every stdout line of --json is a JSON object with the
 # expected fields, "check":"ok" (the byte check passed), positive bandwidth and latency, and a positive ratio
 # against its reference; bandwidth rows also carry the second reference
-# (N iperf3 processes x 1 stream), null or positive, and the CPU cost
-# (cpu_s_per_gb, always measured; ref_cpu_s_per_gb and cpu_ratio, numbers
-# wherever the row has an iperf3 ratio). Not a timed assertion: numbers
-# only have to exist.
+# (N iperf3 processes x 1 stream), null or positive, the raw TCP bulk
+# reference (raw_gbps, ratio_raw, raw_cpu_s_per_gb; see RAW below), and
+# the CPU cost (cpu_s_per_gb, always measured; ref_cpu_s_per_gb and
+# cpu_ratio, numbers wherever the row has an iperf3 ratio). Not a timed
+# assertion: numbers only have to exist.
 #
 # This file is both the ctest fragment (included by tests/CMakeLists.txt)
 # and, run with `cmake -P`, the checker each test runs:
 #   cmake -DTOOL=tcpx-p2p -DARGS="bench|net|..." -DLINES=N
-#         -DRATIO=required|optional [-DENDPOINTS=N] -P bench.cmake
+#         -DRATIO=required|optional [-DRAW=sized|null] [-DENDPOINTS=N]
+#         -P bench.cmake
+# RAW=sized: the raw reference's three keys are numbers > 0 in rows of
+# 1 MiB and more and null below (its default); RAW=null: null in every
+# row (--ref-raw 0, --gpu, --endpoints); unset: each null or > 0.
 # With ENDPOINTS (bench p2p --endpoints N), each row must also say
 # "endpoints":N, carry N per-endpoint rates > 0, and per-NIC byte counts
 # that add up to at least the bytes the row moved. With GPU=1 (--gpu) each
@@ -65,6 +70,33 @@ function(p2p_check_cpu line ratio_type)
     endif()
     if(type STREQUAL "NULL" AND NOT need_number)
       continue()
+    endif()
+    if(NOT type STREQUAL "NUMBER" OR NOT value GREATER 0)
+      message(FATAL_ERROR "${key} must be a number > 0: ${line}")
+    endif()
+  endforeach()
+endfunction()
+
+# Bandwidth rows' raw TCP bulk reference: the three keys present, and
+# numbers > 0 or null as RAW asks (see the top of this file).
+function(p2p_check_raw line size)
+  set(want any)
+  if(RAW STREQUAL "null" OR (RAW STREQUAL "sized" AND size LESS 1048576))
+    set(want null)
+  elseif(RAW STREQUAL "sized")
+    set(want number)
+  endif()
+  foreach(key raw_gbps ratio_raw raw_cpu_s_per_gb)
+    string(JSON type ERROR_VARIABLE missing TYPE "${line}" ${key})
+    if(missing)
+      message(FATAL_ERROR "no \"${key}\": ${line}")
+    endif()
+    string(JSON value GET "${line}" ${key})
+    if(type STREQUAL "NULL" AND NOT want STREQUAL "number")
+      continue()
+    endif()
+    if(want STREQUAL "null")
+      message(FATAL_ERROR "${key} must be null here (RAW=${RAW}): ${line}")
     endif()
     if(NOT type STREQUAL "NUMBER" OR NOT value GREATER 0)
       message(FATAL_ERROR "${key} must be a number > 0: ${line}")
@@ -152,6 +184,7 @@ if(DEFINED CMAKE_SCRIPT_MODE_FILE)
         endif()
       endforeach()
       p2p_check_cpu("${line}" "${ratio_type}")
+      p2p_check_raw("${line}" "${size}")
     endif()
   endforeach()
   return()
@@ -175,32 +208,43 @@ endfunction()
 
 # Transport layer: 2 sizes, 2 rows; in namespaces where they can be made,
 # and on loopback.
+# The raw TCP bulk reference: measured at 1M and 4M, not at 64K.
 p2p_bench_test(bench_net_smoke 2 ${bench_ratio}
-               "bench|net|--sizes|64K,1M|--iters|20|--ref-seconds|1|--json")
+               "bench|net|--sizes|64K,1M|--iters|20|--ref-seconds|1|--json"
+               -DRAW=sized)
 p2p_bench_test(bench_net_loopback 1 ${bench_ratio}
-               "bench|net|--loopback|--sizes|4M|--iters|8|--ref-seconds|1|--json")
+               "bench|net|--loopback|--sizes|4M|--iters|8|--ref-seconds|1|--json"
+               -DRAW=sized)
 # Transport round trips next to the raw TCP ping-pong (always a ratio).
 p2p_bench_test(bench_net_pingpong 2 required
                "bench|net|--pingpong|--sizes|256,64K|--iters|200|--json")
 # Endpoint: send, write, read at 2 sizes and one ping-pong row (256 B).
+# The raw TCP bulk reference in the 1M rows, not in the 256 B ones.
 p2p_bench_test(bench_p2p_smoke 7 ${bench_ratio}
-               "bench|p2p|--sizes|256,1M|--iters|20|--ref-seconds|1|--json")
+               "bench|p2p|--sizes|256,1M|--iters|20|--ref-seconds|1|--json"
+               -DRAW=sized)
 # References measured by the server right before each op and size.
 p2p_bench_test(bench_p2p_ref_per_size 2 ${bench_ratio}
-               "bench|p2p|--ops|send,read|--sizes|1M|--iters|10|--ref-seconds|1|--ref-procs|0|--ref-per-size|--json")
+               "bench|p2p|--ops|send,read|--sizes|1M|--iters|10|--ref-seconds|1|--ref-procs|0|--ref-per-size|--json"
+               -DRAW=sized)
 # Async window with KV blocks (vectored calls); no iperf3 (ratio null).
 p2p_bench_test(bench_p2p_async_kv 6 optional
-               "bench|p2p|--async|--kv-blocks|4|--ops|send,write,read|--sizes|64K,1M|--iters|10|--ref-seconds|0|--json")
+               "bench|p2p|--async|--kv-blocks|4|--ops|send,write,read|--sizes|64K,1M|--iters|10|--ref-seconds|0|--json"
+               -DRAW=sized)
+# --ref-raw 0: no raw reference, its keys null.
+p2p_bench_test(bench_p2p_no_raw 1 optional
+               "bench|p2p|--ops|send|--sizes|1M|--iters|5|--ref-seconds|0|--ref-raw|0|--json"
+               -DRAW=null)
 
 # N endpoint pairs at once on A3-shaped hosts (4 veth NICs; loopback where
 # namespaces cannot be made): send, write, read at one size each; the
 # reference is N iperf3 processes over the same NICs.
 p2p_bench_test(bench_p2p_endpoints2 3 ${bench_ratio}
                "bench|p2p|--endpoints|2|--sizes|1M|--iters|10|--ref-seconds|1|--json"
-               -DENDPOINTS=2)
+               -DENDPOINTS=2 -DRAW=null)
 p2p_bench_test(bench_p2p_endpoints8 3 ${bench_ratio}
                "bench|p2p|--endpoints|8|--sizes|1M|--iters|10|--ref-seconds|1|--json"
-               -DENDPOINTS=8)
+               -DENDPOINTS=8 -DRAW=null)
 # --gpu without a usable CUDA device: exit 77 (skipped) with a message;
 # where a GPU is present it runs and must pass.
 add_test(NAME bench_p2p_gpu_smoke
@@ -211,9 +255,33 @@ set_tests_properties(bench_p2p_gpu_smoke PROPERTIES TIMEOUT 300 LABELS bench
 # the --gpu code paths and the engine's staging, byte-checked.
 p2p_bench_test(bench_p2p_gpu_fakecuda 3 optional
                "bench|p2p|--gpu|--sizes|1M|--iters|10|--ref-seconds|0|--json"
-               -DGPU=1)
+               -DGPU=1 -DRAW=null)
 set_tests_properties(bench_p2p_gpu_fakecuda PROPERTIES
                      ENVIRONMENT "TCPX_P2P_CUDA_LIB=$<TARGET_FILE:fake-cuda>")
+
+# The checker itself must fail on a bad row: `echo` stands in for the tool
+# and prints one row. The good row passes (so the failing ones fail for
+# what is wrong with them, not for how the row is passed); each bad row
+# lacks a raw key, carries a raw figure that is not > 0, or has none where
+# RAW=sized needs one.
+set(p2p_row_head "{\"op\":\"send\",\"size\":1048576,\"check\":\"ok\",\"gbps\":2.5,\"p50_us\":400,\"ratio\":null,\"ref_procs_gbps\":null,\"ratio_procs\":null,\"cpu_s_per_gb\":0.4,\"ref_cpu_s_per_gb\":null,\"cpu_ratio\":null")
+function(p2p_checker_test name will_fail raw row_tail)
+  add_test(NAME ${name}
+           COMMAND ${CMAKE_COMMAND} -DTOOL=echo "-DARGS=${p2p_row_head}${row_tail}"
+                   -DLINES=1 -DRATIO=optional -DRAW=${raw}
+                   -P ${CMAKE_CURRENT_FUNCTION_LIST_FILE})
+  set_tests_properties(${name} PROPERTIES WILL_FAIL ${will_fail} LABELS bench)
+endfunction()
+p2p_checker_test(bench_checker_good_row FALSE sized
+  ",\"raw_gbps\":2,\"ratio_raw\":1.25,\"raw_cpu_s_per_gb\":0.3}")
+p2p_checker_test(bench_checker_no_raw_key TRUE sized
+  ",\"raw_gbps\":2,\"ratio_raw\":1.25}")
+p2p_checker_test(bench_checker_raw_zero TRUE any
+  ",\"raw_gbps\":0,\"ratio_raw\":null,\"raw_cpu_s_per_gb\":null}")
+p2p_checker_test(bench_checker_raw_missing TRUE sized
+  ",\"raw_gbps\":null,\"ratio_raw\":null,\"raw_cpu_s_per_gb\":null}")
+p2p_checker_test(bench_checker_raw_unwanted TRUE null
+  ",\"raw_gbps\":2,\"ratio_raw\":1.25,\"raw_cpu_s_per_gb\":0.3}")
 
 # Bad arguments are refused (exit 2, with a message), not run; tests/cli_args.sh
 # checks each message.

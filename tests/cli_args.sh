@@ -54,6 +54,7 @@ refused "--iters '0'" "it accepts 1.." bench net --iters 0
 refused "--seconds 'abc'" "it accepts 0.001.." bench net --seconds abc
 refused "--ref-seconds 'abc'" "it accepts 0..3600" bench net --ref-seconds abc
 refused "--ref-procs '2'" "it accepts 0..1" bench net --ref-procs 2
+refused "--ref-raw '2'" "it accepts 0..1" bench net --ref-raw 2
 refused "--streams 'abc'" "it accepts 1..64" bench net --streams abc
 refused "--sizes 'abc'" "it accepts 1..16G" bench net --sizes 1M,abc
 refused "--sizes '0'" "it accepts 1..16G" bench net --sizes 0
@@ -67,6 +68,7 @@ refused "--depth '99'" "it accepts 1..8" bench p2p --depth 99
 refused "--kv-blocks '0'" "it accepts 1.." bench p2p --kv-blocks 0
 refused "--iters '-3'" "it accepts 1.." bench p2p --iters -3
 refused "--ref-seconds 'abc'" "it accepts 0..3600" bench p2p --ref-seconds abc
+refused "--ref-raw 'on'" "it accepts 0..1" bench p2p --ref-raw on
 refused "--ops 'bogus'" "send, write, read, pingpong" bench p2p --ops bogus
 refused "--sizes '-1'" "it accepts 1..16G" bench p2p --sizes -1
 refused "unknown argument '--async=1'" "--help" bench p2p --async=1

@@ -1,11 +1,13 @@
 /* tcpx-p2p bench net|p2p ...: dispatch to the two benchmarks, and the
  * command-line helpers they share (bench_ref.h). */
+#include <dirent.h>
 #include <errno.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <string.h>
 #include <time.h>
 
@@ -239,6 +241,25 @@ void bench_side_start(int side, int apart) {
   cpu_set_t half[2];
   if (apart && bench_cpu_halves(half) == 0)
     sched_setaffinity(0, sizeof half[side], &half[side]);
+}
+
+/* ---- sockets, out-of-band waits ------------------------------------------------ */
+
+int bench_tcp_sockets(void) {
+  DIR *d = opendir("/proc/self/fd");
+  int n = 0;
+  for (struct dirent *e; d && (e = readdir(d));) {
+    int fd = atoi(e->d_name), type = 0;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss, tlen = sizeof type;
+    if (fd == dirfd(d) || getsockname(fd, (struct sockaddr *)&ss, &len) != 0 ||
+        getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) != 0)
+      continue;
+    n += (ss.ss_family == AF_INET || ss.ss_family == AF_INET6) &&
+         type == SOCK_STREAM;
+  }
+  if (d) closedir(d);
+  return n;
 }
 
 #define OOB_WAIT_MS (3600 * 1000)

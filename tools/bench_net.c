@@ -12,7 +12,9 @@
  * with the pattern byte for byte; not timed). Both sides keep up to
  * NET_WINDOW requests in flight and test them oldest first. After each
  * round the sender answers with the CPU time its process spent on it, so
- * the receiver reports both sides' CPU per GB next to iperf3's.
+ * the receiver reports both sides' CPU per GB next to iperf3's. At sizes
+ * of 1 MiB and more a last round (NET_RAW_ROUND) runs the raw TCP bulk
+ * reference on the same two buffers (bench_raw.c).
  *
  * --pingpong measures round trips instead: each side has a comm each way,
  * side 1 sends and waits for the echo, in blocks that alternate with a raw
@@ -40,6 +42,7 @@
 #define NET_PP_ITERS 2000              /* --pingpong: round trips per size */
 #define NET_PP_WARMUP 20
 #define NET_PP_BLOCK 50                /* raw and transport blocks alternate */
+#define NET_RAW_ROUND UINT64_MAX       /* a round "count": the raw reference */
 
 typedef struct net_plan {
   size_t sizes[BENCH_MAX_SIZES];
@@ -50,6 +53,8 @@ typedef struct net_plan {
   int ref_seconds;      /* iperf3 -t; 0 = no reference */
   int ref_per_size;     /* iperf3 again right before each size */
   int ref_procs;        /* also N iperf3 processes x 1 stream */
+  int ref_raw;          /* raw TCP bulk reference (bench_raw.c) at sizes
+                           of RAW_MIN_SIZE and more */
   int pingpong;         /* round trips instead of throughput */
   int json;
   int cpus_apart;       /* each side on its own half of the CPUs */
@@ -228,14 +233,14 @@ static void ref_cells(char *buf, size_t len, double ref, double ratio) {
 }
 
 static void report(const net_plan *plan, const iperf3_result *r,
-                   const iperf3_result *procs, size_t size, uint64_t count,
-                   double gbps, double cpu_s) {
+                   const iperf3_result *procs, const raw_result *raw,
+                   size_t size, uint64_t count, double gbps, double cpu_s) {
   double ref = iperf3_gbps(r), ref2 = iperf3_gbps(procs);
   double ratio = ref > 0 ? gbps / ref : -1;
   double ratio2 = ref2 > 0 ? gbps / ref2 : -1;
   double cpu = bench_cpu_per_gb(cpu_s, (double)size * (double)count);
   double ref_cpu = iperf3_cpu_ref(procs, r);
-  char s[32], cells[64], cells2[64], cpu_cell[48];
+  char s[32], cells[64], cells2[64], cpu_cell[48], raw_cell[48];
   bench_size_str(size, s, sizeof s);
   if (plan->json) {
     printf("{\"op\":\"net\",\"size\":%zu,\"streams\":%d,\"msgs\":%llu,"
@@ -247,13 +252,15 @@ static void report(const net_plan *plan, const iperf3_result *r,
     bench_json_num(stdout, "ratio", ratio, 0);
     bench_json_num(stdout, "ref_procs_gbps", ref2, 0);
     bench_json_num(stdout, "ratio_procs", ratio2, 0);
+    bench_json_raw(stdout, gbps, raw, 0);
     bench_json_cpu(stdout, cpu, ref_cpu, 1);
   } else {
     ref_cells(cells, sizeof cells, ref, ratio);
     ref_cells(cells2, sizeof cells2, ref2, ratio2);
     bench_cpu_cell(cpu_cell, sizeof cpu_cell, cpu, ref_cpu);
-    printf("%8s  %8.3f  %s  %s  %-19s  %7llu  ok\n", s, gbps, cells, cells2,
-           cpu_cell, (unsigned long long)count);
+    bench_raw_cell(raw_cell, sizeof raw_cell, gbps, raw);
+    printf("%8s  %8.3f  %s  %s  %-20s  %-19s  %7llu  ok\n", s, gbps, cells,
+           cells2, raw_cell, cpu_cell, (unsigned long long)count);
   }
   fflush(stdout);
 }
@@ -269,7 +276,36 @@ static void measure_references(const net_plan *plan, iperf3_result *ref,
     fprintf(stderr, "bench net: reference 2: %s\n", procs->why);
 }
 
-static int recv_size(const net_plan *plan, net_end *e, int peer_fd, size_t size) {
+/* The raw bulk reference runs where a size is RAW_MIN_SIZE or more, over
+ * as many connections as the comm has streams; the sides open them only
+ * when some size needs them. */
+static int plan_has_raw(const net_plan *plan) {
+  return plan->ref_raw && !plan->pingpong && largest(plan) >= RAW_MIN_SIZE;
+}
+
+/* raw_bulk_open where the plan needs it: 0, or -1 after its message. */
+static int open_raw(const net_plan *plan, const twohost *th, int side,
+                    int peer_fd, raw_bulk **rb) {
+  if (!plan_has_raw(plan)) return 0;
+  *rb = raw_bulk_open(th, side, peer_fd, plan->streams);
+  return *rb ? 0 : -1;
+}
+
+/* Right after the size's checked message, into the same receive buffer:
+ * the sender follows the announced NET_RAW_ROUND (send_size). */
+static int recv_raw(raw_bulk *rb, net_end *e, int peer_fd, size_t size,
+                    uint64_t count, double secs, raw_result *out) {
+  uint64_t word = NET_RAW_ROUND;
+  *out = (raw_result){0};
+  if (!rb || size < RAW_MIN_SIZE) return 0;
+  if (oob_send(peer_fd, &word, sizeof word) != 0 ||
+      raw_bulk_lead(rb, 0, e->buf, size, (long)count, secs, NET_SEED, out) != 0)
+    return err_set(-1, "the raw TCP reference at %zu bytes failed", size);
+  return 0;
+}
+
+static int recv_size(const net_plan *plan, net_end *e, raw_bulk *rb,
+                     int peer_fd, size_t size) {
   iperf3_result ref = plan->ref, procs = plan->procs;
   /* The sender idles meanwhile, waiting for the first round. */
   if (plan->ref_per_size && plan->ref_seconds > 0)
@@ -284,8 +320,10 @@ static int recv_size(const net_plan *plan, net_end *e, int peer_fd, size_t size)
   if (recv_round(e, peer_fd, size, one, &unused, &unused) != 0) return -1;
   if (!bench_check(e->buf, size, NET_SEED, "bench net: checked message"))
     return err_set(-1, "the checked message of %zu bytes arrived corrupted", size);
+  raw_result raw;
+  if (recv_raw(rb, e, peer_fd, size, count, secs, &raw) != 0) return -1;
   if (oob_send(peer_fd, &stop, sizeof stop) != 0) return -1;
-  report(plan, &ref, &procs, size, count,
+  report(plan, &ref, &procs, &raw, size, count,
          bench_gbps((double)size * (double)count, secs), cpu_s);
   return 0;
 }
@@ -301,16 +339,16 @@ static void print_transport(const net_plan *plan, const net_end *e) {
             "flight, receiver times\n", e->t->name, e->t->path,
             e->t->abi_version, NET_WINDOW);
   if (!plan->json)
-    fprintf(info, "%8s  %8s  %11s  %6s  %11s  %6s  %-19s  %7s  %s\n", "size",
-            "GB/s", "iperf3 GB/s", "ratio", "procs GB/s", "ratio2",
-            BENCH_CPU_HEADER, "msgs", "check");
+    fprintf(info, "%8s  %8s  %11s  %6s  %11s  %6s  %-20s  %-19s  %7s  %s\n",
+            "size", "GB/s", "iperf3 GB/s", "ratio", "procs GB/s", "ratio2",
+            BENCH_RAW_HEADER, BENCH_CPU_HEADER, "msgs", "check");
   fflush(info);
 }
 
 static int receiver(const twohost *th, int side, int peer_fd, void *arg) {
-  (void)th;
   const net_plan *plan = arg;
   bench_side_start(side, plan->cpus_apart);
+  raw_bulk *rb = NULL;
   net_end e;
   unsigned char handle[NET_HANDLE_SIZE];
   void *lcomm = NULL;
@@ -320,12 +358,13 @@ static int receiver(const twohost *th, int side, int peer_fd, void *arg) {
   else if (oob_send(peer_fd, handle, sizeof handle) != 0) fail("receiver", "handle");
   else if (accept_comm(&e, lcomm) != 0) fail("receiver", "accept");
   else if (alloc_buffer(&e, largest(plan)) != 0) fail("receiver", "buffer");
-  else rc = 0;
+  else if (open_raw(plan, th, side, peer_fd, &rb) == 0) rc = 0;
   if (lcomm) net_call(e.t, close_listen, lcomm);
   if (rc == 0) print_transport(plan, &e);
   for (int i = 0; i < plan->nsizes && rc == 0; i++)
-    if (recv_size(plan, &e, peer_fd, plan->sizes[i]) != 0)
+    if (recv_size(plan, &e, rb, peer_fd, plan->sizes[i]) != 0)
       rc = fail("receiver", "transfer");
+  raw_bulk_close(rb);
   close_end(&e);
   return rc;
 }
@@ -333,12 +372,18 @@ static int receiver(const twohost *th, int side, int peer_fd, void *arg) {
 /* ---- sender: follows the receiver's rounds ----------------------------------------- */
 
 /* Each round, then the CPU seconds this process spent on it (from the
- * count's arrival to the last send done) back to the receiver. */
-static int send_size(net_end *e, int peer_fd, size_t size) {
+ * count's arrival to the last send done) back to the receiver; or the
+ * raw reference's round, from the same buffer. */
+static int send_size(net_end *e, raw_bulk *rb, int peer_fd, size_t size) {
   for (;;) {
     uint64_t count;
     if (bench_oob_wait(peer_fd, &count, sizeof count) != 0) return -1;
     if (count == 0) return 0;
+    if (count == NET_RAW_ROUND) {
+      if (!rb || raw_bulk_follow(rb, 1, e->buf, size, NET_SEED) != 0)
+        return err_set(-1, "the raw TCP reference at %zu bytes failed", size);
+      continue;
+    }
     double c0 = bench_cpu_now();
     if (pipe_run(e, size, count) != 0) return -1;
     double cpu_s = c0 < 0 ? -1 : bench_cpu_now() - c0;
@@ -347,9 +392,9 @@ static int send_size(net_end *e, int peer_fd, size_t size) {
 }
 
 static int sender(const twohost *th, int side, int peer_fd, void *arg) {
-  (void)th;
   const net_plan *plan = arg;
   bench_side_start(side, plan->cpus_apart);
+  raw_bulk *rb = NULL;
   net_end e;
   unsigned char handle[NET_HANDLE_SIZE];
   int rc = -1;
@@ -357,10 +402,11 @@ static int sender(const twohost *th, int side, int peer_fd, void *arg) {
   if (oob_recv(peer_fd, handle, sizeof handle) != 0) fail("sender", "handle");
   else if (connect_comm(&e, handle) != 0) fail("sender", "connect");
   else if (alloc_buffer(&e, largest(plan)) != 0) fail("sender", "buffer");
-  else rc = 0;
+  else if (open_raw(plan, th, side, peer_fd, &rb) == 0) rc = 0;
   if (rc == 0) bench_fill(e.buf, largest(plan), NET_SEED);
   for (int i = 0; i < plan->nsizes && rc == 0; i++)
-    if (send_size(&e, peer_fd, plan->sizes[i]) != 0) rc = fail("sender", "transfer");
+    if (send_size(&e, rb, peer_fd, plan->sizes[i]) != 0) rc = fail("sender", "transfer");
+  raw_bulk_close(rb);
   close_end(&e);
   return rc;
 }
@@ -537,8 +583,8 @@ static int usage(FILE *out) {
   fprintf(out,
           "usage: tcpx-p2p bench net [--sizes 4K,64K,1M,16M,64M,256M] [--streams N]\n"
           "                          [--iters N | --seconds S] [--ref-seconds S]\n"
-          "                          [--ref-per-size] [--ref-procs 1|0] [--pingpong]\n"
-          "                          [--json] [--loopback] [--plugin P]\n"
+          "                          [--ref-per-size] [--ref-procs 1|0] [--ref-raw 1|0]\n"
+          "                          [--pingpong] [--json] [--loopback] [--plugin P]\n"
           "                          [--cpus apart|free]\n"
           "  Throughput of one transport comm between two hosts (network\n"
           "  namespaces over veth as root, else loopback), %d requests in flight,\n"
@@ -550,6 +596,12 @@ static int usage(FILE *out) {
           "  Default count per size: 1 GiB worth, %d..%d messages. Each row\n"
           "  also gives both sides' CPU seconds per GB next to the iperf3\n"
           "  reference's (N processes where measured) and their ratio.\n"
+          "  Reference 3 (raw_gbps, ratio_raw, raw_cpu_s_per_gb; text column\n"
+          "  'raw GB/s ratio CPU'), measured by the two sides right after each\n"
+          "  size: N plain TCP connections between them, a thread per\n"
+          "  connection, moving the size's own buffers (DRAM, not iperf3's\n"
+          "  cached 128 KiB) with blocking send()/recv(). --ref-raw 1 (default):\n"
+          "  sizes of 1M and more, none below; 0: none.\n"
           "  --pingpong: round trips through the transport instead (sizes\n"
           "  default 256,4K,64K; --iters default %d), next to a raw TCP\n"
           "  ping-pong between the same processes; ratio = p50 / raw p50.\n"
@@ -566,7 +618,8 @@ static int usage(FILE *out) {
 static int parse_valued(int argc, char **argv, int *i, net_plan *p,
                         int *sizes_given) {
   static const char *const valued[] = {"--sizes", "--streams", "--iters",
-      "--seconds", "--ref-seconds", "--ref-procs", "--plugin", "--cpus", NULL};
+      "--seconds", "--ref-seconds", "--ref-procs", "--plugin", "--cpus",
+      "--ref-raw", NULL};
   const char *flag = argv[*i], *v;
   int k = 0;
   while (valued[k] && strcmp(valued[k], flag) != 0) k++;
@@ -582,7 +635,8 @@ static int parse_valued(int argc, char **argv, int *i, net_plan *p,
     case 4: return arg_int(NET_CMD, flag, v, 0, 3600, &p->ref_seconds);
     case 5: return arg_int(NET_CMD, flag, v, 0, 1, &p->ref_procs);
     case 6: p->plugin = v; return 0;
-    default: return bench_parse_cpus(NET_CMD, v, &p->cpus_apart);
+    case 7: return bench_parse_cpus(NET_CMD, v, &p->cpus_apart);
+    default: return arg_int(NET_CMD, flag, v, 0, 1, &p->ref_raw);
   }
 }
 
@@ -590,6 +644,7 @@ static int parse_args(int argc, char **argv, net_plan *p, int *loopback) {
   int sizes_given = 0;
   p->ref_seconds = 3;
   p->ref_procs = 1;
+  p->ref_raw = 1;
   p->cpus_apart = 1;
   if (env_int_get("TCPX_P2P_TCP_STREAMS", 4, 1, 64, &p->streams) != 0)
     return arg_error(NET_CMD, "%s", err_get()), -1;
@@ -655,6 +710,22 @@ static void print_reference2(const net_plan *plan) {
   fflush(info);
 }
 
+static void print_reference3(const net_plan *plan) {
+  FILE *info = plan->json ? stderr : stdout;
+  char min[16];
+  bench_size_str(RAW_MIN_SIZE, min, sizeof min);
+  if (!plan->ref_raw)
+    fprintf(info, "reference 3: none (--ref-raw 0): raw_gbps null\n");
+  else
+    fprintf(info, "reference 3: raw TCP, %d plain connections between the two "
+            "side processes, a thread per connection on each side's CPUs, "
+            "each moving its slice of the size's own buffers with one "
+            "blocking send()/recv() per message, right after each size of "
+            "%s and more (about 1 s, at least the size's messages)\n",
+            plan->streams, min);
+  fflush(info);
+}
+
 int bench_net_main(int argc, char **argv) {
   net_plan plan = {0};
   int loopback = 0;
@@ -681,6 +752,7 @@ int bench_net_main(int argc, char **argv) {
   if (!plan.pingpong && !bench_interrupted()) {
     print_reference(&plan);
     print_reference2(&plan);
+    print_reference3(&plan);
   }
   twohost_fn fn[2] = {receiver, sender};
   if (plan.pingpong) fn[0] = fn[1] = pp_side;

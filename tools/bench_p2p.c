@@ -3,8 +3,11 @@
  * next to the raw references measured in the same run between the same
  * hosts: iperf3 with as many streams as an op's data crosses (bandwidth;
  * once as iperf3 -P N, single-threaded in 3.12, and once as N iperf3
- * processes of one stream each at once, which may use N cores), and a raw
- * TCP ping-pong (round-trip latency at small sizes).
+ * processes of one stream each at once, which may use N cores), a raw TCP
+ * bulk transfer of the same buffers over N plain connections, run by the
+ * two sides right after each bandwidth row of 1 MiB and more (bench_raw.c:
+ * iperf3's buffers stay in cache, ours do not), and a raw TCP ping-pong
+ * (round-trip latency at small sizes).
  *
  * Side 0 is the server (accepts; receives, or owns the advertised region),
  * side 1 the client (connects; sends, writes, reads; times and reports).
@@ -16,7 +19,6 @@
  * brackets the timed transfers so that the server can send back the CPU
  * time its process spent on them (client_timed, server_timed). The command line
  * and the once-per-run references are in bench_p2p_main.c. */
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +53,8 @@ typedef struct p2p_side {
   double *raw_us;            /* per raw round trip (client) */
   iperf3_result ref_now;     /* --ref-per-size: this step's references */
   iperf3_result procs_now;
+  raw_bulk *raw;             /* the raw bulk reference's connections, or NULL */
+  raw_result raw_now;        /* this step's raw bulk reference */
   double cpu_s;              /* both sides' CPU seconds in the timed
                                 transfers of this step; -1: not known */
   /* --gpu: buf/mr point at the host or the GPU buffer for the pass */
@@ -86,6 +90,25 @@ int p2p_plan_has_op(const p2p_plan *plan, bench_op op) {
 
 static size_t largest(const p2p_plan *plan) {
   return bench_largest(plan->sizes, plan->nsizes);
+}
+
+/* The raw bulk reference runs on rows of host buffers (not --gpu; one
+ * endpoint pair: --endpoints has its own sides) of a bandwidth op and
+ * RAW_MIN_SIZE or more, over as many connections as the op's data
+ * crosses streams. The side processes open them only when a row needs
+ * them. */
+static int plan_has_raw(const p2p_plan *plan) {
+  int bandwidth = 0;
+  for (int o = 0; o < plan->nops; o++) bandwidth |= plan->ops[o] != OP_PINGPONG;
+  return plan->ref_raw && !plan->gpu && bandwidth && largest(plan) >= RAW_MIN_SIZE;
+}
+
+static int step_has_raw(const p2p_side *s, bench_op op, size_t size) {
+  return s->raw && op != OP_PINGPONG && size >= RAW_MIN_SIZE;
+}
+
+static int raw_conns(const p2p_plan *plan) {
+  return plan->comms_per_lane * plan->tcp_streams;
 }
 
 /* ---- the buffer: host, or with --gpu the GPU's for the GPU pass ---------- */
@@ -268,11 +291,13 @@ static void report_bandwidth(p2p_side *s, bench_op op, size_t size,
     bench_json_num(stdout, "ref_procs_gbps", procs_gbps, 0);
     if (s->gpu) report_gpu_json(s, size, gbps);
     bench_json_num(stdout, "ratio_procs", ratio2, 0);
+    bench_json_raw(stdout, gbps, &s->raw_now, 0);
     bench_json_cpu(stdout, cpu, ref_cpu, 1);
   } else {
     char refs[40] = "n/a", rs[16] = "null", refs2[40] = "n/a", rs2[16] = "null";
-    char cpu_cell[48];
+    char cpu_cell[48], raw_cell[48];
     bench_cpu_cell(cpu_cell, sizeof cpu_cell, cpu, ref_cpu);
+    bench_raw_cell(raw_cell, sizeof raw_cell, gbps, &s->raw_now);
     if (ref_gbps > 0) {
       snprintf(refs, sizeof refs, "iperf3 %.3f GB/s", ref_gbps);
       snprintf(rs, sizeof rs, "%.3f", ratio);
@@ -281,9 +306,9 @@ static void report_bandwidth(p2p_side *s, bench_op op, size_t size,
       snprintf(refs2, sizeof refs2, "procs %.3f GB/s", procs_gbps);
       snprintf(rs2, sizeof rs2, "%.3f", ratio2);
     }
-    printf("%-8s %6s %6zu %6ld %8.3f %9.1f %9.1f  %-18s %-6s  %-18s %-6s  %s\n",
-           op_names[op], sz, s->nblocks, iters, gbps, st.p50, st.p99, refs, rs,
-           refs2, rs2, cpu_cell);
+    printf("%-8s %6s %6zu %6ld %8.3f %9.1f %9.1f  %-18s %-6s  %-18s %-6s  %-20s  "
+           "%s\n", op_names[op], sz, s->nblocks, iters, gbps, st.p50, st.p99,
+           refs, rs, refs2, rs2, raw_cell, cpu_cell);
     if (s->gpu) report_gpu_text(s, size, gbps);
   }
   fflush(stdout);
@@ -440,6 +465,13 @@ static int client_step(p2p_side *s, bench_op op, int size_idx) {
     default: rc = client_pingpong(s, size, iters); break;
   }
   if (rc != 0) return rc;
+  /* Right after the op's own transfers, on the same buffers: the data
+   * flows as the op's does (read: server to client). */
+  s->raw_now = (raw_result){0};
+  if (step_has_raw(s, op, size) &&
+      raw_bulk_lead(s->raw, op != OP_READ, s->host_buf, size, iters, secs,
+                    P2P_SEED, &s->raw_now) != 0)
+    return -1;
   if (op == OP_PINGPONG) report_pingpong(s, size, iters);
   else report_bandwidth(s, op, size, iters, secs);
   return 0;
@@ -509,6 +541,14 @@ static int server_written(p2p_side *s, size_t size) {
   return ok ? 0 : -1;
 }
 
+/* Reads are served by the progress thread; the client checks them. */
+static int server_read(p2p_side *s) {
+  char ok;
+  if (server_timed(s, 0) != 0) return -1;
+  if (bench_oob_wait(s->peer_fd, &ok, 1) != 0) return oob_fail("server", "read done");
+  return ok ? 0 : -1;
+}
+
 static int endpoint_echo(p2p_side *s, size_t size) {
   size_t got = 0;
   if (p2p_recv(s->ep, s->conn, s->mr, s->buf, size, &got) != P2P_OK ||
@@ -532,7 +572,7 @@ static int server_echo(p2p_side *s, size_t size, long iters) {
 
 static int server_step(p2p_side *s, bench_op op, size_t size) {
   long iters = iters_for(s->plan, op, size);
-  char ok;
+  int rc;
   if (step_has_own_refs(s->plan, op)) {
     iperf3_result ref = {0}, procs = {0};
     bench_p2p_measure_direction(s->th, s->plan, op == OP_READ, &ref, &procs);
@@ -543,14 +583,14 @@ static int server_step(p2p_side *s, bench_op op, size_t size) {
   set_blocks(s, size, op == OP_PINGPONG ? 1 : (size_t)s->plan->kv_blocks);
   if ((op == OP_WRITE || op == OP_READ) && server_advertise(s) != 0) return -1;
   switch (op) {
-    case OP_SEND: return server_recv(s, size, iters);
-    case OP_WRITE: return server_written(s, size);
-    case OP_READ: /* served by the progress thread; the client checks */
-      if (server_timed(s, 0) != 0) return -1;
-      if (bench_oob_wait(s->peer_fd, &ok, 1) != 0) return oob_fail("server", "read done");
-      return ok ? 0 : -1;
-    default: return server_echo(s, size, iters);
+    case OP_SEND: rc = server_recv(s, size, iters); break;
+    case OP_WRITE: rc = server_written(s, size); break;
+    case OP_READ: rc = server_read(s); break;
+    default: rc = server_echo(s, size, iters); break;
   }
+  if (rc == 0 && step_has_raw(s, op, size))
+    rc = raw_bulk_follow(s->raw, op == OP_READ, s->host_buf, size, P2P_SEED);
+  return rc;
 }
 
 /* ---- endpoint set-up ----------------------------------------------------------------- */
@@ -613,6 +653,7 @@ static int open_side(const p2p_plan *plan, const twohost *th, int peer_fd,
 static void close_side(p2p_side *s) {
   p2p_endpoint_destroy(s->ep);
   if (s->raw_fd >= 0) close(s->raw_fd);
+  raw_bulk_close(s->raw);
   free(s->raw_us);
   free(s->host_buf);
   bench_gpu_close(s->gpu);
@@ -639,6 +680,9 @@ static int server_connect(p2p_side *s) {
   if (p2p_plan_has_op(s->plan, OP_PINGPONG) &&
       (s->raw_fd = pingpong_listen(s->th, s->peer_fd)) < 0)
     return -1;
+  if (plan_has_raw(s->plan) &&
+      !(s->raw = raw_bulk_open(s->th, 0, s->peer_fd, raw_conns(s->plan))))
+    return -1;
   return 0;
 }
 
@@ -657,43 +701,30 @@ static int client_connect(p2p_side *s) {
   if (p2p_plan_has_op(s->plan, OP_PINGPONG) &&
       (s->raw_fd = pingpong_dial(s->th, s->peer_fd)) < 0)
     return -1;
+  if (plan_has_raw(s->plan) &&
+      !(s->raw = raw_bulk_open(s->th, 1, s->peer_fd, raw_conns(s->plan))))
+    return -1;
   return 0;
 }
 
-/* TCP sockets this process holds: shows how many comms and streams the
- * connection really opened. */
-static int count_tcp_sockets(void) {
-  DIR *d = opendir("/proc/self/fd");
-  int n = 0;
-  for (struct dirent *e; d && (e = readdir(d));) {
-    int fd = atoi(e->d_name), type = 0;
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof ss, tlen = sizeof type;
-    if (fd == dirfd(d) || getsockname(fd, (struct sockaddr *)&ss, &len) != 0 ||
-        getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) != 0)
-      continue;
-    n += (ss.ss_family == AF_INET || ss.ss_family == AF_INET6) &&
-         type == SOCK_STREAM;
-  }
-  if (d) closedir(d);
-  return n;
-}
-
-static void print_layout(const p2p_plan *plan) {
+static void print_layout(const p2p_plan *plan, int bulk) {
   FILE *info = plan->json ? stderr : stdout;
   int c = plan->comms_per_lane, t = plan->tcp_streams;
   int raw = p2p_plan_has_op(plan, OP_PINGPONG);
+  char extra[64] = "";
+  if (bulk) snprintf(extra, sizeof extra, " + %d raw bulk", bulk);
   fprintf(info, "endpoint: comms_per_lane %d x %d TCP streams = %d streams carry "
           "an op's data (send: lane 0; write, read: lane 1), as the engine "
           "opens them; the client process holds %d TCP sockets (with the "
           "built-in transport: 2 lanes x 2 directions x %d = %d data, + "
-          "control and listener%s = %d)\n",
-          c, t, c * t, count_tcp_sockets(), c * t, 4 * c * t,
-          raw ? " and raw ping-pong" : "", 4 * c * t + 2 + raw);
+          "control and listener%s%s = %d)\n",
+          c, t, c * t, bench_tcp_sockets(), c * t, 4 * c * t,
+          raw ? " and raw ping-pong" : "", extra, 4 * c * t + 2 + raw + bulk);
   if (!plan->json)
-    fprintf(info, "%-8s %6s %6s %6s %8s %9s %9s  %-18s %-6s  %-18s %-6s  %s\n",
+    fprintf(info, "%-8s %6s %6s %6s %8s %9s %9s  %-18s %-6s  %-18s %-6s  %-20s  %s\n",
             "op", "size", "blocks", "iters", "GB/s", "p50 us", "p99 us",
-            "reference", "ratio", "reference 2", "ratio2", BENCH_CPU_HEADER);
+            "reference", "ratio", "reference 2", "ratio2", BENCH_RAW_HEADER,
+            BENCH_CPU_HEADER);
   fflush(info);
 }
 
@@ -741,7 +772,7 @@ int bench_p2p_client(const twohost *th, int side, int peer_fd, void *arg) {
   p2p_side s;
   int rc = open_side(plan, th, peer_fd, 1, &s);
   if (rc == 0) rc = client_connect(&s);
-  if (rc == 0) print_layout(plan);
+  if (rc == 0) print_layout(plan, s.raw ? raw_conns(plan) : 0);
   for (int o = 0; o < plan->nops && rc == 0; o++)
     for (int i = 0; i < plan->nsizes && rc == 0; i++)
       if (plan->ops[o] != OP_PINGPONG || plan->sizes[i] <= PINGPONG_MAX)

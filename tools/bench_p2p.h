@@ -34,6 +34,8 @@ typedef struct p2p_plan {
   int ref_seconds;           /* iperf3 -t; 0 = no bandwidth reference */
   int ref_per_size;          /* references right before each op and size */
   int ref_procs;             /* also N iperf3 processes x 1 stream */
+  int ref_raw;               /* raw TCP bulk reference (bench_raw.c) on
+                                host rows of RAW_MIN_SIZE and more */
   int json;
   int cpus_apart;            /* each side on its own half of the CPUs */
   int endpoints;             /* endpoint pairs at once (bench_p2p_multi.c) */

@@ -43,6 +43,24 @@ static void print_procs(const p2p_plan *plan, const iperf3_result *r,
             : !plan->ref_procs ? "--ref-procs 0" : r->why);
 }
 
+/* The raw bulk reference is measured by the sides themselves, per row;
+ * say here what it is and which rows get it. */
+static void print_raw(const p2p_plan *plan) {
+  FILE *info = plan->json ? stderr : stdout;
+  char min[16];
+  bench_size_str(RAW_MIN_SIZE, min, sizeof min);
+  if (!plan->ref_raw || plan->gpu)
+    fprintf(info, "reference 3: no raw TCP bulk reference (%s): raw_gbps null\n",
+            plan->gpu ? "--gpu" : "--ref-raw 0");
+  else
+    fprintf(info, "reference 3: raw TCP, %d plain connections between the two "
+            "side processes, a thread per connection on each side's CPUs, "
+            "each moving its slice of the row's own buffers with one blocking "
+            "send()/recv() per message, right after each op and size of %s "
+            "and more (the op's direction; about 1 s, at least the row's "
+            "messages)\n", plan->comms_per_lane * plan->tcp_streams, min);
+}
+
 static void measure_references(const twohost *th, p2p_plan *plan) {
   int fwd = p2p_plan_has_op(plan, OP_SEND) || p2p_plan_has_op(plan, OP_WRITE);
   int rev = p2p_plan_has_op(plan, OP_READ);
@@ -67,6 +85,7 @@ static void measure_references(const twohost *th, p2p_plan *plan) {
     print_iperf3(plan, &plan->ref_rev, "server -> client, as read");
     print_procs(plan, &plan->procs_rev, "server -> client");
   }
+  print_raw(plan);
   if (p2p_plan_has_op(plan, OP_PINGPONG))
     fprintf(plan->json ? stderr : stdout, "reference: raw TCP ping-pong (one "
             "socket, TCP_NODELAY, blocking I/O) between the same two processes, "
@@ -101,6 +120,8 @@ static void measure_nic_references(const twohost *th, p2p_plan *plan) {
               dir ? "read" : "send, write",
               plan->ref_seconds ? r->why : "--ref-seconds 0");
   }
+  fprintf(info, "reference 3: no raw TCP bulk reference with --endpoints: "
+          "raw_gbps null\n");
 }
 
 /* ---- command line -------------------------------------------------------------------- */
@@ -111,7 +132,7 @@ static int usage(FILE *out) {
           "                          [--ops send,write,read,pingpong] [--async]\n"
           "                          [--depth N] [--kv-blocks N] [--iters N]\n"
           "                          [--ref-seconds S] [--ref-procs 1|0]\n"
-          "                          [--ref-per-size] [--json]\n"
+          "                          [--ref-per-size] [--ref-raw 1|0] [--json]\n"
           "                          [--loopback] [--plugin P] [--cpus apart|free]\n"
           "                          [--endpoints N] [--gpu]\n"
           "  The endpoint API between two hosts (network namespaces as root, else\n"
@@ -125,6 +146,13 @@ static int usage(FILE *out) {
           "  own CPUs (reference 2, ratio2; --ref-procs 0 skips it), and a raw\n"
           "  TCP ping-pong. The iperf3 references are measured once per run per\n"
           "  direction, or with --ref-per-size right before each op and size.\n"
+          "  Reference 3 (raw_gbps, ratio_raw, raw_cpu_s_per_gb; text column\n"
+          "  'raw GB/s ratio CPU'), measured by the two sides right after each\n"
+          "  op and size: as many plain TCP connections between them, a thread\n"
+          "  per connection, moving the row's own buffers (DRAM, not iperf3's\n"
+          "  cached 128 KiB) with blocking send()/recv(). --ref-raw 1 (default):\n"
+          "  rows of 1M and more, none below; 0: none. Never with --gpu or\n"
+          "  --endpoints (null).\n"
           "  Default iterations: 512 MiB worth, %d..%d. Bandwidth rows also give\n"
           "  both sides' CPU seconds per GB next to the iperf3 reference's (N\n"
           "  processes where measured) and their ratio.\n"
@@ -171,7 +199,7 @@ static int parse_ops(const char *list, p2p_plan *p) {
 static int parse_valued(int argc, char **argv, int *i, p2p_plan *p) {
   static const char *const valued[] = {"--sizes", "--ops", "--depth",
       "--kv-blocks", "--iters", "--ref-seconds", "--ref-procs", "--plugin",
-      "--cpus", "--endpoints", NULL};
+      "--cpus", "--endpoints", "--ref-raw", NULL};
   const char *flag = argv[*i], *v;
   int k = 0;
   while (valued[k] && strcmp(valued[k], flag) != 0) k++;
@@ -188,7 +216,8 @@ static int parse_valued(int argc, char **argv, int *i, p2p_plan *p) {
     case 6: return arg_int(P2P_CMD, flag, v, 0, 1, &p->ref_procs);
     case 7: p->plugin = v; return 0;
     case 8: return bench_parse_cpus(P2P_CMD, v, &p->cpus_apart);
-    default: return arg_int(P2P_CMD, flag, v, 1, BENCH_MAX_ENDPOINTS, &p->endpoints);
+    case 9: return arg_int(P2P_CMD, flag, v, 1, BENCH_MAX_ENDPOINTS, &p->endpoints);
+    default: return arg_int(P2P_CMD, flag, v, 0, 1, &p->ref_raw);
   }
 }
 
@@ -222,7 +251,8 @@ static int check_combination(int argc, char **argv, p2p_plan *p) {
 
 static int parse_args(int argc, char **argv, p2p_plan *p, int *loopback) {
   *p = (p2p_plan){.depth = P2P_DEPTH, .kv_blocks = 1, .ref_seconds = 3,
-                  .ref_procs = 1, .cpus_apart = 1, .endpoints = 1};
+                  .ref_procs = 1, .ref_raw = 1, .cpus_apart = 1,
+                  .endpoints = 1};
   p->nsizes = bench_parse_sizes(P2P_CMD, "256,4K,64K,1M,16M,64M,256M,1G",
                                 p->sizes, BENCH_MAX_SIZES);
   parse_ops("send,write,read,pingpong", p);

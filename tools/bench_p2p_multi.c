@@ -237,6 +237,7 @@ static void report(const multi_side *s, long iters, double wall, double cpu_s,
     bench_json_num(stdout, "ratio", ratio, 0);
     bench_json_num(stdout, "ref_procs_gbps", -1, 0); /* the reference is */
     bench_json_num(stdout, "ratio_procs", -1, 0);    /* already N procs  */
+    bench_json_raw(stdout, gbps, NULL, 0);           /* not run here */
     bench_json_cpu(stdout, cpu, ref_cpu, 1);
   } else {
     char sz[32], refs[40] = "n/a", rs[16] = "null", cpu_cell[48];

@@ -2,8 +2,9 @@
  * share.
  *
  * - The references they are compared against, measured between the same
- *   two hosts in the same run: iperf3 (bandwidth) and a raw TCP ping-pong
- *   of our own (latency). bench_ref.c.
+ *   two hosts in the same run: iperf3 (bandwidth), a raw TCP ping-pong
+ *   of our own (latency), bench_ref.c; a raw TCP bulk transfer of the
+ *   benchmark's own buffers (bandwidth), bench_raw.c.
  * - Statistics and the test data pattern. bench_ref.c.
  * - Command-line helpers (size lists, two-host set-up, output). bench.c.
  *
@@ -101,6 +102,9 @@ int bench_cpu_halves(cpu_set_t half[2]);
 int bench_parse_cpus(const char *cmd, const char *word, int *apart);
 /* One line saying where the sides run. */
 void bench_print_cpus(FILE *out, int apart);
+/* The TCP sockets (IPv4 and IPv6 stream sockets) this process holds: shows
+ * how many comms and streams a connection really opened. */
+int bench_tcp_sockets(void);
 /* oob_recv after waiting up to an hour for the first byte: the peer may be
  * busy with a long timed phase (oob_recv alone gives up after 30 s). */
 int bench_oob_wait(int fd, void *buf, size_t len);
@@ -199,6 +203,61 @@ int json_number_at(const char *json, const char *const *path, double *value);
 /* Same for a string value (unescaped bytes copied as they are). */
 int json_string_at(const char *json, const char *const *path, char *buf,
                    size_t len);
+
+/* ---- reference: raw TCP bulk transfer (bench_raw.c) --------------------
+ * The kernel's own TCP limit for the row's work: `n` plain TCP connections
+ * opened between the benchmark's two side processes, a thread per
+ * connection on each side (on the side's CPUs: threads inherit its
+ * placement), each moving its contiguous slice of the row's buffer with
+ * one blocking send() or recv(MSG_WAITALL) per message. The buffers are
+ * the benchmark's own (allocated once, pattern-filled), so the reference
+ * reads and writes the same DRAM the benchmark does, where iperf3 reuses
+ * one 128 KiB buffer per stream that stays in the CPU cache. */
+
+/* Rows of this size and more get the reference by default (--ref-raw 1);
+ * below it each connection's slice is too small to say anything. */
+#define RAW_MIN_SIZE ((size_t)1 << 20)
+
+typedef struct raw_bulk raw_bulk;
+
+typedef struct raw_result {
+  int measured;      /* 0: not run for this row (JSON null) */
+  int conns;         /* connections = threads per side */
+  long msgs;         /* timed messages (each: every slice once) */
+  double gbps;       /* size * msgs / the wall time until both sides
+                        finished */
+  double cpu_s;      /* both side processes' CPU seconds in that time
+                        (bench_cpu_now); -1: not known */
+  double bytes;      /* size * msgs */
+} raw_result;
+
+/* Side 0 listens on its address and sends the port over peer_fd; side 1
+ * dials `n` connections and names each (its slice's index). Returns the
+ * connections, or NULL after a message on stderr. */
+raw_bulk *raw_bulk_open(const twohost *th, int side, int peer_fd, int n);
+void raw_bulk_close(raw_bulk *r);
+/* One row's reference; both sides call it at the same point, the side
+ * that reports the row as the leader, which picks the message counts.
+ * `sending`: this side sends buf[0..size) (holding the pattern of
+ * `seed`); else it receives into buf, poisoned first and checked after.
+ * A warm-up round (about 0.1 s at the row's own rate, which also
+ * calibrates), then the timed round: at least the row's `row_msgs`, more
+ * to last about a second. Both sides return 0, or -1 after a message
+ * (a connection failed, the received bytes differ from the pattern). */
+int raw_bulk_lead(raw_bulk *r, int sending, unsigned char *buf, size_t size,
+                  long row_msgs, double row_secs, uint64_t seed,
+                  raw_result *out);
+int raw_bulk_follow(raw_bulk *r, int sending, unsigned char *buf, size_t size,
+                    uint64_t seed);
+/* The row's three JSON keys "raw_gbps", "ratio_raw" (gbps / raw_gbps)
+ * and "raw_cpu_s_per_gb", each null when not measured (r NULL or not
+ * measured, or the CPU time not known). */
+void bench_json_raw(FILE *out, double gbps, const raw_result *r, int last);
+/* The text tables' compact cell: "24.105 0.62x 0.318" (raw GB/s, the
+ * row's ratio to it, raw CPU s/GB), "n/a" when not measured. */
+void bench_raw_cell(char *buf, size_t len, double gbps, const raw_result *r);
+/* The text tables' header of that column. */
+#define BENCH_RAW_HEADER "raw GB/s ratio CPU"
 
 /* ---- reference: raw TCP ping-pong -------------------------------------- */
 /* One TCP socket (TCP_NODELAY, blocking I/O) from side 1 to side 0,
