@@ -108,13 +108,26 @@ static int test_staging_round_trip(void) {
 #define IPC_LEN MIB
 #define IPC_OFFSET 4099 /* the exported pointer is not the allocation base */
 
-static int copy_and_wait(gpu_ipc_cache *k, gcu_dptr dst, gcu_dptr src) {
+/* Polling copy_done, as the engine's progress would. */
+static int copy_and_poll(gpu_ipc_cache *k, gcu_dptr dst, gcu_dptr src) {
   uint64_t t;
   int done = 0;
   CHECK_EQ(gpu_ipc_copy(k, gpu_vptr(dst), gpu_vptr(src), IPC_LEN, &t), NET_OK);
   for (long spin = 0; !done && spin < 100000000L; spin++)
     CHECK_EQ(gpu_ipc_copy_done(k, t, &done), NET_OK);
   CHECK(done);
+  return 0;
+}
+
+/* Blocking in copy_wait, as write_ipc does; then the copy reads as done. */
+static int copy_and_wait(gpu_ipc_cache *k, gcu_dptr dst, gcu_dptr src) {
+  uint64_t t;
+  int done = 0;
+  CHECK_EQ(gpu_ipc_copy(k, gpu_vptr(dst), gpu_vptr(src), IPC_LEN, &t), NET_OK);
+  CHECK_EQ(gpu_ipc_copy_wait(k, t), NET_OK);
+  CHECK_EQ(gpu_ipc_copy_done(k, t, &done), NET_OK);
+  CHECK(done);
+  CHECK_EQ(gpu_ipc_copy_wait(k, t + 1), NET_EINVAL); /* never issued */
   return 0;
 }
 
@@ -131,13 +144,18 @@ static int ipc_child(void) {
   CHECK_EQ(gpu_ipc_map(k, &blob, blob.alloc_size, &peer), NET_EINVAL);
   CHECK_EQ(gpu_ipc_map(k, &blob, IPC_LEN, &peer), NET_OK);
   CU(cu->cuMemAlloc(&mine, IPC_LEN));
+  /* Each copy is read back at once, on the legacy stream (which does not
+   * wait for the cache's non-blocking one): a wait that returned early
+   * would show old bytes. */
   CHECK(copy_and_wait(k, mine, gpu_dptr(peer)) == 0);
   CU(cu->cuMemcpyDtoH(got, mine, IPC_LEN));
   fill_random(want, IPC_LEN, 555);
   CHECK(bytes_equal(got, want, IPC_LEN, "child reads parent"));
   fill_random(want, IPC_LEN, 666);
   UPLOAD(mine, want, IPC_LEN);
-  CHECK(copy_and_wait(k, gpu_dptr(peer), mine) == 0);
+  CHECK(copy_and_poll(k, gpu_dptr(peer), mine) == 0);
+  CU(cu->cuMemcpyDtoH(got, gpu_dptr(peer), IPC_LEN));
+  CHECK(bytes_equal(got, want, IPC_LEN, "child reads its write back"));
   gpu_ipc_cache_close(k);
   cu->cuMemFree(mine);
   printf("RESULT ipc_child_gpu %d (parent GPU %d)\n", dev, blob.device);

@@ -202,3 +202,23 @@ int gpu_ipc_copy_done(gpu_ipc_cache *k, uint64_t ticket, int *done) {
   *done = 1;
   return NET_OK;
 }
+
+/* One driver call that returns when the copy has finished, where polling
+ * cuEventQuery re-enters the driver (and its locks) thousands of times
+ * for one large copy, against every other CUDA call of the process. The
+ * driver spins or yields as the context's scheduling flags say, so a
+ * waiter is as prompt as the poll was. */
+int gpu_ipc_copy_wait(gpu_ipc_cache *k, uint64_t ticket) {
+  if (ticket >= k->issued)
+    return err_set(NET_EINVAL, "ipc: copy %" PRIu64 " was never issued",
+                   ticket);
+  if (ticket < k->finished) return NET_OK;
+  gpu_cuda *c = k->cuda;
+  int rc = gpu_cuda_enter(c, k->ctx);
+  if (rc == NET_OK)
+    rc = gpu_cuda_check(c, c->cuEventSynchronize(k->ev[ticket % IPC_EVENTS]),
+                        "ipc: copy %" PRIu64, ticket);
+  if (rc != NET_OK) return rc;
+  if (ticket >= k->finished) k->finished = ticket + 1;
+  return NET_OK;
+}
