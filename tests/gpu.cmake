@@ -22,6 +22,15 @@ add_test(NAME gpu_dev COMMAND test_gpu_dev)
 add_test(NAME gpu_tcpx COMMAND test_gpu_tcpx)
 set_tests_properties(gpu_unpack_dev gpu_dev gpu_tcpx PROPERTIES
                      TIMEOUT 300 SKIP_RETURN_CODE 77 LABELS gpu)
+# One IPC copy cache used by 8 threads at once, through the fake driver
+# (tests/fakecuda.cmake) on any machine: tickets unique, bytes exact. Its
+# copies are synchronous, so the race it guards against (copy, event and
+# ticket taken apart by another thread) shows under -DP2P_SANITIZE=thread;
+# on a GPU host gpu_dev runs the same case with real, asynchronous copies.
+add_test(NAME gpu_ipc_threads_fakecuda
+         COMMAND test_gpu_dev test_ipc_copies_from_threads)
+set_tests_properties(gpu_ipc_threads_fakecuda PROPERTIES TIMEOUT 120
+                     ENVIRONMENT "TCPX_P2P_CUDA_LIB=$<TARGET_FILE:fake-cuda>")
 
 # FakeTCPX: like GPUDirect-TCPX it needs libcuda.so.1 (DT_NEEDED, linked
 # against the toolkit's stub; the real driver is found at run time).

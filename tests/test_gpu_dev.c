@@ -3,6 +3,7 @@
  * and the GPU's sysfs PCI path. Prints "RESULT ..." lines. */
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,13 +109,26 @@ static int test_staging_round_trip(void) {
 #define IPC_LEN MIB
 #define IPC_OFFSET 4099 /* the exported pointer is not the allocation base */
 
-static int copy_and_wait(gpu_ipc_cache *k, gcu_dptr dst, gcu_dptr src) {
+/* Polling copy_done, as the engine's progress would. */
+static int copy_and_poll(gpu_ipc_cache *k, gcu_dptr dst, gcu_dptr src) {
   uint64_t t;
   int done = 0;
   CHECK_EQ(gpu_ipc_copy(k, gpu_vptr(dst), gpu_vptr(src), IPC_LEN, &t), NET_OK);
   for (long spin = 0; !done && spin < 100000000L; spin++)
     CHECK_EQ(gpu_ipc_copy_done(k, t, &done), NET_OK);
   CHECK(done);
+  return 0;
+}
+
+/* Blocking in copy_wait, as write_ipc does; then the copy reads as done. */
+static int copy_and_wait(gpu_ipc_cache *k, gcu_dptr dst, gcu_dptr src) {
+  uint64_t t;
+  int done = 0;
+  CHECK_EQ(gpu_ipc_copy(k, gpu_vptr(dst), gpu_vptr(src), IPC_LEN, &t), NET_OK);
+  CHECK_EQ(gpu_ipc_copy_wait(k, t), NET_OK);
+  CHECK_EQ(gpu_ipc_copy_done(k, t, &done), NET_OK);
+  CHECK(done);
+  CHECK_EQ(gpu_ipc_copy_wait(k, t + 1), NET_EINVAL); /* never issued */
   return 0;
 }
 
@@ -131,13 +145,18 @@ static int ipc_child(void) {
   CHECK_EQ(gpu_ipc_map(k, &blob, blob.alloc_size, &peer), NET_EINVAL);
   CHECK_EQ(gpu_ipc_map(k, &blob, IPC_LEN, &peer), NET_OK);
   CU(cu->cuMemAlloc(&mine, IPC_LEN));
+  /* Each copy is read back at once, on the legacy stream (which does not
+   * wait for the cache's non-blocking one): a wait that returned early
+   * would show old bytes. */
   CHECK(copy_and_wait(k, mine, gpu_dptr(peer)) == 0);
   CU(cu->cuMemcpyDtoH(got, mine, IPC_LEN));
   fill_random(want, IPC_LEN, 555);
   CHECK(bytes_equal(got, want, IPC_LEN, "child reads parent"));
   fill_random(want, IPC_LEN, 666);
   UPLOAD(mine, want, IPC_LEN);
-  CHECK(copy_and_wait(k, gpu_dptr(peer), mine) == 0);
+  CHECK(copy_and_poll(k, gpu_dptr(peer), mine) == 0);
+  CU(cu->cuMemcpyDtoH(got, gpu_dptr(peer), IPC_LEN));
+  CHECK(bytes_equal(got, want, IPC_LEN, "child reads its write back"));
   gpu_ipc_cache_close(k);
   cu->cuMemFree(mine);
   printf("RESULT ipc_child_gpu %d (parent GPU %d)\n", dev, blob.device);
@@ -193,6 +212,79 @@ static int test_ipc_two_processes(void) {
   return 0;
 }
 
+/* ---- one cache, many threads (write_ipc from several threads) -------------- */
+
+#define COPY_THREADS 8
+#define COPIES_EACH 40 /* 320 copies: the cache's 32 events go round often */
+#define COPY_LEN (256 * 1024)
+
+typedef struct copier {
+  gpu_ipc_cache *k;
+  int id, rc;
+  uint64_t tickets[COPIES_EACH];
+} copier;
+
+/* Two sources of different bytes copied in turn into one destination,
+ * each copy waited for and read back at once: a wait that returned
+ * before its own copy had landed shows the other source's bytes. */
+static int copier_run(copier *w) {
+  gcu_dptr src[2], dst;
+  unsigned char *want[2] = {malloc(COPY_LEN), malloc(COPY_LEN)};
+  unsigned char *got = malloc(COPY_LEN);
+  CHECK_EQ(gpu_cuda_use_device(cu, 0, NULL), NET_OK);
+  for (int j = 0; j < 2; j++) {
+    CU(cu->cuMemAlloc(&src[j], COPY_LEN));
+    fill_random(want[j], COPY_LEN, 1000u + 2u * (unsigned)w->id + (unsigned)j);
+    UPLOAD(src[j], want[j], COPY_LEN);
+  }
+  CU(cu->cuMemAlloc(&dst, COPY_LEN));
+  for (int i = 0; i < COPIES_EACH; i++) {
+    CHECK_EQ(gpu_ipc_copy(w->k, gpu_vptr(dst), gpu_vptr(src[i & 1]), COPY_LEN,
+                          &w->tickets[i]), NET_OK);
+    CHECK_EQ(gpu_ipc_copy_wait(w->k, w->tickets[i]), NET_OK);
+    CU(cu->cuMemcpyDtoH(got, dst, COPY_LEN));
+    CHECK(bytes_equal(got, want[i & 1], COPY_LEN, "copy read back after its wait"));
+  }
+  for (int j = 0; j < 2; j++) cu->cuMemFree(src[j]), free(want[j]);
+  cu->cuMemFree(dst);
+  free(got);
+  return 0;
+}
+
+static void *copier_main(void *arg) {
+  copier *w = arg;
+  w->rc = copier_run(w);
+  return NULL;
+}
+
+static int test_ipc_copies_from_threads(void) {
+  enum { TOTAL = COPY_THREADS * COPIES_EACH };
+  gpu_ipc_cache *k;
+  CHECK_EQ(gpu_ipc_cache_open(cu, 0, &k), NET_OK);
+  static copier w[COPY_THREADS];
+  pthread_t tid[COPY_THREADS];
+  for (int i = 0; i < COPY_THREADS; i++) {
+    w[i] = (copier){.k = k, .id = i, .rc = -1};
+    CHECK_EQ(pthread_create(&tid[i], NULL, copier_main, &w[i]), 0);
+  }
+  for (int i = 0; i < COPY_THREADS; i++) pthread_join(tid[i], NULL);
+  /* A fresh cache numbers its copies 0..TOTAL-1, each once. */
+  static unsigned char seen[TOTAL];
+  memset(seen, 0, sizeof seen);
+  for (int i = 0; i < COPY_THREADS; i++) {
+    CHECK_EQ(w[i].rc, 0);
+    for (int j = 0; j < COPIES_EACH; j++) {
+      CHECK(w[i].tickets[j] < TOTAL);
+      CHECK(!seen[w[i].tickets[j]]++);
+    }
+  }
+  gpu_ipc_cache_close(k);
+  printf("RESULT ipc_copies_from_threads %d threads x %d copies on one cache: "
+         "tickets unique, each read back byte-exact after its wait\n",
+         COPY_THREADS, COPIES_EACH);
+  return 0;
+}
+
 static int test_gpu_pci_path(void) {
   char path[PATH_MAX];
   int rc = gpu_pci_path(cu, 0, path, sizeof path);
@@ -209,6 +301,7 @@ static const check_case cases[] = {
     CHECK_CASE(test_classify_host_pinned_device_managed),
     CHECK_CASE(test_staging_round_trip),
     CHECK_CASE(test_ipc_two_processes),
+    CHECK_CASE(test_ipc_copies_from_threads),
     CHECK_CASE(test_gpu_pci_path),
 };
 

@@ -91,13 +91,10 @@ static int cuda_copy(p2p_endpoint *ep, void *local, size_t size,
     rc = ep_err(P2P_EREFUSED, "%s", err_get());
   if (rc != P2P_OK || size == 0) return rc;
   uint64_t ticket;
-  int done = 0;
   if (gpu_ipc_copy(cache, to_peer ? peer : local, to_peer ? local : peer, size,
-                   &ticket) != NET_OK)
+                   &ticket) != NET_OK ||
+      gpu_ipc_copy_wait(cache, ticket) != NET_OK)
     return ep_err(P2P_ENOTSUP, "%s", err_get());
-  while (!done)
-    if (gpu_ipc_copy_done(cache, ticket, &done) != NET_OK)
-      return ep_err(P2P_ENOTSUP, "%s", err_get());
   return P2P_OK;
 }
 

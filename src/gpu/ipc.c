@@ -2,6 +2,7 @@
 #include "ipc.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -16,12 +17,16 @@ typedef struct ipc_entry {
   gcu_dptr mapped;           /* where it is mapped in this process */
 } ipc_entry;
 
+/* Shared by every thread of the endpoint that copies on this GPU
+ * (write_ipc from several threads, post_ipc's workers): `lock` keeps a
+ * copy, its event and its ticket together, and the entries intact. */
 struct gpu_ipc_cache {
   gpu_cuda *cuda;
   gcu_ctx ctx;
   int device;
   gcu_stream stream;
   gcu_event ev[IPC_EVENTS]; /* copy t records ev[t % IPC_EVENTS] */
+  pthread_mutex_t lock;     /* guards what follows */
   uint64_t issued, finished;
   ipc_entry *entries;
   size_t n, cap;
@@ -78,6 +83,7 @@ int gpu_ipc_cache_open(gpu_cuda *c, int device, gpu_ipc_cache **out) {
   if (!k) return err_set(NET_ESYS, "ipc: out of memory");
   k->cuda = c;
   k->device = device;
+  pthread_mutex_init(&k->lock, NULL);
   int rc = gpu_cuda_use_device(c, device, &k->ctx);
   if (rc == NET_OK) rc = make_stream_and_events(k);
   if (rc != NET_OK) {
@@ -98,6 +104,7 @@ void gpu_ipc_cache_close(gpu_ipc_cache *k) {
       if (k->ev[e]) c->cuEventDestroy(k->ev[e]);
     if (k->stream) c->cuStreamDestroy(k->stream);
   }
+  pthread_mutex_destroy(&k->lock);
   free(k->entries);
   free(k);
 }
@@ -148,25 +155,30 @@ int gpu_ipc_map(gpu_ipc_cache *k, const gpu_ipc_blob *b, size_t len,
     *ptr = gpu_vptr(b->base + b->offset); /* our own memory */
     return NET_OK;
   }
+  gcu_dptr mapped = 0;
+  pthread_mutex_lock(&k->lock); /* held while mapping: opened only once */
   ipc_entry *e = find_entry(k, &b->handle);
-  gcu_dptr mapped;
   if (e) {
     mapped = e->mapped;
   } else {
     rc = gpu_cuda_enter(k->cuda, k->ctx);
     if (rc == NET_OK) rc = add_entry(k, b, &mapped);
-    if (rc != NET_OK) return rc;
   }
+  pthread_mutex_unlock(&k->lock);
+  if (rc != NET_OK) return rc;
   *ptr = gpu_vptr(mapped + b->offset);
   return NET_OK;
 }
 
 /* ---- copies -------------------------------------------------------------- */
 
+/* Under the lock: the event a ticket names is the one recorded right
+ * after its copy, and tickets follow the stream's order. */
 int gpu_ipc_copy(gpu_ipc_cache *k, void *dst, const void *src, size_t n,
                  uint64_t *ticket) {
   gpu_cuda *c = k->cuda;
   int rc = gpu_cuda_enter(c, k->ctx);
+  pthread_mutex_lock(&k->lock);
   if (rc == NET_OK)
     rc = gpu_cuda_check(c, c->cuMemcpyDtoDAsync(gpu_dptr(dst), gpu_dptr(src),
                                                 n, k->stream),
@@ -175,30 +187,61 @@ int gpu_ipc_copy(gpu_ipc_cache *k, void *dst, const void *src, size_t n,
     rc = gpu_cuda_check(c, c->cuEventRecord(k->ev[k->issued % IPC_EVENTS],
                                             k->stream),
                         "ipc: cuEventRecord");
-  if (rc != NET_OK) return rc;
-  *ticket = k->issued++;
+  if (rc == NET_OK) *ticket = k->issued++;
+  pthread_mutex_unlock(&k->lock);
+  return rc;
+}
+
+/* Where `ticket` stands: NET_EINVAL if never issued, else *done when it
+ * is known to have finished. */
+static int ticket_state(gpu_ipc_cache *k, uint64_t ticket, int *done) {
+  pthread_mutex_lock(&k->lock);
+  uint64_t issued = k->issued;
+  *done = ticket < k->finished;
+  pthread_mutex_unlock(&k->lock);
+  if (ticket >= issued)
+    return err_set(NET_EINVAL, "ipc: copy %" PRIu64 " was never issued",
+                   ticket);
   return NET_OK;
+}
+
+/* Copies finish in stream order: `ticket` done means all before it are. */
+static void mark_finished(gpu_ipc_cache *k, uint64_t ticket) {
+  pthread_mutex_lock(&k->lock);
+  if (ticket >= k->finished) k->finished = ticket + 1;
+  pthread_mutex_unlock(&k->lock);
 }
 
 /* An event re-recorded by a later copy fires later: waiting on it is
  * conservative, never wrong, since the stream runs copies in order. */
 int gpu_ipc_copy_done(gpu_ipc_cache *k, uint64_t ticket, int *done) {
-  *done = 0;
-  if (ticket >= k->issued)
-    return err_set(NET_EINVAL, "ipc: copy %" PRIu64 " was never issued",
-                   ticket);
-  if (ticket < k->finished) {
-    *done = 1;
-    return NET_OK;
-  }
+  int rc = ticket_state(k, ticket, done);
+  if (rc != NET_OK || *done) return rc;
   gpu_cuda *c = k->cuda;
-  int rc = gpu_cuda_enter(c, k->ctx);
+  rc = gpu_cuda_enter(c, k->ctx);
   if (rc != NET_OK) return rc;
   gcu_result r = c->cuEventQuery(k->ev[ticket % IPC_EVENTS]);
   if (r == GCU_ERROR_NOT_READY) return NET_OK;
   rc = gpu_cuda_check(c, r, "ipc: copy %" PRIu64, ticket);
   if (rc != NET_OK) return rc;
-  k->finished = ticket + 1;
+  mark_finished(k, ticket);
   *done = 1;
   return NET_OK;
+}
+
+/* One driver call that returns when the copy has finished, where polling
+ * cuEventQuery re-enters the driver (and its locks) thousands of times
+ * for one large copy, against every other CUDA call of the process. The
+ * driver spins or yields as the context's scheduling flags say, so a
+ * waiter is as prompt as the poll was. */
+int gpu_ipc_copy_wait(gpu_ipc_cache *k, uint64_t ticket) {
+  int done, rc = ticket_state(k, ticket, &done);
+  if (rc != NET_OK || done) return rc;
+  gpu_cuda *c = k->cuda;
+  rc = gpu_cuda_enter(c, k->ctx);
+  if (rc == NET_OK)
+    rc = gpu_cuda_check(c, c->cuEventSynchronize(k->ev[ticket % IPC_EVENTS]),
+                        "ipc: copy %" PRIu64, ticket);
+  if (rc == NET_OK) mark_finished(k, ticket);
+  return rc;
 }

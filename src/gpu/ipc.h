@@ -47,6 +47,8 @@ int gpu_ipc_copy(gpu_ipc_cache *cache, void *dst, const void *src, size_t n,
                  uint64_t *ticket);
 /* Has copy `ticket` finished? Copies finish in order. */
 int gpu_ipc_copy_done(gpu_ipc_cache *cache, uint64_t ticket, int *done);
+/* Block until copy `ticket` has finished (the driver waits, no polling). */
+int gpu_ipc_copy_wait(gpu_ipc_cache *cache, uint64_t ticket);
 /* Waits for copies, closes every opened handle, frees the cache. */
 void gpu_ipc_cache_close(gpu_ipc_cache *cache);
 
