@@ -335,12 +335,16 @@ static void pending_free(tcp_pending_connect *pc) {
 
 /* Close pending connects their caller abandoned (see TCP_CONNECT_ABANDON_NS). */
 static void pending_sweep(tcp_instance *inst) {
-  uint64_t now = clock_ns();
   tcp_pending_connect *dead = NULL;
   pthread_mutex_lock(&inst->lock);
+  /* The clock is read under the lock: read before it, a connect put back
+   * meanwhile by another thread would look polled in the future, and the
+   * unsigned difference would call it abandoned (seen: 64 connects from 8
+   * threads, "unknown connect id"). */
+  uint64_t now = clock_ns();
   for (tcp_pending_connect **pp = &inst->pending; *pp;) {
     tcp_pending_connect *pc = *pp;
-    if (now - pc->polled_ns > TCP_CONNECT_ABANDON_NS) {
+    if (now > pc->polled_ns && now - pc->polled_ns > TCP_CONNECT_ABANDON_NS) {
       *pp = pc->next;
       pc->next = dead;
       dead = pc;
