@@ -584,7 +584,8 @@ static int split_body(p2p_endpoint *ep, uint64_t conn, int fd, int side, void *a
 
 static int test_ops_split_rule_agreed(void) {
   static const char *const sides[][2] = {
-      {"", ""}, {"TCPX_P2P_SPLIT=0", ""}, {"", "TCPX_P2P_SPLIT=0"}};
+      {"TCPX_P2P_SPLIT=1", "TCPX_P2P_SPLIT=1"}, {"TCPX_P2P_SPLIT=0", "TCPX_P2P_SPLIT=1"},
+      {"TCPX_P2P_SPLIT=1", "TCPX_P2P_SPLIT=0"}, {"TCPX_P2P_SPLIT=0", "TCPX_P2P_SPLIT=0"}};
   for (size_t i = 0; i < sizeof sides / sizeof sides[0]; i++) {
     setenv("EPH_SIDE0_ENV", sides[i][0], 1);
     setenv("EPH_SIDE1_ENV", sides[i][1], 1);

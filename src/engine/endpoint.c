@@ -369,7 +369,10 @@ int p2p_endpoint_create(const p2p_options *opts, p2p_endpoint **out) {
     ep->threads[i].wake_fd = ep->threads[i].epoll_fd = -1;
   ep_init_locks(ep);
   limits_load(&ep->lim);
-  ep->split = env_int_in("TCPX_P2P_SPLIT", 1, 0, 1);
+  /* Off by default: on the 2-core VM it cost host messages of 256 KiB-1 MiB
+   * 30-55% (per-request overhead beats the extra streams); it exists for
+   * the staged GPU path, where it lets copies overlap sends. */
+  ep->split = env_int_in("TCPX_P2P_SPLIT", 0, 0, 1);
   ep->trace = trace_open((uint64_t)(uintptr_t)ep);
   int rc = kept == P2P_OK ? ep_start(ep) : kept;
   if (rc != P2P_OK) {

@@ -330,7 +330,7 @@ struct p2p_endpoint {
   int idle_spin_us;           /* idle without: keep polling this long first */
   int wait_spin_us;           /* a waiting caller polls its socket this long */
   ep_limits lim;
-  int split;                  /* offer the finer cut (TCPX_P2P_SPLIT, 1) */
+  int split;                  /* offer the finer cut (TCPX_P2P_SPLIT, 0) */
   trace_buf *trace;           /* TCPX_P2P_TRACE step timestamps, or NULL */
 
   pthread_mutex_t conns_lock;
