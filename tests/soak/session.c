@@ -230,7 +230,7 @@ static int run_plan(sess *s, const plan *p, int hub) {
 
 static void note_time(sess *s, uint64_t ms) {
   if (ms > 2ull * SOAK_OP_TIMEOUT_MS) atomic_fetch_add(&s->sh->hangs, 1);
-  uint64_t m = atomic_load(&s->sh->max_op_ms);
+  unsigned long long m = atomic_load(&s->sh->max_op_ms);
   while (ms > m && !atomic_compare_exchange_weak(&s->sh->max_op_ms, &m, ms)) {}
 }
 
