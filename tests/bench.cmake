@@ -258,6 +258,13 @@ p2p_bench_test(bench_p2p_gpu_fakecuda 3 optional
                -DGPU=1 -DRAW=null)
 set_tests_properties(bench_p2p_gpu_fakecuda PROPERTIES
                      ENVIRONMENT "TCPX_P2P_CUDA_LIB=$<TARGET_FILE:fake-cuda>")
+# GPU messages small enough to travel inline (send, write and read of GPU
+# memory, each copied on the library's own stream), and one byte more.
+p2p_bench_test(bench_p2p_gpu_inline_fakecuda 9 optional
+               "bench|p2p|--gpu|--sizes|4K,64K,65537|--iters|10|--ref-seconds|0|--json"
+               -DGPU=1 -DRAW=null)
+set_tests_properties(bench_p2p_gpu_inline_fakecuda PROPERTIES
+                     ENVIRONMENT "TCPX_P2P_CUDA_LIB=$<TARGET_FILE:fake-cuda>")
 
 # The checker itself must fail on a bad row: `echo` stands in for the tool
 # and prints one row. The good row passes (so the failing ones fail for
@@ -282,6 +289,12 @@ p2p_checker_test(bench_checker_raw_missing TRUE sized
   ",\"raw_gbps\":null,\"ratio_raw\":null,\"raw_cpu_s_per_gb\":null}")
 p2p_checker_test(bench_checker_raw_unwanted TRUE null
   ",\"raw_gbps\":2,\"ratio_raw\":1.25,\"raw_cpu_s_per_gb\":0.3}")
+
+# TCPX_P2P_TRACE and scripts/trace-summary end to end.
+add_test(NAME trace_smoke
+         COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/trace_smoke.sh $<TARGET_FILE:tcpx-p2p>
+                 ${PROJECT_SOURCE_DIR})
+set_tests_properties(trace_smoke PROPERTIES TIMEOUT 120 LABELS bench)
 
 # Bad arguments are refused (exit 2, with a message), not run; tests/cli_args.sh
 # checks each message.
