@@ -490,8 +490,9 @@ int gpath_after_test(conn *c, lane *l, int k, chunk *ch);
 int gpath_finished(conn *c, lane *l, int k, chunk *ch, int *done);
 void gpath_release(conn *c, chunk *ch);
 void gpath_close(conn *c);
-int gpath_copy_to_gpu(int device, void *dst, const void *src, size_t n);
-int gpath_copy_from_gpu(int device, void *dst, const void *src, size_t n);
+/* n bytes between GPU memory on `device` and host memory, to the GPU when
+ * to_gpu, waiting for that copy only; -1 with err_get() set. */
+int gpath_copy(int device, void *dst, const void *src, size_t n, int to_gpu);
 
 /* ipc.c */
 void ipc_wait_workers(p2p_endpoint *ep);

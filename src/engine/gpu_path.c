@@ -199,16 +199,9 @@ int gpath_finished(conn *c, lane *l, int k, chunk *ch, int *done) {
 /* Small synchronous copies between GPU memory and host memory (the bytes
  * of inline messages): one copy on a stream of its own beats a transport
  * request, a staging slot and two hand-offs for a few KiB. */
-int gpath_copy_to_gpu(int device, void *dst, const void *src, size_t n) {
+int gpath_copy(int device, void *dst, const void *src, size_t n, int to_gpu) {
   gpu_cuda *cuda;
-  if (gpu_cuda_load(&cuda) != NET_OK || gpu_copy_sync(cuda, device, dst, src, n, 1) != NET_OK)
-    return -1;
-  return 0;
-}
-
-int gpath_copy_from_gpu(int device, void *dst, const void *src, size_t n) {
-  gpu_cuda *cuda;
-  if (gpu_cuda_load(&cuda) != NET_OK || gpu_copy_sync(cuda, device, dst, src, n, 0) != NET_OK)
+  if (gpu_cuda_load(&cuda) != NET_OK || gpu_copy_sync(cuda, device, dst, src, n, to_gpu) != NET_OK)
     return -1;
   return 0;
 }

@@ -115,7 +115,7 @@ static int add_seg_chunks(conn *c, op *o, int lane_idx, int is_recv,
 /* Bytes of a small message out of host or GPU memory. */
 static int copy_out(const mem_region *mr, uint8_t *dst, const uint8_t *src, size_t n) {
   if (n == 0) return 0; /* src may be NULL: memcpy(x, NULL, 0) is UB */
-  if (mr->ptr_type == NCCL_PTR_CUDA) return gpath_copy_from_gpu(mr->device, dst, src, n);
+  if (mr->ptr_type == NCCL_PTR_CUDA) return gpath_copy(mr->device, dst, src, n, 0);
   memcpy(dst, src, n);
   return 0;
 }
@@ -262,7 +262,7 @@ static int put_inline(conn *c, const mem_region *mr, uint8_t *dst,
     memcpy(dst, src, n);
     return 0;
   }
-  if (gpath_copy_to_gpu(mr->device, dst, src, n) == 0) return 0;
+  if (gpath_copy(mr->device, dst, src, n, 1) == 0) return 0;
   char why[P2P_ERR_MAX];
   snprintf(why, sizeof why, "copy to GPU memory: %s", err_get());
   conn_fail(c, P2P_ENOTSUP, why);
@@ -464,7 +464,7 @@ static int read_inline(conn *c, const ctrl_access *a, const mem_region *mr,
   if (a->size == 0) return P2P_OK;
   if (!(*copy = malloc(a->size))) return conn_fail(c, P2P_ENOMEM, "out of memory"), -1;
   int copied = mr->ptr_type == NCCL_PTR_CUDA
-                   ? gpath_copy_from_gpu(mr->device, *copy, ptr, a->size)
+                   ? gpath_copy(mr->device, *copy, ptr, a->size, 0)
                    : mem_copy(*copy, ptr, a->size);
   if (copied == 0) return P2P_OK;
   free(*copy);

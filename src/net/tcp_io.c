@@ -15,7 +15,6 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/uio.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "sock.h"
@@ -249,9 +248,7 @@ static int streams_round(tcp_thread *th, struct pollfd *pfd, int *idx, int *np,
  * CPU) before it sleeps: the next message of a back-to-back exchange
  * comes within a round trip, and poll()'s wake-up costs more than that. */
 static int recently_busy(uint64_t *last_move, int moved, uint64_t spin_ns) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+  uint64_t now = clock_ns();
   if (moved) *last_move = now;
   return now - *last_move < spin_ns;
 }
