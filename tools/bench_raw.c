@@ -15,7 +15,6 @@
  * CPU clock runs from its gate opening to its last thread joined, and the
  * follower sends its figure back once done: the leader's clock stops
  * there, so the wall time covers both sides from start to finish. */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <math.h>
 #include <netinet/in.h>
@@ -72,21 +71,6 @@ static void raw_tune(int fd) {
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 }
 
-static int raw_listen_socket(const twohost *th, int n, uint16_t *port) {
-  int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  struct sockaddr_in sa = {.sin_family = AF_INET};
-  socklen_t len = sizeof sa;
-  inet_pton(AF_INET, th->addr[0], &sa.sin_addr);
-  if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
-      listen(lfd, n) != 0 || getsockname(lfd, (struct sockaddr *)&sa, &len)) {
-    fprintf(stderr, "bench raw: listen on %s: %s\n", th->addr[0], strerror(errno));
-    if (lfd >= 0) close(lfd);
-    return -1;
-  }
-  *port = sa.sin_port;
-  return lfd;
-}
-
 /* Accept the n connections, each placed by the index it sends first. */
 static int raw_accept(raw_bulk *r, int lfd, const char *addr) {
   for (int k = 0; k < r->n; k++) {
@@ -113,24 +97,20 @@ static int raw_accept(raw_bulk *r, int lfd, const char *addr) {
 }
 
 static int raw_listen(raw_bulk *r, const twohost *th) {
-  uint16_t port;
-  int lfd = raw_listen_socket(th, r->n, &port);
+  int lfd = bench_tcp_listen(th, r->peer_fd, r->n, "bench raw");
   if (lfd < 0) return -1;
-  int rc = oob_send(r->peer_fd, &port, sizeof port) == 0
-               ? raw_accept(r, lfd, th->addr[0]) : -1;
+  int rc = raw_accept(r, lfd, th->addr[0]);
   close(lfd);
   return rc;
 }
 
 static int raw_dial(raw_bulk *r, const twohost *th) {
-  struct sockaddr_in sa = {.sin_family = AF_INET};
-  inet_pton(AF_INET, th->addr[0], &sa.sin_addr);
-  if (oob_recv(r->peer_fd, &sa.sin_port, sizeof sa.sin_port) != 0) return -1;
+  struct sockaddr_in to;
+  if (bench_tcp_peer(th, r->peer_fd, &to) != 0) return -1;
   for (int k = 0; k < r->n; k++) {
     uint32_t idx = (uint32_t)k;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
-        send(fd, &idx, sizeof idx, MSG_NOSIGNAL) != (ssize_t)sizeof idx) {
+    int fd = bench_tcp_connect(&to);
+    if (fd < 0 || send(fd, &idx, sizeof idx, MSG_NOSIGNAL) != (ssize_t)sizeof idx) {
       fprintf(stderr, "bench raw: connection %d of %d to %s: %s\n", k + 1,
               r->n, th->addr[0], strerror(errno));
       if (fd >= 0) close(fd);

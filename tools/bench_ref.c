@@ -646,6 +646,44 @@ void iperf3_placement(const iperf3_result *r, char *buf, size_t len) {
              r->ncpus[1], r->cpu[1]);
 }
 
+/* ---- plain TCP between the two side processes ------------------------------ */
+
+int bench_tcp_listen(const twohost *th, int peer_fd, int backlog, const char *who) {
+  int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET};
+  socklen_t len = sizeof sa;
+  inet_pton(AF_INET, th->addr[0], &sa.sin_addr);
+  if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
+      listen(lfd, backlog) != 0 || getsockname(lfd, (struct sockaddr *)&sa, &len)) {
+    fprintf(stderr, "%s: listen on %s: %s\n", who, th->addr[0], strerror(errno));
+    if (lfd >= 0) close(lfd);
+    return -1;
+  }
+  uint16_t port = sa.sin_port;
+  if (oob_send(peer_fd, &port, sizeof port) != 0) {
+    close(lfd);
+    return -1;
+  }
+  return lfd;
+}
+
+int bench_tcp_peer(const twohost *th, int peer_fd, struct sockaddr_in *to) {
+  *to = (struct sockaddr_in){.sin_family = AF_INET};
+  inet_pton(AF_INET, th->addr[0], &to->sin_addr);
+  return oob_recv(peer_fd, &to->sin_port, sizeof to->sin_port) == 0 ? 0 : -1;
+}
+
+int bench_tcp_connect(const struct sockaddr_in *to) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd >= 0 && connect(fd, (const struct sockaddr *)to, sizeof *to) != 0) {
+    int e = errno;
+    close(fd);
+    errno = e;
+    fd = -1;
+  }
+  return fd;
+}
+
 /* ---- reference: raw TCP ping-pong -------------------------------------- */
 
 static int io_full(int fd, void *buf, size_t len, int is_send) {
@@ -674,21 +712,10 @@ static void tune_socket(int fd) {
 }
 
 int pingpong_listen(const twohost *th, int peer_fd) {
-  int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  struct sockaddr_in sa = {.sin_family = AF_INET};
-  socklen_t len = sizeof sa;
-  inet_pton(AF_INET, th->addr[0], &sa.sin_addr);
-  if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
-      listen(lfd, 1) != 0 || getsockname(lfd, (struct sockaddr *)&sa, &len)) {
-    fprintf(stderr, "pingpong: listen on %s: %s\n", th->addr[0], strerror(errno));
-    if (lfd >= 0) close(lfd);
-    return -1;
-  }
-  uint16_t port = sa.sin_port;
+  int lfd = bench_tcp_listen(th, peer_fd, 1, "pingpong");
+  if (lfd < 0) return -1;
   struct pollfd pfd = {lfd, POLLIN, 0};
-  int fd = -1;
-  if (oob_send(peer_fd, &port, sizeof port) == 0 && poll(&pfd, 1, 30000) == 1)
-    fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+  int fd = poll(&pfd, 1, 30000) == 1 ? accept4(lfd, NULL, NULL, SOCK_CLOEXEC) : -1;
   if (fd < 0) fprintf(stderr, "pingpong: no connection on %s\n", th->addr[0]);
   else tune_socket(fd);
   close(lfd);
@@ -696,13 +723,11 @@ int pingpong_listen(const twohost *th, int peer_fd) {
 }
 
 int pingpong_dial(const twohost *th, int peer_fd) {
-  struct sockaddr_in sa = {.sin_family = AF_INET};
-  inet_pton(AF_INET, th->addr[0], &sa.sin_addr);
-  if (oob_recv(peer_fd, &sa.sin_port, sizeof sa.sin_port) != 0) return -1;
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+  struct sockaddr_in to;
+  if (bench_tcp_peer(th, peer_fd, &to) != 0) return -1;
+  int fd = bench_tcp_connect(&to);
+  if (fd < 0) {
     fprintf(stderr, "pingpong: connect to %s: %s\n", th->addr[0], strerror(errno));
-    if (fd >= 0) close(fd);
     return -1;
   }
   tune_socket(fd);

@@ -14,6 +14,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <netinet/in.h>
 #include <sched.h>
 #include <stdio.h>
 
@@ -258,6 +259,19 @@ void bench_json_raw(FILE *out, double gbps, const raw_result *r, int last);
 void bench_raw_cell(char *buf, size_t len, double gbps, const raw_result *r);
 /* The text tables' header of that column. */
 #define BENCH_RAW_HEADER "raw GB/s ratio CPU"
+
+/* ---- plain TCP between the two side processes ------------------------------
+ * The raw references' sockets: side 0 listens on its address (any port)
+ * and sends the port over peer_fd; side 1 learns it and connects. No
+ * address but the two hosts' own is ever used. */
+
+/* Side 0: a listening socket on th->addr[0] taking `backlog` connections,
+ * its port already sent over peer_fd; -1 after a message naming `who`. */
+int bench_tcp_listen(const twohost *th, int peer_fd, int backlog, const char *who);
+/* Side 1: side 0's listening address, its port read from peer_fd. */
+int bench_tcp_peer(const twohost *th, int peer_fd, struct sockaddr_in *to);
+/* A socket connected to `to`, or -1 with errno set (nothing left open). */
+int bench_tcp_connect(const struct sockaddr_in *to);
 
 /* ---- reference: raw TCP ping-pong -------------------------------------- */
 /* One TCP socket (TCP_NODELAY, blocking I/O) from side 1 to side 0,
