@@ -122,6 +122,15 @@ double bench_cpu_now(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+double bench_cpu_since(double c0) {
+  double now = bench_cpu_now();
+  return c0 < 0 || now < 0 ? -1 : now - c0;
+}
+
+double bench_cpu_both(double mine, double theirs) {
+  return mine < 0 || theirs < 0 ? -1 : mine + theirs;
+}
+
 double bench_cpu_per_gb(double cpu_s, double bytes) {
   return cpu_s < 0 || bytes <= 0 ? -1 : cpu_s / (bytes / 1e9);
 }

@@ -206,10 +206,9 @@ static int recv_round(net_end *e, int peer_fd, size_t size, uint64_t count,
   if (oob_send(peer_fd, &count, sizeof count) != 0) return -1;
   if (pipe_run(e, size, count) != 0) return -1;
   *secs = bench_now() - t0;
-  *cpu_s = bench_cpu_now() - c0;
+  double mine = bench_cpu_since(c0);
   if (bench_oob_wait(peer_fd, &theirs, sizeof theirs) != 0) return -1;
-  if (theirs < 0 || c0 < 0) *cpu_s = -1;
-  else *cpu_s += theirs;
+  *cpu_s = bench_cpu_both(mine, theirs);
   return 0;
 }
 
@@ -386,7 +385,7 @@ static int send_size(net_end *e, raw_bulk *rb, int peer_fd, size_t size) {
     }
     double c0 = bench_cpu_now();
     if (pipe_run(e, size, count) != 0) return -1;
-    double cpu_s = c0 < 0 ? -1 : bench_cpu_now() - c0;
+    double cpu_s = bench_cpu_since(c0);
     if (oob_send(peer_fd, &cpu_s, sizeof cpu_s) != 0) return -1;
   }
 }

@@ -367,11 +367,11 @@ static int client_timed(p2p_side *s, p2p_op_kind kind, long iters,
     return oob_fail("client", "start of the timed transfers");
   double c0 = bench_cpu_now();
   if (transfers(s, kind, iters, s->lat_us, secs) != 0) return fail("client", what);
-  double mine = bench_cpu_now() - c0;
+  double mine = bench_cpu_since(c0);
   if (oob_send(s->peer_fd, &word, 1) != 0 ||
       bench_oob_wait(s->peer_fd, &theirs, sizeof theirs) != 0)
     return oob_fail("client", "end of the timed transfers");
-  s->cpu_s = c0 < 0 || theirs < 0 ? -1 : mine + theirs;
+  s->cpu_s = bench_cpu_both(mine, theirs);
   return 0;
 }
 
@@ -494,7 +494,7 @@ static int server_timed(p2p_side *s, long recv_iters) {
     return fail("server", "recv");
   if (bench_oob_wait(s->peer_fd, &word, 1) != 0)
     return oob_fail("server", "end of the timed transfers");
-  double cpu_s = c0 < 0 ? -1 : bench_cpu_now() - c0;
+  double cpu_s = bench_cpu_since(c0);
   if (oob_send(s->peer_fd, &cpu_s, sizeof cpu_s) != 0)
     return oob_fail("server", "CPU time");
   return 0;

@@ -290,7 +290,7 @@ static int exchange_cpu(multi_side *s, double *cpu_s) {
     return oob_send(s->peer_fd, cpu_s, sizeof *cpu_s) != 0 ? oob_fail(s, "CPU time") : 0;
   if (bench_oob_wait(s->peer_fd, &theirs, sizeof theirs) != 0)
     return oob_fail(s, "CPU time");
-  *cpu_s = *cpu_s < 0 || theirs < 0 ? -1 : *cpu_s + theirs;
+  *cpu_s = bench_cpu_both(*cpu_s, theirs);
   return 0;
 }
 
@@ -315,11 +315,10 @@ static int step(multi_side *s, bench_op op, size_t size) {
   double c0 = bench_cpu_now();
   if (moves && run_all(s, iters, s->is_client, s->is_client ? &wall : NULL) != 0)
     return -1;
-  double cpu_s = bench_cpu_now() - c0; /* the client's: its timed transfers */
+  double cpu_s = bench_cpu_since(c0); /* the client's: its timed transfers */
   if (s->is_client) nic_bytes(s, after);
   if (barrier(s) != 0) return -1;
-  if (!s->is_client) cpu_s = bench_cpu_now() - c0; /* until the client is done */
-  if (c0 < 0) cpu_s = -1;
+  if (!s->is_client) cpu_s = bench_cpu_since(c0); /* until the client is done */
   if (exchange_cpu(s, &cpu_s) != 0 || checked_step(s) != 0) return -1;
   if (s->is_client) report(s, iters, wall, cpu_s, before, after);
   return 0;

@@ -233,8 +233,7 @@ static int raw_round(raw_bulk *r, int sending, unsigned char *buf, size_t size,
   double c0 = bench_cpu_now();
   gate_open(&g, rc == 0 ? 1 : -1);
   if (workers_join(w, started) != 0) rc = -1;
-  double c1 = bench_cpu_now();
-  *cpu_s = c0 < 0 || c1 < 0 ? -1 : c1 - c0;
+  *cpu_s = bench_cpu_since(c0);
   free(w);
   return rc;
 }
@@ -277,7 +276,7 @@ static int lead_round(raw_bulk *r, int sending, unsigned char *buf, size_t size,
     return -1;
   }
   *secs = bench_now() - ls.t0;
-  *cpu_s = mine < 0 || theirs < 0 ? -1 : mine + theirs;
+  *cpu_s = bench_cpu_both(mine, theirs);
   return 0;
 }
 

@@ -68,6 +68,11 @@ double bench_now(void);
 /* CPU seconds this process has used so far, all its threads (live and
  * exited) together, not its children. */
 double bench_cpu_now(void);
+/* CPU seconds since bench_cpu_now() returned c0; -1 when either reading
+ * failed (< 0). */
+double bench_cpu_since(double c0);
+/* Both sides' CPU seconds, or -1 when either is not known (< 0). */
+double bench_cpu_both(double mine, double theirs);
 /* cpu_s / (bytes / 1e9), or -1 when either is not known (< 0) or bytes
  * is 0. */
 double bench_cpu_per_gb(double cpu_s, double bytes);
