@@ -529,8 +529,8 @@ void regions_forget_comms(p2p_endpoint *ep, conn *c);
 void regions_free_all(p2p_endpoint *ep);
 
 /* TCPX_P2P_TRACE: a step of an op, or of a chunk (named by its op's seq;
- * serving chunks by UINT64_MAX). */
-/* Upper case: the op's first buffer is GPU memory. */
+ * serving chunks by UINT64_MAX). The kind letter is upper case when the
+ * op's first buffer is GPU memory. */
 static inline char trace_kind(const op *o) {
   if (!o) return '-';
   int gpu = o->nseg && o->segs[0].mr && o->segs[0].mr->ptr_type == NCCL_PTR_CUDA;
