@@ -157,6 +157,15 @@ int forge_connect(forge *f, const char *ip, int port, forge_handles_fn rewrite) 
   return 0;
 }
 
+/* Test a posted request until it is done; -1 past `until` (eph_now_ms). */
+static int wait_request(forge *f, void *req, double until) {
+  for (int done = 0; !done;) {
+    if (net_call(f->net, test, req, &done, NULL) != NET_OK) return -1;
+    if (!done && eph_now_ms() > until) return -1;
+  }
+  return 0;
+}
+
 int forge_send_data(forge *f, int lane, const void *buf, size_t len, int limit_ms) {
   void *req = NULL;
   double until = eph_now_ms() + limit_ms;
@@ -165,11 +174,7 @@ int forge_send_data(forge *f, int lane, const void *buf, size_t len, int limit_m
       return -1;
     if (!req && eph_now_ms() > until) return -1;
   }
-  for (int done = 0; !done;) {
-    if (net_call(f->net, test, req, &done, NULL) != NET_OK) return -1;
-    if (!done && eph_now_ms() > until) return -1;
-  }
-  return 0;
+  return wait_request(f, req, until);
 }
 
 int forge_recv_data(forge *f, int lane, void *buf, size_t len, int limit_ms) {
@@ -182,11 +187,7 @@ int forge_recv_data(forge *f, int lane, void *buf, size_t len, int limit_ms) {
       return -1;
     if (!req && eph_now_ms() > until) return -1;
   }
-  for (int done = 0; !done;) {
-    if (net_call(f->net, test, req, &done, NULL) != NET_OK) return -1;
-    if (!done && eph_now_ms() > until) return -1;
-  }
-  return 0;
+  return wait_request(f, req, until);
 }
 
 void forge_close(forge *f) {
