@@ -31,6 +31,7 @@
 #define MAX_PEERS 8
 #define FLAP_MS 3000
 #define SETTLE_MS 60000      /* wait this long for spokes to (re)connect */
+#define REST_MS 60000        /* and this long for the hub to shed dying ones */
 #define RSS_SLACK_KB (512 * 1024) /* in-flight buffers, ASan's quarantine */
 #define FD_SLACK 16
 #define THREAD_SLACK 8
@@ -268,11 +269,28 @@ static int parse(int argc, char **argv, args *a) {
          a->fault_every > 0 ? 0 : -1;
 }
 
+static int grew(const usage_sample *u) {
+  return u[1].rss_kb > u[0].rss_kb + RSS_SLACK_KB || u[1].fds > u[0].fds + FD_SLACK ||
+         u[1].threads > u[0].threads + THREAD_SLACK;
+}
+
+/* The end sample, of the hub at rest: a spoke killed while its link was
+ * down leaves a connection on the hub until liveness gives it up (the
+ * FIN was lost), so the hub is sampled again until it is within bounds
+ * or REST_MS has passed. What leaks stays and still fails the run. */
+static void sample_at_rest(pid_t hub, usage_sample *u) {
+  double t0 = now_s();
+  for (;;) {
+    sample(hub, &u[1]);
+    if (!grew(u) || now_s() - t0 > REST_MS / 1000.0) return;
+    usleep(200000);
+  }
+}
+
 static int report(const args *a, unsigned faults, const usage_sample *u,
                   int settled) {
   unsigned long long corr = atomic_load(&sh->corruptions), hangs = atomic_load(&sh->hangs);
-  int grew = u[1].rss_kb > u[0].rss_kb + RSS_SLACK_KB || u[1].fds > u[0].fds + FD_SLACK ||
-             u[1].threads > u[0].threads + THREAD_SLACK;
+  int grown = grew(u);
   printf("soak: %d s, %d peers (%s), a fault every %d s\n", a->seconds, a->peers,
          hosts.netns ? "namespaces" : "loopback", a->fault_every);
   printf("soak: ops %llu, bytes %llu, faults %u, errors returned %llu\n",
@@ -283,9 +301,9 @@ static int report(const args *a, unsigned faults, const usage_sample *u,
          (unsigned long long)atomic_load(&sh->max_op_ms));
   printf("soak: hub rss %ld -> %ld KiB, fds %ld -> %ld, threads %ld -> %ld%s\n",
          u[0].rss_kb, u[1].rss_kb, u[0].fds, u[1].fds, u[0].threads, u[1].threads,
-         grew ? " (GREW)" : "");
+         grown ? " (GREW)" : "");
   if (!settled) printf("soak: not every spoke was connected at the end\n");
-  int ok = corr == 0 && hangs == 0 && !grew && settled && atomic_load(&sh->ops) > 0;
+  int ok = corr == 0 && hangs == 0 && !grown && settled && atomic_load(&sh->ops) > 0;
   printf("soak: %s\n", ok ? "PASS" : "FAIL");
   return ok ? 0 : 1;
 }
@@ -313,7 +331,9 @@ int main(int argc, char **argv) {
     while (now_s() - t0 < a.seconds) {
       usleep(200000);
       reap(spoke, spokes, &gen);
-      if (now_s() < next_fault) continue;
+      /* Faults only inside the run: not one after its end, just before
+       * the end sample. */
+      if (now_s() < next_fault || now_s() - t0 >= a.seconds) continue;
       next_fault += a.fault_every;
       rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
       int victim = (int)(rng % (uint64_t)spokes);
@@ -324,7 +344,7 @@ int main(int argc, char **argv) {
       faults += hosts.netns ? 2 : 1;
     }
     settled = settle(spokes) == 0;
-    sample(hub, &u[1]);
+    sample_at_rest(hub, u);
   }
   atomic_store(&sh->stop, 1);
   double limit = 2.0 * SOAK_OP_TIMEOUT_MS / 1000 + 30;
