@@ -129,7 +129,8 @@ typedef struct chunk {
   int is_recv;
   int mode;                   /* GPATH_HOST, _DIRECT or _STAGED */
   int slot;                   /* staging slot, or -1 */
-  int copying;                /* staged send: its copy to the slot started */
+  int copying;                /* staged: its copy to the slot (send) or to
+                                 the GPU (receive) started */
   uint64_t unpack_k;          /* receive number on an unpack comm */
   uint64_t repeat;            /* a run: chunks this entry stands for, cut
                                  off one at a time when posted (chunks.c) */
