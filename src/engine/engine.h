@@ -247,7 +247,8 @@ struct conn {
   serve *serving;
   uint8_t *scratch;           /* drain buffer, chunk_size bytes */
   mem_region scratch_mr;
-  int ptr_support;            /* the transport's NCCL_PTR_* bits */
+  int ptr_support;            /* the transport's NCCL_PTR_* bits (CUDA dropped
+                                 where a device has no PCI path) */
   int force_flush;            /* the transport asks for iflush after GPU receives */
   struct gpu_staging *stage[2];          /* [0] sends, [1] receives */
   int stage_free[2];

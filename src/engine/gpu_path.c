@@ -1,9 +1,11 @@
 /* GPU memory on the transfer path, per chunk:
- * - direct: the transport takes GPU pointers (NCCL_PTR_CUDA, e.g. TCPX).
+ * - direct: the transport takes GPU pointers (NCCL_PTR_CUDA, e.g. TCPX),
+ *   on a connection whose devices all have a PCI path (handshake.c).
  *   Receives on a comm with an UNPACK device handle land in the plugin's
  *   bounce pages; once test says done, our kernel copies them out, and
  *   only then is the receive consumed (irecvConsumed, in posting order).
- * - staged: the transport moves host memory only. A send chunk is copied
+ * - staged: the transport moves host memory only (or its NIC has no PCI
+ *   path: TCPX's GPU regMr would crash there). A send chunk is copied
  *   to a pinned slot (async, ahead of its turn) and sent from there; a
  *   receive lands in a slot and is copied to the GPU before it counts.
  * Host chunks pass through untouched. */
