@@ -60,3 +60,37 @@ add_test(NAME strict_cli_xfer
          COMMAND ${P2P_STRICT} sh ${CMAKE_CURRENT_SOURCE_DIR}/cli_xfer.sh
                  ${CMAKE_BINARY_DIR}/tcpx-p2p $<TARGET_FILE:fake-tcpx-host>)
 set_tests_properties(strict_cli_xfer PROPERTIES TIMEOUT 300 LABELS threaded)
+
+# GPU memory through the fake CUDA driver (tests/fakecuda.cmake), with
+# FAKE_TCPX_PTR_CUDA=1: the host build then advertises GPU pointers, as
+# TCPX does on every device. Its device has no PCI path (as lo), where a
+# GPU regMr crashes real TCPX ([gpu-regmr-pci]), so the engine must stage
+# GPU memory through host memory: send/recv at odd sizes and offsets with
+# poisoned guards (gpu_engine_check), and send, write and read (bench p2p
+# --gpu), byte-checked; host receives land in the bounce pool ("bounce")
+# or in place as on TCPX ("inplace"). With FAKE_TCPX_PCI_PATH set, the same
+# take the direct path (GPU regMr; the CPU unpacks into "GPU" memory): the
+# engine must not log that it stages.
+set(P2P_FAKE_GPU "TCPX_P2P_CUDA_LIB=$<TARGET_FILE:fake-cuda>"
+    FAKE_TCPX_PTR_CUDA=1 TCPX_P2P_LOG_LEVEL=3)
+set(P2P_NIC_PCI FAKE_TCPX_PCI_PATH=/sys/devices/pci0000:00/0000:00:04.0)
+# name, FAKE_TCPX_HOST_LANDING, 1 for a PCI path, command...
+function(p2p_strict_gpu_test name landing pci)
+  p2p_strict_test(${name} "" 300 ${ARGN})
+  set(env ${P2P_FAKE_GPU} FAKE_TCPX_HOST_LANDING=${landing})
+  if(pci)
+    list(APPEND env ${P2P_NIC_PCI})
+    set_tests_properties(strict_${name} PROPERTIES
+                         FAIL_REGULAR_EXPRESSION "no PCI path")
+  endif()
+  set_tests_properties(strict_${name} PROPERTIES ENVIRONMENT "${env}")
+endfunction()
+set(P2P_GPU_XFER $<TARGET_FILE:gpu_engine_check> unpack --max 2097152
+    --plugin $<TARGET_FILE:fake-tcpx-host>)
+set(P2P_GPU_BENCH $<TARGET_FILE:tcpx-p2p> bench p2p --gpu --sizes 65537,1M
+    --iters 10 --ref-seconds 0 --json)
+p2p_strict_gpu_test(gpu_nopci_inplace_fakecuda direct 0 ${P2P_GPU_XFER})
+p2p_strict_gpu_test(gpu_nopci_bounce_fakecuda bounce 0 ${P2P_GPU_XFER})
+p2p_strict_gpu_test(bench_p2p_gpu_nopci_fakecuda direct 0 ${P2P_GPU_BENCH})
+p2p_strict_gpu_test(gpu_direct_fakecuda bounce 1 ${P2P_GPU_XFER})
+p2p_strict_gpu_test(bench_p2p_gpu_direct_fakecuda bounce 1 ${P2P_GPU_BENCH})

@@ -4,6 +4,9 @@
 # command fails, when the plugin was never loaded (the run proved nothing),
 # or when any TCPX rule was broken.
 #   usage: strict_run.sh PLUGIN.so COMMAND [ARG...]
+# FakeTCPX's other knobs come from the caller's environment: its device
+# has no PCI path (as lo) unless FAKE_TCPX_PCI_PATH names one, as the GPU
+# runs (scripts/gpu-check) do.
 set -u
 plugin=$1
 shift

@@ -87,11 +87,15 @@ static int connect_pair(xfer *x) {
 static int setup(xfer *x) {
   memset(x, 0, sizeof *x);
   plan(x);
+  /* A NIC with a PCI path: GPU regMr on one without ([gpu-regmr-pci]) is
+   * where real TCPX crashes. Read at init. */
+  setenv("FAKE_TCPX_PCI_PATH", "/sys/devices/pci0000:00/0000:00:04.0", 1);
   CHECK_EQ(net_plugin_load(GPU_FAKE_TCPX_PATH, 0, &x->t), NET_OK);
   CHECK_STR_CONTAINS(x->t->name, "FakeTCPX_v7");
   net_props p;
   CHECK_EQ(net_call(x->t, get_properties, 0, &p), NET_OK);
   CHECK_EQ(p.ptr_support, NCCL_PTR_HOST | NCCL_PTR_CUDA);
+  CHECK(p.pci_path && p.pci_path[0]);
   CHECK_EQ(p.dev_type, NCCL_NET_DEVICE_UNPACK);
   CHECK_EQ(p.max_recvs, 1);
   CHECK(connect_pair(x) == 0);

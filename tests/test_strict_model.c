@@ -290,6 +290,59 @@ static int test_connect_handle_copies(void) {
   return 0;
 }
 
+/* init again with FakeTCPX's device knobs (read at init); NULL unsets. */
+static int init_with(const char *ptr_cuda, const char *pci_path) {
+  setenv("NCCL_DYNAMIC_CHUNK_SIZE", "524288", 1);
+  if (ptr_cuda) setenv("FAKE_TCPX_PTR_CUDA", ptr_cuda, 1);
+  else unsetenv("FAKE_TCPX_PTR_CUDA");
+  if (pci_path) setenv("FAKE_TCPX_PCI_PATH", pci_path, 1);
+  else unsetenv("FAKE_TCPX_PCI_PATH");
+  return net->init(quiet_logger) == NCCL_OK ? 0 : -1;
+}
+
+/* A GPU regMr on one 4 KiB page of `gpu` (host memory: FakeTCPX's host
+ * build never reads it at registration). */
+static int reg_gpu(pair *p, void *gpu, void **mh) {
+  return net->regMr(p->rc, gpu, 4096, NCCL_PTR_CUDA, mh);
+}
+
+/* The host build takes no GPU memory by default; FAKE_TCPX_PTR_CUDA=1
+ * advertises it, as TCPX does on every device, but a GPU regMr on a
+ * device without a PCI path (lo) is where real TCPX crashes. */
+static int test_gpu_regmr_needs_a_pci_path(void) {
+  static _Alignas(4096) char gpu[4096];
+  ncclNetProperties_v7_t props;
+  pair p;
+  void *mh, *refused;
+  CHECK_EQ(init_with(NULL, NULL), 0);
+  CHECK_EQ(net->getProperties(0, &props), NCCL_OK);
+  CHECK_EQ(props.ptrSupport, NCCL_PTR_HOST);
+  CHECK(props.pciPath == NULL);
+  CHECK_EQ(pair_open(&p), 0);
+  CHECK_VIOLATION(reg_gpu(&p, gpu, &mh), "ptr-type");
+  pair_close(&p);
+
+  CHECK_EQ(init_with("1", NULL), 0);
+  CHECK_EQ(net->getProperties(0, &props), NCCL_OK);
+  CHECK_EQ(props.ptrSupport, NCCL_PTR_HOST | NCCL_PTR_CUDA);
+  CHECK(props.pciPath == NULL);
+  CHECK_EQ(pair_open(&p), 0);
+  CHECK_VIOLATION(reg_gpu(&p, gpu, &mh), "gpu-regmr-pci");
+  pair_close(&p);
+
+  const char *nic = "/sys/devices/pci0000:00/0000:00:04.0";
+  CHECK_EQ(init_with("1", nic), 0);
+  CHECK_EQ(net->getProperties(0, &props), NCCL_OK);
+  CHECK(props.pciPath && !strcmp(props.pciPath, nic));
+  CHECK_EQ(pair_open(&p), 0);
+  CHECK_EQ(reg_gpu(&p, gpu, &mh), NCCL_OK);
+  CHECK_VIOLATION(reg_gpu(&p, gpu + 1, &refused), "gpu-regmr-4k"); /* still checked */
+  CHECK_EQ(net->deregMr(p.rc, mh), NCCL_OK);
+  pair_close(&p);
+  CHECK_EQ(init_with(NULL, NULL), 0);
+  return 0;
+}
+
 #define CASE(fn) {#fn, fn}
 static const check_case cases[] = {
     CASE(test_init_without_dynamic_chunk_size),
@@ -307,6 +360,7 @@ static const check_case cases[] = {
     CASE(test_close_with_request_in_flight),
     CASE(test_second_accept_and_no_device_handle),
     CASE(test_connect_handle_copies),
+    CASE(test_gpu_regmr_needs_a_pci_path),
 };
 
 int main(int argc, char **argv) {

@@ -129,7 +129,8 @@ typedef struct chunk {
   int is_recv;
   int mode;                   /* GPATH_HOST, _DIRECT or _STAGED */
   int slot;                   /* staging slot, or -1 */
-  int copying;                /* staged send: its copy to the slot started */
+  int copying;                /* staged: its copy to the slot (send) or to
+                                 the GPU (receive) started */
   uint64_t unpack_k;          /* receive number on an unpack comm */
   uint64_t repeat;            /* a run: chunks this entry stands for, cut
                                  off one at a time when posted (chunks.c) */
@@ -246,7 +247,8 @@ struct conn {
   serve *serving;
   uint8_t *scratch;           /* drain buffer, chunk_size bytes */
   mem_region scratch_mr;
-  int ptr_support;            /* the transport's NCCL_PTR_* bits */
+  int ptr_support;            /* the transport's NCCL_PTR_* bits (CUDA dropped
+                                 where a device has no PCI path) */
   int force_flush;            /* the transport asks for iflush after GPU receives */
   struct gpu_staging *stage[2];          /* [0] sends, [1] receives */
   int stage_free[2];

@@ -1,9 +1,11 @@
 /* GPU memory on the transfer path, per chunk:
- * - direct: the transport takes GPU pointers (NCCL_PTR_CUDA, e.g. TCPX).
+ * - direct: the transport takes GPU pointers (NCCL_PTR_CUDA, e.g. TCPX),
+ *   on a connection whose devices all have a PCI path (handshake.c).
  *   Receives on a comm with an UNPACK device handle land in the plugin's
  *   bounce pages; once test says done, our kernel copies them out, and
  *   only then is the receive consumed (irecvConsumed, in posting order).
- * - staged: the transport moves host memory only. A send chunk is copied
+ * - staged: the transport moves host memory only (or its NIC has no PCI
+ *   path: TCPX's GPU regMr would crash there). A send chunk is copied
  *   to a pinned slot (async, ahead of its turn) and sent from there; a
  *   receive lands in a slot and is copied to the GPU before it counts.
  * Host chunks pass through untouched. */
@@ -154,6 +156,14 @@ static int start_flush(conn *c, lane *l, int k, chunk *ch) {
   return ch->flush_req != NULL;
 }
 
+/* A staged receive's slot holds its bytes: copy them to the GPU. */
+static int start_h2d(conn *c, chunk *ch) {
+  if (gpu_staging_h2d(c->stage[1], ch->slot, ch->ptr, ch->size) != NET_OK)
+    return gpu_fail(c, "host-to-device copy");
+  ch->copying = 1;
+  return 0;
+}
+
 /* test() said done. Returns 1 when the chunk must wait in `finishing`
  * (a copy to the GPU, a flush, or its turn to be consumed), 0 when done. */
 int gpath_after_test(conn *c, lane *l, int k, chunk *ch) {
@@ -164,15 +174,15 @@ int gpath_after_test(conn *c, lane *l, int k, chunk *ch) {
   int flushing = start_flush(c, l, k, ch);
   if (flushing) return flushing; /* 1, or -1 on failure */
   if (l->unpack[k]) {
-    if (gpu_unpack_submit(l->unpack[k], ch->unpack_k, ch->ptr) != NET_OK)
+    /* Unpacked where it was posted: a staged receive into its slot (TCPX
+     * may also land a host receive there in place), copied to the GPU
+     * once unpacked (gpath_finished). */
+    uint8_t *dst = ch->slot >= 0 ? gpu_staging_host(c->stage[1], ch->slot) : ch->ptr;
+    if (gpu_unpack_submit(l->unpack[k], ch->unpack_k, dst) != NET_OK)
       return gpu_fail(c, "unpack kernel launch");
     return 1;
   }
-  if (ch->mode == GPATH_STAGED) {
-    if (gpu_staging_h2d(c->stage[1], ch->slot, ch->ptr, ch->size) != NET_OK)
-      return gpu_fail(c, "host-to-device copy");
-    return 1;
-  }
+  if (ch->mode == GPATH_STAGED) return start_h2d(c, ch) != 0 ? -1 : 1;
   return 0;
 }
 
@@ -185,10 +195,14 @@ int gpath_finished(conn *c, lane *l, int k, chunk *ch, int *done) {
     if (*done) ch->flush_req = NULL;
     return 0;
   }
-  if (!l->unpack[k] && ch->mode == GPATH_HOST) return 0; /* waiting for its turn */
-  int rc = l->unpack[k] ? gpu_unpack_done(l->unpack[k], ch->unpack_k, done)
-                        : gpu_staging_ready(c->stage[1], ch->slot, done);
+  if (!l->unpack[k] && !ch->copying) return 0; /* waiting for its turn */
+  int rc = ch->copying ? gpu_staging_ready(c->stage[1], ch->slot, done)
+                       : gpu_unpack_done(l->unpack[k], ch->unpack_k, done);
   if (rc != NET_OK) return gpu_fail(c, "copy to GPU memory");
+  if (*done && ch->mode == GPATH_STAGED && !ch->copying) {
+    *done = 0; /* unpacked into its slot; now to the GPU */
+    return start_h2d(c, ch);
+  }
   if (*done) {
     trace_chunk(c, TR_COPIED, ch);
     gpath_release(c, ch);

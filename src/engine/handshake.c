@@ -225,6 +225,25 @@ static int check_handle(hs *h, const uint8_t *handle) {
                 ctl_ip);
 }
 
+/* GPUDirect needs the NIC on the PCI bus: NCCL uses it only where the
+ * device has a PCI path, and TCPX's GPU regMr crashes the process on lo
+ * (no PCI path) and fails on virtio. So GPU memory goes direct only when
+ * every device the `total` comms use has one; else it is staged through
+ * host memory. Says why once (per connection) when it is not. */
+static int gpu_direct_allowed(const conn *c, int total) {
+  int n = total < c->ndevs ? total : c->ndevs; /* comm j uses devs[j % ndevs] */
+  for (int j = 0; j < n; j++) {
+    net_props props;
+    int known = net_call(c->net, get_properties, comm_dev(c, j), &props) == NET_OK;
+    if (known && props.pci_path && props.pci_path[0]) continue;
+    log_msg(LOG_INFO, "connection with %s: %s device %s has no PCI path: GPU "
+            "memory is staged through host memory", c->peer_ip, c->net->name,
+            known && props.name ? props.name : "?");
+    return 0;
+  }
+  return 1;
+}
+
 static int listen_all(hs *h, comm_plan *p) {
   net_transport *t = h->c->net;
   for (int j = 0; j < p->total; j++)
@@ -305,6 +324,8 @@ static int setup_comms(hs *h, const ctrl_hello *mine, const ctrl_hello *theirs) 
     return ep_err(P2P_ETRANSPORT, "%s properties: %s", c->net->name, err_get());
   }
   c->ptr_support = props.ptr_support;
+  if ((c->ptr_support & NCCL_PTR_CUDA) && !gpu_direct_allowed(c, p->total))
+    c->ptr_support &= ~NCCL_PTR_CUDA; /* GPU chunks take the staged path */
   c->force_flush = props.force_flush;
   for (int j = 0; j < p->total; j++)
     p->devh[j] = (net_dev_handle){.netDeviceType = props.dev_type,

@@ -16,6 +16,8 @@
  *   recv-size           a send no larger than the receive posted for it
  *   irecv-consumed      irecvConsumed for every receive, after done, in order
  *   gpu-regmr-4k        GPU regMr on a 4 KiB-aligned pointer and size
+ *   gpu-regmr-pci       GPU regMr only on a device with a PCI path (TCPX
+ *                       crashes the process on lo, fails on virtio)
  *   mr-comm             a memory handle used only on the comm it was made on
  *   dereg-in-use        no deregMr while a request uses the handle
  *   no-iflush           iflush is never called
@@ -32,7 +34,13 @@
  *
  * The listen address: $FAKE_TCPX_ADDR, else the IPv4 address of the first
  * interface in $NCCL_GPUDIRECTTCPX_SOCKET_IFNAME or $TCPX_P2P_SOCKET_IFNAME
- * (the test harness sets the latter per namespace), else 127.0.0.1. */
+ * (the test harness sets the latter per namespace), else 127.0.0.1.
+ *
+ * The device's PCI path: $FAKE_TCPX_PCI_PATH (the GPU runs set one, to
+ * model a real NIC), else none, as lo. Pointer types: HOST, and CUDA in
+ * the CUDA build, or in the host build with FAKE_TCPX_PTR_CUDA=1 (as TCPX
+ * advertises on every device; "GPU" memory is then the fake CUDA driver's,
+ * which is host memory). Both are read at init. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <ifaddrs.h>
@@ -123,14 +131,27 @@ static uint64_t fresh_id(void) {
 /* ---- init and properties --------------------------------------------------- */
 
 static void first_ifname(char *out, size_t len);
-/* The device's name, fixed at init (properties are asked from any thread). */
+/* The device's name, PCI path and pointer types, fixed at init
+ * (properties are asked from any thread). */
 static char device_name[IF_NAMESIZE + 1];
+static char pci_path[PATH_MAX];
+static int ptr_cuda;
+
+static char *device_label(void) { return device_name[0] ? device_name : "lo"; }
+
+static void read_device_knobs(void) {
+  const char *path = getenv("FAKE_TCPX_PCI_PATH");
+  snprintf(pci_path, sizeof pci_path, "%s", path ? path : "");
+  const char *cuda = getenv("FAKE_TCPX_PTR_CUDA");
+  ptr_cuda = ft_mem_is_cuda() || (cuda && !strcmp(cuda, "1"));
+}
 
 static ncclResult_t ft_init(ncclDebugLogger_t logger) {
   if (!logger) return ft_violation("init-logger", "init given a NULL logger");
   ft_set_logger(logger);
   ft_note_init();
   first_ifname(device_name, sizeof device_name);
+  read_device_knobs();
   const char *chunk = getenv("NCCL_DYNAMIC_CHUNK_SIZE");
   if (!chunk || atol(chunk) <= 0)
     return ft_violation("dynamic-chunk-size", "NCCL_DYNAMIC_CHUNK_SIZE is %s at "
@@ -162,8 +183,9 @@ static void first_ifname(char *out, size_t len) {
 static ncclResult_t ft_props(int dev, ncclNetProperties_v7_t *p) {
   if (dev != 0) return ft_warn(NCCL_INVALID_ARGUMENT, "FakeTCPX: no device %d", dev);
   memset(p, 0, sizeof *p);
-  p->name = device_name[0] ? device_name : "lo";
-  p->ptrSupport = NCCL_PTR_HOST | (ft_mem_is_cuda() ? NCCL_PTR_CUDA : 0);
+  p->name = device_label();
+  p->pciPath = pci_path[0] ? pci_path : NULL;
+  p->ptrSupport = NCCL_PTR_HOST | (ptr_cuda ? NCCL_PTR_CUDA : 0);
   p->speed = 100000;
   p->maxComms = 65536;
   p->maxRecvs = 1;
@@ -332,9 +354,12 @@ static ncclResult_t ft_accept(void *listen_comm, void **recv_comm,
 
 static ncclResult_t ft_reg_mr(void *comm, void *data, int size, int type,
                               void **mh) {
-  if (type != NCCL_PTR_HOST && (type != NCCL_PTR_CUDA || !ft_mem_is_cuda()))
+  if (type != NCCL_PTR_HOST && (type != NCCL_PTR_CUDA || !ptr_cuda))
     return ft_violation("ptr-type", "regMr of type %d (HOST%s only)", type,
-                        ft_mem_is_cuda() ? " or CUDA" : "");
+                        ptr_cuda ? " or CUDA" : "");
+  if (type == NCCL_PTR_CUDA && !pci_path[0])
+    return ft_violation("gpu-regmr-pci", "GPU regMr on %s, which has no PCI "
+                        "path: real TCPX crashes here", device_label());
   if (type == NCCL_PTR_CUDA && (((uintptr_t)data | (unsigned)size) & (FT_PAGE - 1)))
     return ft_violation("gpu-regmr-4k", "GPU regMr of %p, %d bytes: pointer and "
                         "size must be 4 KiB multiples", data, size);

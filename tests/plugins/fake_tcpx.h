@@ -67,7 +67,8 @@ unsigned char *ft_mem_image(ft_mem *m);   /* the pool, as the host writes it */
  * upload; host: already there). */
 ncclResult_t ft_mem_publish(ft_mem *m, uint32_t first, uint32_t last);
 void ft_mem_close(ft_mem *m);
-/* A send from GPU memory: its bytes, copied to the host. */
+/* A send from GPU memory: its bytes, copied to the host (host build: GPU
+ * memory is the fake CUDA driver's, host memory already). */
 ncclResult_t ft_mem_copy_from_gpu(void *dst, const void *src, size_t n);
 
 #endif
