@@ -1,6 +1,7 @@
 """One rank of the uccl.collective test (run by test_collective.py with
-RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT set). Prints COLLECTIVE-OK."""
+RANK, WORLD_SIZE and COLLECTIVE_INIT, the rendezvous URL, set). Prints COLLECTIVE-OK."""
 import os
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -72,7 +73,11 @@ def test_and_wait(rank, world):
 
 def main():
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+    # A short timeout: when one rank fails, the others stop within a minute
+    # instead of waiting in gloo for the test's limit.
+    dist.init_process_group("gloo", init_method=os.environ["COLLECTIVE_INIT"],
+                            rank=rank, world_size=world,
+                            timeout=timedelta(seconds=60))
     collective.init_collective(num_cpus=2)
     ep = collective.get_collective().ep
     for peer in range(world):

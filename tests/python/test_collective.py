@@ -1,7 +1,6 @@
 """uccl.collective among 3 ranks: torch.distributed (gloo) on loopback for
 the metadata exchange, tcpx-p2p connections for the data."""
 import os
-import socket
 import subprocess
 import sys
 
@@ -9,18 +8,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 WORLD = 3
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_collective_send_recv_among_three_ranks():
-    port = free_port()
+def test_collective_send_recv_among_three_ranks(tmp_path):
+    # The ranks meet through a file, not a port picked here and bound later
+    # by rank 0 (another test could take it in between: a hang until timeout).
     procs = []
     for rank in range(WORLD):
         env = dict(os.environ, RANK=str(rank), WORLD_SIZE=str(WORLD),
-                   MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
+                   COLLECTIVE_INIT=f"file://{tmp_path}/rendezvous",
                    TCPX_P2P_SOCKET_IFNAME="lo", PYTHONDONTWRITEBYTECODE="1",
                    GLOO_SOCKET_IFNAME="lo")
         procs.append(subprocess.Popen(
