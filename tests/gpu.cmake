@@ -31,6 +31,20 @@ add_test(NAME gpu_ipc_threads_fakecuda
          COMMAND test_gpu_dev test_ipc_copies_from_threads)
 set_tests_properties(gpu_ipc_threads_fakecuda PROPERTIES TIMEOUT 120
                      ENVIRONMENT "TCPX_P2P_CUDA_LIB=$<TARGET_FILE:fake-cuda>")
+# CUDA IPC between two processes through the fake driver, whose device
+# memory is a memfd the child maps through /proc: the parent's bytes read
+# by the child, the child's write seen by the parent. With the fake's IPC
+# broken (a fresh zeroed buffer instead of the parent's) it must fail: the
+# check sees bytes that never crossed.
+add_test(NAME gpu_ipc_two_processes_fakecuda
+         COMMAND test_gpu_dev test_ipc_two_processes)
+add_test(NAME gpu_ipc_two_processes_broken_fakecuda
+         COMMAND test_gpu_dev test_ipc_two_processes)
+set_tests_properties(gpu_ipc_two_processes_fakecuda PROPERTIES TIMEOUT 120
+                     ENVIRONMENT "TCPX_P2P_CUDA_LIB=$<TARGET_FILE:fake-cuda>")
+set_tests_properties(gpu_ipc_two_processes_broken_fakecuda PROPERTIES
+                     TIMEOUT 120 WILL_FAIL TRUE ENVIRONMENT
+                     "TCPX_P2P_CUDA_LIB=$<TARGET_FILE:fake-cuda>;FAKE_CUDA_IPC_BROKEN=1")
 
 # FakeTCPX: like GPUDirect-TCPX it needs libcuda.so.1 (DT_NEEDED, linked
 # against the toolkit's stub; the real driver is found at run time).

@@ -6,23 +6,56 @@
  * streams and events are always complete. Allocations are remembered so
  * cuPointerGetAttributes can say device (cuMemAlloc) or pinned host
  * (cuMemHostAlloc); any other pointer is, as with the real driver, not
- * CUDA memory (success, memory type 0). No kernels, no IPC: those return
- * an error, so a path that needs them fails loudly instead of passing. */
+ * CUDA memory (success, memory type 0). No kernels: those return an
+ * error, so a path that needs them fails loudly instead of passing.
+ *
+ * CUDA IPC across processes: each device allocation is a memfd mapped
+ * MAP_SHARED, and its IPC handle names the owner's pid and fd, so another
+ * process of the same user maps the same pages through /proc/<pid>/fd/<fd>
+ * and its writes land in the owner's buffer. As with the real driver, a
+ * process cannot open its own handle, and only an allocation's base has
+ * one. FAKE_CUDA_IPC_BROKEN=1 maps a fresh zeroed buffer instead, so a
+ * test can prove its byte check catches bytes that never crossed. */
+/* memfd_create: _GNU_SOURCE comes from the build (CMakeLists.txt) */
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cudadrv.h"
 
 #define FAKE_MAX_ALLOCS 4096
 #define FAKE_ERROR 999 /* CUDA_ERROR_UNKNOWN: what the fake does not do */
 
+#define FAKE_IPC_MAGIC 0x4b414646u /* "FFAK" */
+
+typedef enum { ALLOC_OWN, ALLOC_IPC_MAPPED } alloc_origin;
+
 typedef struct fake_alloc {
   uintptr_t base;
   size_t size;
   int memtype; /* GCU_MEMORYTYPE_DEVICE or _HOST */
+  int fd;      /* device memory: the memfd behind it (own), else -1 */
+  alloc_origin origin; /* IPC_MAPPED: a peer's, from cuIpcOpenMemHandle */
+  uint64_t serial;     /* own device memory: a handle per allocation */
 } fake_alloc;
+
+/* What cuIpcGetMemHandle puts in the 64-byte handle. */
+typedef struct fake_ipc_handle {
+  uint32_t magic;
+  int32_t pid;
+  int32_t fd;
+  uint32_t reserved;
+  uint64_t size;
+  uint64_t serial; /* fds are reused: the cache keys on the whole handle */
+} fake_ipc_handle;
+_Static_assert(sizeof(fake_ipc_handle) <= sizeof(gcu_ipc_mem_handle),
+               "the fake handle fits CUDA's");
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static fake_alloc allocs[FAKE_MAX_ALLOCS];
@@ -30,19 +63,29 @@ static int nallocs;
 static struct gcu_ctx_st *const primary = (struct gcu_ctx_st *)&primary;
 static _Thread_local gcu_ctx current;
 
-static gcu_result remember(void *p, size_t size, int memtype) {
+static uint64_t next_serial = 1;
+
+static gcu_result remember(fake_alloc a) {
   pthread_mutex_lock(&lock);
   int ok = nallocs < FAKE_MAX_ALLOCS;
-  if (ok) allocs[nallocs++] = (fake_alloc){(uintptr_t)p, size, memtype};
+  if (ok) {
+    a.serial = next_serial++;
+    allocs[nallocs++] = a;
+  }
   pthread_mutex_unlock(&lock);
   return ok ? GCU_SUCCESS : FAKE_ERROR;
 }
 
-static int forget(uintptr_t base) {
+/* Remove the allocation at `base` of this memory type and origin; 1 and
+ * *out when there was one. */
+static int forget(uintptr_t base, int memtype, alloc_origin origin,
+                  fake_alloc *out) {
   pthread_mutex_lock(&lock);
   int found = 0;
   for (int i = 0; i < nallocs && !found; i++)
-    if (allocs[i].base == base) {
+    if (allocs[i].base == base && allocs[i].memtype == memtype &&
+        allocs[i].origin == origin) {
+      *out = allocs[i];
       allocs[i] = allocs[--nallocs];
       found = 1;
     }
@@ -52,7 +95,7 @@ static int forget(uintptr_t base) {
 
 /* The allocation holding p (copied out), or memtype 0. */
 static fake_alloc lookup(uintptr_t p) {
-  fake_alloc a = {0, 0, 0};
+  fake_alloc a = {.fd = -1};
   pthread_mutex_lock(&lock);
   for (int i = 0; i < nallocs; i++)
     if (p >= allocs[i].base && p < allocs[i].base + allocs[i].size) a = allocs[i];
@@ -60,10 +103,41 @@ static fake_alloc lookup(uintptr_t p) {
   return a;
 }
 
-static gcu_result alloc(void **p, size_t size, int memtype) {
-  *p = size ? aligned_alloc(4096, (size + 4095) & ~(size_t)4095) : NULL;
-  if (!*p) return 2; /* CUDA_ERROR_OUT_OF_MEMORY */
-  return remember(*p, size, memtype);
+#define FAKE_OOM 2 /* CUDA_ERROR_OUT_OF_MEMORY */
+
+static size_t page_round(size_t size) { return (size + 4095) & ~(size_t)4095; }
+
+static gcu_result host_alloc(void **p, size_t size) {
+  *p = size ? aligned_alloc(4096, page_round(size)) : NULL;
+  if (!*p) return FAKE_OOM;
+  gcu_result r = remember((fake_alloc){(uintptr_t)*p, size,
+                                       GCU_MEMORYTYPE_HOST, -1, ALLOC_OWN, 0});
+  if (r != GCU_SUCCESS) free(*p);
+  return r;
+}
+
+/* Device memory another process can map (see the top of the file). */
+static gcu_result device_alloc(void **p, size_t size) {
+  *p = NULL;
+  if (!size) return FAKE_OOM;
+  int fd = memfd_create("fake-cuda", MFD_CLOEXEC);
+  if (fd < 0) return FAKE_OOM;
+  void *m = MAP_FAILED;
+  if (ftruncate(fd, (off_t)page_round(size)) == 0)
+    m = mmap(NULL, page_round(size), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (m == MAP_FAILED) {
+    close(fd);
+    return FAKE_OOM;
+  }
+  gcu_result r = remember((fake_alloc){(uintptr_t)m, size,
+                                       GCU_MEMORYTYPE_DEVICE, fd, ALLOC_OWN, 0});
+  if (r != GCU_SUCCESS) {
+    munmap(m, page_round(size));
+    close(fd);
+    return r;
+  }
+  *p = m;
+  return GCU_SUCCESS;
 }
 
 /* ---- driver, devices, contexts ---- */
@@ -124,7 +198,7 @@ gcu_result cuPointerGetAttributes(unsigned int n, int *which, void **data,
 
 gcu_result cuMemAlloc_v2(gcu_dptr *d, size_t size) {
   void *p;
-  gcu_result r = alloc(&p, size, GCU_MEMORYTYPE_DEVICE);
+  gcu_result r = device_alloc(&p, size);
   *d = (gcu_dptr)(uintptr_t)p;
   return r;
 }
@@ -132,9 +206,14 @@ gcu_result cuMemAllocManaged(gcu_dptr *d, size_t size, unsigned int flags) {
   (void)d, (void)size, (void)flags;
   return FAKE_ERROR;
 }
+/* Only this process's own allocations: a peer's mapping is given back
+ * with cuIpcCloseMemHandle, as with the real driver. */
 gcu_result cuMemFree_v2(gcu_dptr d) {
-  if (!forget((uintptr_t)d)) return GCU_ERROR_INVALID_VALUE;
-  free((void *)(uintptr_t)d);
+  fake_alloc a;
+  if (!forget((uintptr_t)d, GCU_MEMORYTYPE_DEVICE, ALLOC_OWN, &a))
+    return GCU_ERROR_INVALID_VALUE;
+  munmap((void *)a.base, page_round(a.size));
+  close(a.fd);
   return GCU_SUCCESS;
 }
 gcu_result cuMemGetAddressRange_v2(gcu_dptr *base, size_t *size, gcu_dptr p) {
@@ -146,10 +225,12 @@ gcu_result cuMemGetAddressRange_v2(gcu_dptr *base, size_t *size, gcu_dptr p) {
 }
 gcu_result cuMemHostAlloc(void **p, size_t size, unsigned int flags) {
   (void)flags;
-  return alloc(p, size, GCU_MEMORYTYPE_HOST);
+  return host_alloc(p, size);
 }
 gcu_result cuMemFreeHost(void *p) {
-  if (!forget((uintptr_t)p)) return GCU_ERROR_INVALID_VALUE;
+  fake_alloc a;
+  if (!forget((uintptr_t)p, GCU_MEMORYTYPE_HOST, ALLOC_OWN, &a))
+    return GCU_ERROR_INVALID_VALUE;
   free(p);
   return GCU_SUCCESS;
 }
@@ -212,7 +293,7 @@ gcu_result cuEventElapsedTime(float *ms, gcu_event a, gcu_event b) {
 }
 gcu_result cuEventDestroy_v2(gcu_event e) { free(e); return GCU_SUCCESS; }
 
-/* ---- what the fake does not do: kernels and IPC ---- */
+/* ---- what the fake does not do: kernels ---- */
 
 gcu_result cuModuleLoadData(gcu_module *m, const void *image) {
   (void)m, (void)image;
@@ -231,12 +312,63 @@ gcu_result cuLaunchKernel(gcu_function f, unsigned int gx, unsigned int gy,
   (void)shmem, (void)s, (void)params, (void)extra;
   return FAKE_ERROR;
 }
+
+/* ---- IPC: memfds shared through /proc (see the top of the file) ---- */
+
 gcu_result cuIpcGetMemHandle(gcu_ipc_mem_handle *h, gcu_dptr d) {
-  (void)h, (void)d;
-  return FAKE_ERROR;
+  fake_alloc a = lookup((uintptr_t)d);
+  if (a.memtype != GCU_MEMORYTYPE_DEVICE || a.origin != ALLOC_OWN ||
+      a.base != (uintptr_t)d)
+    return GCU_ERROR_INVALID_VALUE; /* not the base of our own allocation */
+  fake_ipc_handle f = {FAKE_IPC_MAGIC, (int32_t)getpid(), a.fd, 0, a.size,
+                       a.serial};
+  memset(h, 0, sizeof *h);
+  memcpy(h, &f, sizeof f);
+  return GCU_SUCCESS;
 }
-gcu_result cuIpcOpenMemHandle_v2(gcu_dptr *d, gcu_ipc_mem_handle h, unsigned int flags) {
-  (void)d, (void)h, (void)flags;
-  return FAKE_ERROR;
+
+/* The owner's pages, or with FAKE_CUDA_IPC_BROKEN=1 fresh zeroed ones. */
+static void *map_peer(const fake_ipc_handle *f) {
+  const char *broken = getenv("FAKE_CUDA_IPC_BROKEN");
+  if (broken && !strcmp(broken, "1"))
+    return mmap(NULL, page_round(f->size), PROT_READ | PROT_WRITE,
+                MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/fd/%d", (int)f->pid, (int)f->fd);
+  int fd = open(path, O_RDWR | O_CLOEXEC);
+  if (fd < 0) return MAP_FAILED;
+  struct stat st;
+  void *m = MAP_FAILED;
+  if (fstat(fd, &st) == 0 && (uint64_t)st.st_size >= f->size)
+    m = mmap(NULL, page_round(f->size), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  close(fd); /* the mapping keeps the pages */
+  return m;
 }
-gcu_result cuIpcCloseMemHandle(gcu_dptr d) { (void)d; return FAKE_ERROR; }
+
+gcu_result cuIpcOpenMemHandle_v2(gcu_dptr *d, gcu_ipc_mem_handle h,
+                                 unsigned int flags) {
+  (void)flags;
+  fake_ipc_handle f;
+  memcpy(&f, &h, sizeof f);
+  *d = 0;
+  if (f.magic != FAKE_IPC_MAGIC || f.size == 0) return GCU_ERROR_INVALID_VALUE;
+  if (f.pid == (int32_t)getpid()) return GCU_ERROR_INVALID_CONTEXT;
+  void *m = map_peer(&f);
+  if (m == MAP_FAILED) return GCU_ERROR_INVALID_VALUE;
+  gcu_result r = remember((fake_alloc){(uintptr_t)m, f.size, GCU_MEMORYTYPE_DEVICE,
+                                       -1, ALLOC_IPC_MAPPED, 0});
+  if (r != GCU_SUCCESS) {
+    munmap(m, page_round(f.size));
+    return r;
+  }
+  *d = (gcu_dptr)(uintptr_t)m;
+  return GCU_SUCCESS;
+}
+
+gcu_result cuIpcCloseMemHandle(gcu_dptr d) {
+  fake_alloc a;
+  if (!forget((uintptr_t)d, GCU_MEMORYTYPE_DEVICE, ALLOC_IPC_MAPPED, &a))
+    return GCU_ERROR_INVALID_VALUE;
+  munmap((void *)a.base, page_round(a.size));
+  return GCU_SUCCESS;
+}
