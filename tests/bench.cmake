@@ -20,7 +20,13 @@
 # "endpoints":N, carry N per-endpoint rates > 0, and per-NIC byte counts
 # that add up to at least the bytes the row moved. With GPU=1 (--gpu) each
 # row must say "mem":"gpu" and carry its references > 0: the host run
-# through the same endpoint and the pinned H2D/D2H copy rates.
+# through the same endpoint and the pinned H2D/D2H copy rates. With
+# LOCAL=1 (--gpu --local) each row must be a CUDA IPC row ("path":"ipc",
+# "mem":"gpu", "ref":"dtod") with its own figures > 0: the first call
+# apart (first_us), the device-to-device reference (ref_gbps, ref_p50_us)
+# and the ratio to it; the network references' keys are not there.
+# With EXPECT_FAIL=<regex> the tool must exit 1 and its stderr match the
+# regex (a byte check shown able to fail), and no row is checked.
 
 # --endpoints rows: the endpoint count, every endpoint's GB/s, and the
 # client's NICs having moved at least the row's bytes.
@@ -105,6 +111,13 @@ if(DEFINED CMAKE_SCRIPT_MODE_FILE)
   execute_process(COMMAND ${TOOL} ${args} OUTPUT_VARIABLE out
                   ERROR_VARIABLE err RESULT_VARIABLE rc TIMEOUT 280)
   message("${err}")
+  if(DEFINED EXPECT_FAIL)
+    if(NOT rc EQUAL 1 OR NOT err MATCHES "${EXPECT_FAIL}")
+      message(FATAL_ERROR "`tcpx-p2p ${args}` must exit 1 with stderr "
+              "matching '${EXPECT_FAIL}'; it exited with ${rc}")
+    endif()
+    return()
+  endif()
   if(NOT rc EQUAL 0)
     message(FATAL_ERROR "`tcpx-p2p ${args}` exited with ${rc}; stdout:\n${out}")
   endif()
@@ -162,6 +175,20 @@ if(DEFINED CMAKE_SCRIPT_MODE_FILE)
           message(FATAL_ERROR "${key} must be > 0: ${line}")
         endif()
       endforeach()
+    endif()
+    if(LOCAL)
+      foreach(pair path=ipc mem=gpu ref=dtod)
+        string(REPLACE "=" ";" kv "${pair}")
+        list(GET kv 0 key)
+        list(GET kv 1 want)
+        string(JSON value ERROR_VARIABLE missing GET "${line}" ${key})
+        if(missing OR NOT value STREQUAL want)
+          message(FATAL_ERROR "\"${key}\" must be \"${want}\": ${line}")
+        endif()
+      endforeach()
+      p2p_check_keys("${line}" number p99_us first_us ref_gbps ref_p50_us
+                     ref_p99_us ratio)
+      continue()
     endif()
     # Reference 2 (N iperf3 processes x 1 stream): in every bandwidth row,
     # null where it was not measured (--ref-seconds 0, --ref-procs 0, no
@@ -250,6 +277,33 @@ p2p_bench_test(bench_p2p_gpu_inline_fakecuda 9 optional
                -DGPU=1 -DRAW=null)
 set_tests_properties(bench_p2p_gpu_inline_fakecuda PROPERTIES
                      ENVIRONMENT "TCPX_P2P_CUDA_LIB=$<TARGET_FILE:fake-cuda>")
+
+# The same-host path (--gpu --local): CUDA IPC between two processes
+# through the fake driver (device memory is a memfd the peer maps), every
+# op at three sizes, one of them odd, each row byte-checked and next to
+# its device-to-device reference.
+p2p_bench_test(bench_p2p_gpu_local_fakecuda 9 required
+               "bench|p2p|--gpu|--local|--sizes|4K,1M,4194307|--iters|10|--json"
+               -DLOCAL=1)
+set_tests_properties(bench_p2p_gpu_local_fakecuda PROPERTIES
+                     ENVIRONMENT "TCPX_P2P_CUDA_LIB=$<TARGET_FILE:fake-cuda>")
+# The bytes really cross by IPC, and the byte check can fail: with the
+# fake's IPC broken (the peer's handle maps a fresh zeroed buffer) each
+# op's checked transfer must be reported corrupted and the run fail.
+foreach(op send write read)
+  p2p_bench_test(bench_p2p_gpu_local_broken_${op}_fakecuda 0 required
+                 "bench|p2p|--gpu|--local|--ops|${op}|--sizes|65537|--iters|5|--json"
+                 "-DEXPECT_FAIL=checked ${op}: data differs at byte 0 of 65537")
+  set_tests_properties(bench_p2p_gpu_local_broken_${op}_fakecuda PROPERTIES
+                       ENVIRONMENT
+                       "TCPX_P2P_CUDA_LIB=$<TARGET_FILE:fake-cuda>;FAKE_CUDA_IPC_BROKEN=1")
+endforeach()
+# Without CUDA IPC (or without CUDA): exit 77 with a message; where a GPU
+# is present it runs and must pass.
+add_test(NAME bench_p2p_gpu_local_smoke
+         COMMAND tcpx-p2p bench p2p --gpu --local --sizes 1M --iters 5 --json)
+set_tests_properties(bench_p2p_gpu_local_smoke PROPERTIES TIMEOUT 300
+                     LABELS bench SKIP_RETURN_CODE 77)
 
 # The checker itself must fail on a bad row: `echo` stands in for the tool
 # and prints one row. The good row passes (so the failing ones fail for

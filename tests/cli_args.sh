@@ -77,6 +77,13 @@ refused "--async is for one endpoint pair" "--endpoints 2 runs blocking" \
   bench p2p --endpoints 2 --async
 refused "--ops pingpong runs with one endpoint pair" "host memory only" \
   bench p2p --gpu --ops pingpong
+refused "--local moves GPU buffers by CUDA IPC" "it needs --gpu" \
+  bench p2p --local
+for flag in "--endpoints 2" "--plugin builtin" "--kv-blocks 4"; do
+  # shellcheck disable=SC2086
+  refused "${flag%% *} does not apply to --local" "two processes of this host" \
+    bench p2p --gpu --local $flag
+done
 # Environment: the library's settings, through the endpoint a transfer
 # makes (the built-in transport, whichever plugin the test run selects).
 for var in TCPX_P2P_TCP_STREAMS=abc TCPX_P2P_WINDOW=99 TCPX_P2P_CHUNK_SIZE=1x \

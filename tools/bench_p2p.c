@@ -82,6 +82,10 @@ static long iters_for(const p2p_plan *plan, bench_op op, size_t size) {
   return n < P2P_MIN_ITERS ? P2P_MIN_ITERS : n > P2P_MAX_ITERS ? P2P_MAX_ITERS : n;
 }
 
+long p2p_plan_iters(const p2p_plan *plan, bench_op op, size_t size) {
+  return iters_for(plan, op, size);
+}
+
 int p2p_plan_has_op(const p2p_plan *plan, bench_op op) {
   for (int i = 0; i < plan->nops; i++)
     if (plan->ops[i] == op) return 1;

@@ -40,6 +40,7 @@ typedef struct p2p_plan {
   int cpus_apart;            /* each side on its own half of the CPUs */
   int endpoints;             /* endpoint pairs at once (bench_p2p_multi.c) */
   int gpu;                   /* --gpu: GPU buffers (bench_p2p_gpu.c) */
+  int local;                 /* --local: same host, CUDA IPC (bench_p2p_local.c) */
   const char *plugin;
   const char *mode;
   int comms_per_lane, tcp_streams;
@@ -51,6 +52,8 @@ typedef struct p2p_plan {
   iperf3_result ref_nics_rev; /*   pair k over endpoint k's NIC */
 } p2p_plan;
 
+/* Timed iterations of `op` at `size`: --iters, else the byte budget. */
+long p2p_plan_iters(const p2p_plan *plan, bench_op op, size_t size);
 /* 1 when the plan runs `op`. */
 int p2p_plan_has_op(const p2p_plan *plan, bench_op op);
 
@@ -65,9 +68,10 @@ int bench_p2p_multi_side(const twohost *th, int side, int peer_fd, void *arg);
 /* --gpu (bench_p2p_gpu.c): one side's GPU buffer of `size` bytes with a
  * pinned host shadow, on GPU side % (number of GPUs). */
 typedef struct bench_gpu bench_gpu;
-/* 0 when CUDA loads and has a device; else -1 and the reason. Asked in a
- * child process: the parent must not initialise CUDA before forking. */
-int bench_gpu_probe(char *why, size_t len);
+/* 0 when CUDA loads and has a device (need_ipc: and can export GPU memory
+ * by CUDA IPC); else -1 and the reason. Asked in a child process: the
+ * parent must not initialise CUDA before forking. */
+int bench_gpu_probe(char *why, size_t len, int need_ipc);
 int bench_gpu_open(int side, size_t size, bench_gpu **out); /* -1: message */
 int bench_gpu_device(const bench_gpu *g);
 void *bench_gpu_ptr(const bench_gpu *g);
@@ -77,7 +81,19 @@ int bench_gpu_poison(bench_gpu *g, size_t len);
 int bench_gpu_check(bench_gpu *g, size_t len, uint64_t seed, const char *what);
 /* Pinned host <-> device copy rates at `len` bytes per copy (-1: failed). */
 void bench_gpu_copy_rates(bench_gpu *g, size_t len, double *h2d, double *d2h);
+/* --local's reference: a buffer of this process's own on ref_device and
+ * a non-blocking stream; each copy of len bytes between the side's buffer
+ * and it (to_ref: from the side's buffer) is waited for on its stream. */
+int bench_gpu_count(const bench_gpu *g); /* devices CUDA sees */
+int bench_gpu_ref_open(bench_gpu *g, int ref_device);
+int bench_gpu_ref_copy(bench_gpu *g, size_t len, int to_ref);
 void bench_gpu_close(bench_gpu *g);
+
+/* --gpu --local (bench_p2p_local.c): both sides on this host, connected
+ * by connect_local/accept_local, moving GPU buffers by CUDA IPC; side 0
+ * owns the advertised buffer and receives, side 1 drives and reports
+ * (arg: the plan). */
+int bench_p2p_local_side(const twohost *th, int side, int peer_fd, void *arg);
 
 /* iperf3 -P N and, unless --ref-procs 0, N processes x -P 1, in one
  * direction (reverse: server -> client), when --ref-seconds > 0. */

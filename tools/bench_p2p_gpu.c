@@ -22,13 +22,40 @@ struct bench_gpu {
   gcu_dptr dptr;       /* the device buffer the endpoint moves */
   unsigned char *host; /* pinned shadow: fill, check, copy-rate source */
   size_t size;
+  /* --local: the device-to-device reference (bench_gpu_ref_open) */
+  int ref_device;
+  gcu_dptr ref_dptr;   /* on ref_device, this process's own */
+  gcu_stream ref_stream;
 };
 
 /* ---- probe (parent, before any side exists) --------------------------------- */
 
+/* CUDA IPC needs memory the driver can export: a small allocation on
+ * device 0 and its handle (the fake driver without IPC, or a platform
+ * without it, refuses). "" when it works, else why not. */
+static void probe_ipc(gpu_cuda *c, char *msg, size_t len) {
+  gcu_dptr d = 0;
+  gcu_ipc_mem_handle h;
+  gcu_result r = GCU_SUCCESS;
+  const char *what = "cuMemAlloc";
+  if (gpu_cuda_use_device(c, 0, NULL) != NET_OK) {
+    snprintf(msg, len, "GPU 0: %s", err_get());
+    return;
+  }
+  if ((r = c->cuMemAlloc(&d, 4096)) == GCU_SUCCESS) {
+    what = "cuIpcGetMemHandle";
+    r = c->cuIpcGetMemHandle(&h, d);
+    c->cuMemFree(d);
+  }
+  if (r != GCU_SUCCESS) {
+    gpu_cuda_check(c, r, "%s", what);
+    snprintf(msg, len, "no CUDA IPC: %s", err_get());
+  }
+}
+
 /* Loading CUDA initialises it, and a process that forks after that cannot
  * use CUDA in its children: the parent asks a throw-away child. */
-int bench_gpu_probe(char *why, size_t len) {
+int bench_gpu_probe(char *why, size_t len, int need_ipc) {
   int fds[2];
   if (pipe(fds) != 0) return snprintf(why, len, "pipe failed"), -1;
   fflush(NULL);
@@ -41,6 +68,8 @@ int bench_gpu_probe(char *why, size_t len) {
       snprintf(msg, sizeof msg, "%s", err_get());
     else if (c->ndevices < 1)
       snprintf(msg, sizeof msg, "CUDA driver %d has no device", c->driver_version);
+    else if (need_ipc)
+      probe_ipc(c, msg, sizeof msg);
     if (write(fds[1], msg, strlen(msg)) < 0) _exit(2);
     _exit(msg[0] ? 1 : 0);
   }
@@ -135,8 +164,51 @@ void bench_gpu_copy_rates(bench_gpu *g, size_t len, double *h2d, double *d2h) {
   *d2h = copy_gbps(g, len, 0);
 }
 
+/* ---- --local: the device-to-device reference ---------------------------------- */
+
+int bench_gpu_count(const bench_gpu *g) { return g->cuda->ndevices; }
+
+/* The reference's buffer lives on ref_device (the peer's GPU: the copy
+ * crosses the same GPUs as the IPC one) but belongs to this process; its
+ * stream is non-blocking on this side's GPU, like the library's IPC
+ * stream. */
+int bench_gpu_ref_open(bench_gpu *g, int ref_device) {
+  gpu_cuda *c = g->cuda;
+  g->ref_device = ref_device;
+  if (gpu_cuda_use_device(c, ref_device, NULL) != NET_OK) {
+    fprintf(stderr, "bench p2p --local: GPU %d: %s\n", ref_device, err_get());
+    return -1;
+  }
+  gcu_result r = c->cuMemAlloc(&g->ref_dptr, g->size);
+  if (gpu_cuda_use_device(c, g->device, NULL) != NET_OK) {
+    fprintf(stderr, "bench p2p --local: GPU %d: %s\n", g->device, err_get());
+    return -1;
+  }
+  if (r != GCU_SUCCESS) return cuda_fail(g, r, "cuMemAlloc (reference buffer)");
+  /* The pattern too: a read's reference copies it into the side's buffer,
+   * which must keep the pattern for the ops after it. */
+  r = c->cuMemcpyDtoD(g->ref_dptr, g->dptr, g->size);
+  if (r == GCU_SUCCESS) r = c->cuCtxSynchronize();
+  if (r != GCU_SUCCESS) return cuda_fail(g, r, "cuMemcpyDtoD (reference buffer)");
+  r = c->cuStreamCreate(&g->ref_stream, GCU_STREAM_NON_BLOCKING);
+  return r == GCU_SUCCESS ? 0 : cuda_fail(g, r, "cuStreamCreate (reference)");
+}
+
+/* One copy of len bytes between the side's buffer and the reference's,
+ * waited for as a blocking IPC call waits for its own. */
+int bench_gpu_ref_copy(bench_gpu *g, size_t len, int to_ref) {
+  gpu_cuda *c = g->cuda;
+  gcu_dptr dst = to_ref ? g->ref_dptr : g->dptr;
+  gcu_dptr src = to_ref ? g->dptr : g->ref_dptr;
+  gcu_result r = c->cuMemcpyDtoDAsync(dst, src, len, g->ref_stream);
+  if (r == GCU_SUCCESS) r = c->cuStreamSynchronize(g->ref_stream);
+  return r == GCU_SUCCESS ? 0 : cuda_fail(g, r, "cuMemcpyDtoDAsync (reference)");
+}
+
 void bench_gpu_close(bench_gpu *g) {
   if (!g) return;
+  if (g->ref_stream) g->cuda->cuStreamDestroy(g->ref_stream);
+  if (g->ref_dptr) g->cuda->cuMemFree(g->ref_dptr);
   if (g->dptr) g->cuda->cuMemFree(g->dptr);
   if (g->host) g->cuda->cuMemFreeHost(g->host);
   free(g);

@@ -1,8 +1,12 @@
 /* tcpx-p2p bench p2p: the command line, the once-per-run iperf3
  * references, and the start of the two sides (bench_p2p.c). */
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bench_p2p.h"
 #include "tcp.h"
@@ -134,7 +138,7 @@ static int usage(FILE *out) {
           "                          [--ref-seconds S] [--ref-procs 1|0]\n"
           "                          [--ref-per-size] [--ref-raw 1|0] [--json]\n"
           "                          [--loopback] [--plugin P] [--cpus apart|free]\n"
-          "                          [--endpoints N] [--gpu]\n"
+          "                          [--endpoints N] [--gpu [--local]]\n"
           "  The endpoint API between two hosts (network namespaces as root, else\n"
           "  loopback). Per op and size: GB/s and per-transfer latency p50/p99\n"
           "  (sync: each call; --async: up to --depth (default %d, max %d) posted\n"
@@ -167,7 +171,18 @@ static int usage(FILE *out) {
           "  --gpu: GPU buffers on both sides (staged through pinned memory on\n"
           "  the built-in TCP transport), each row next to the same op through\n"
           "  the same endpoint with host buffers and the pinned H2D/D2H copy\n"
-          "  rate; exits 77 with a message where CUDA has no device.\n",
+          "  rate; exits 77 with a message where CUDA has no device.\n"
+          "  --gpu --local: the same-host path: two processes of this host\n"
+          "  joined by connect_local/accept_local move GPU buffers (GPU 0 and 1\n"
+          "  where there are two) by CUDA IPC: write (write_ipc), read\n"
+          "  (read_ipc), send (send_ipc/recv_ipc). Per op and size: GB/s and\n"
+          "  p50/p99 per call, the first call apart (first_us; the first of an\n"
+          "  op maps the peer's buffer), and the reference measured in the same\n"
+          "  run, in rounds alternating with the IPC calls: cuMemcpyDtoDAsync +\n"
+          "  cuStreamSynchronize of the same size on a non-blocking stream\n"
+          "  between the same GPUs (ref_gbps, ratio). Every row byte-checked.\n"
+          "  Exits 77 with a message where CUDA IPC is unavailable; takes\n"
+          "  --sizes, --ops (send, write, read), --iters, --json, --cpus.\n",
           P2P_DEPTH, P2P_DEPTH, P2P_MIN_ITERS, P2P_MAX_ITERS, BENCH_MAX_ENDPOINTS,
           BENCH_NICS);
   return out == stdout ? TOOL_OK : TOOL_USAGE;
@@ -228,7 +243,25 @@ static int given(int argc, char **argv, const char *flag) {
 }
 
 /* What --endpoints N > 1 and --gpu change or refuse. */
+/* --local moves GPU memory by CUDA IPC between two processes of this
+ * host: the flags of the network paths and references do not apply. */
+static int check_local(int argc, char **argv, const p2p_plan *p) {
+  static const char *const remote[] = {"--endpoints", "--plugin", "--kv-blocks",
+      "--async", "--depth", "--ref-seconds", "--ref-procs", "--ref-per-size",
+      "--ref-raw", NULL};
+  if (!p->gpu)
+    return arg_error(P2P_CMD, "--local moves GPU buffers by CUDA IPC: it "
+                     "needs --gpu"), -1;
+  for (int k = 0; remote[k]; k++)
+    if (given(argc, argv, remote[k]))
+      return arg_error(P2P_CMD, "%s does not apply to --local (blocking CUDA "
+                       "IPC calls between two processes of this host, next "
+                       "to the driver's device-to-device copy)", remote[k]), -1;
+  return 0;
+}
+
 static int check_combination(int argc, char **argv, p2p_plan *p) {
+  if (p->local && check_local(argc, argv, p) != 0) return -1;
   if (p->endpoints > 1) {
     static const char *const single[] = {"--async", "--kv-blocks", "--depth",
                                          "--ref-per-size", "--gpu", NULL};
@@ -263,6 +296,7 @@ static int parse_args(int argc, char **argv, p2p_plan *p, int *loopback) {
     else if (!strcmp(argv[i], "--async")) p->async = 1;
     else if (!strcmp(argv[i], "--ref-per-size")) p->ref_per_size = 1;
     else if (!strcmp(argv[i], "--gpu")) p->gpu = 1;
+    else if (!strcmp(argv[i], "--local")) p->local = 1;
     else if ((rc = parse_valued(argc, argv, &i, p)) != 0)
       return rc < 0 ? -1 : (arg_unknown(P2P_CMD, argv[i]), -1);
   }
@@ -280,6 +314,58 @@ static void read_layout(p2p_plan *p) {
   p->tcp_streams = tcp.nstreams;
 }
 
+/* ---- --local ----------------------------------------------------------------- */
+
+/* The same-host sockets go in a directory of this run's own (TMPDIR for
+ * the sides): the benchmark neither replaces the socket of an application
+ * endpoint of the same GPU index nor meets another run's. */
+static int private_socket_dir(char *dir, size_t len) {
+  const char *tmp = getenv("TMPDIR");
+  snprintf(dir, len, "%s/tcpx-p2p-bench-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+  if (!mkdtemp(dir) || setenv("TMPDIR", dir, 1) != 0) {
+    fprintf(stderr, "tcpx-p2p bench p2p --local: %s: %s\n", dir, strerror(errno));
+    return -1;
+  }
+  return 0;
+}
+
+/* What the endpoints left there (their sockets, if a side died), then it. */
+static void remove_socket_dir(const char *dir) {
+  char sub[PATH_MAX];
+  snprintf(sub, sizeof sub, "%s/tcpx-p2p-%u", dir, (unsigned)geteuid());
+  DIR *d = opendir(sub);
+  for (struct dirent *e; d && (e = readdir(d));) {
+    char path[PATH_MAX + 256];
+    if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+      snprintf(path, sizeof path, "%s/%s", sub, e->d_name), unlink(path);
+  }
+  if (d) closedir(d);
+  rmdir(sub);
+  rmdir(dir);
+}
+
+/* Two processes of this host (loopback: no namespaces), CUDA IPC between
+ * them (bench_p2p_local.c); no network reference. */
+static int run_local(p2p_plan *plan) {
+  twohost th;
+  char dir[PATH_MAX];
+  bench_catch_interrupt();
+  if (private_socket_dir(dir, sizeof dir) != 0) return TOOL_FAILED;
+  if (bench_hosts_setup_nics(&th, 1, 1, &plan->mode) != 0) {
+    remove_socket_dir(dir);
+    return TOOL_FAILED;
+  }
+  plan->mode = "local";
+  bench_print_cpus(plan->json ? stderr : stdout, plan->cpus_apart);
+  twohost_fn fn[2] = {bench_p2p_local_side, bench_p2p_local_side};
+  int rc = bench_interrupted() ? -1
+                               : twohost_run(&th, fn, plan, P2P_RUN_TIMEOUT_S, NULL);
+  twohost_teardown(&th);
+  remove_socket_dir(dir);
+  if (bench_interrupted()) return bench_interrupt_exit("bench p2p");
+  return rc == 0 ? TOOL_OK : TOOL_FAILED;
+}
+
 int bench_p2p_main(int argc, char **argv) {
   p2p_plan plan;
   int loopback = 0;
@@ -289,10 +375,13 @@ int bench_p2p_main(int argc, char **argv) {
   if (parse_args(argc, argv, &plan, &loopback) != 0) return TOOL_USAGE;
   read_layout(&plan);
   char why[512];
-  if (plan.gpu && bench_gpu_probe(why, sizeof why) != 0) {
-    fprintf(stderr, "tcpx-p2p bench p2p --gpu: skipped: no usable GPU (%s)\n", why);
+  if (plan.gpu && bench_gpu_probe(why, sizeof why, plan.local) != 0) {
+    fprintf(stderr, "tcpx-p2p bench p2p --gpu%s: skipped: %s (%s)\n",
+            plan.local ? " --local" : "", plan.local ? "no usable GPU or no "
+            "CUDA IPC" : "no usable GPU", why);
     return TOOL_SKIP;
   }
+  if (plan.local) return run_local(&plan);
   twohost th;
   bench_catch_interrupt();
   int multi = plan.endpoints > 1;
