@@ -87,6 +87,9 @@ void bench_gpu_copy_rates(bench_gpu *g, size_t len, double *h2d, double *d2h);
 int bench_gpu_count(const bench_gpu *g); /* devices CUDA sees */
 int bench_gpu_ref_open(bench_gpu *g, int ref_device);
 int bench_gpu_ref_copy(bench_gpu *g, size_t len, int to_ref);
+/* Peer access from this side's GPU to the reference's: 1 enabled (as the
+ * IPC path has it), 0 not offered by the driver, -1 the same GPU. */
+int bench_gpu_ref_peer_access(const bench_gpu *g);
 void bench_gpu_close(bench_gpu *g);
 
 /* --gpu --local (bench_p2p_local.c): both sides on this host, connected

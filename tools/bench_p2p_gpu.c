@@ -2,6 +2,7 @@
  * copy rate the staged path is bounded by. The library loads CUDA at run
  * time; so does this file (through the library's loader), so the tool
  * runs, and refuses --gpu clearly, on machines without a GPU. */
+#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,7 @@ struct bench_gpu {
   int ref_device;
   gcu_dptr ref_dptr;   /* on ref_device, this process's own */
   gcu_stream ref_stream;
+  int ref_peer_access; /* 1: enabled to ref_device, 0: not, -1: same GPU */
 };
 
 /* ---- probe (parent, before any side exists) --------------------------------- */
@@ -168,14 +170,32 @@ void bench_gpu_copy_rates(bench_gpu *g, size_t len, double *h2d, double *d2h) {
 
 int bench_gpu_count(const bench_gpu *g) { return g->cuda->ndevices; }
 
+#define PEER_ACCESS_ALREADY_ENABLED 704 /* CUDA_ERROR_PEER_ACCESS_ALREADY_ENABLED */
+
+/* The IPC path opens the peer's memory with lazy peer access, so a copy
+ * between two GPUs goes over their direct link; without peer access the
+ * driver's own copy between them is staged through the host (an order of
+ * magnitude slower on NVLink machines), a reference that flatters IPC.
+ * Enable it from this side's context to the reference's GPU where the
+ * driver offers it (looked up here: the library's loader does not need
+ * it); 1 when it is on. */
+static int enable_peer_access(bench_gpu *g, gcu_ctx peer) {
+  typedef gcu_result (*enable_fn)(gcu_ctx peer, unsigned int flags);
+  enable_fn enable = (enable_fn)dlsym(g->cuda->lib, "cuCtxEnablePeerAccess");
+  if (!enable) return 0;
+  gcu_result r = enable(peer, 0);
+  return r == GCU_SUCCESS || r == PEER_ACCESS_ALREADY_ENABLED;
+}
+
 /* The reference's buffer lives on ref_device (the peer's GPU: the copy
  * crosses the same GPUs as the IPC one) but belongs to this process; its
  * stream is non-blocking on this side's GPU, like the library's IPC
  * stream. */
 int bench_gpu_ref_open(bench_gpu *g, int ref_device) {
   gpu_cuda *c = g->cuda;
+  gcu_ctx peer = NULL;
   g->ref_device = ref_device;
-  if (gpu_cuda_use_device(c, ref_device, NULL) != NET_OK) {
+  if (gpu_cuda_use_device(c, ref_device, &peer) != NET_OK) {
     fprintf(stderr, "bench p2p --local: GPU %d: %s\n", ref_device, err_get());
     return -1;
   }
@@ -185,6 +205,7 @@ int bench_gpu_ref_open(bench_gpu *g, int ref_device) {
     return -1;
   }
   if (r != GCU_SUCCESS) return cuda_fail(g, r, "cuMemAlloc (reference buffer)");
+  g->ref_peer_access = ref_device == g->device ? -1 : enable_peer_access(g, peer);
   /* The pattern too: a read's reference copies it into the side's buffer,
    * which must keep the pattern for the ops after it. */
   r = c->cuMemcpyDtoD(g->ref_dptr, g->dptr, g->size);
@@ -193,6 +214,8 @@ int bench_gpu_ref_open(bench_gpu *g, int ref_device) {
   r = c->cuStreamCreate(&g->ref_stream, GCU_STREAM_NON_BLOCKING);
   return r == GCU_SUCCESS ? 0 : cuda_fail(g, r, "cuStreamCreate (reference)");
 }
+
+int bench_gpu_ref_peer_access(const bench_gpu *g) { return g->ref_peer_access; }
 
 /* One copy of len bytes between the side's buffer and the reference's,
  * waited for as a blocking IPC call waits for its own. */

@@ -181,7 +181,9 @@ static void report(const local_side *s, bench_op op, size_t size,
     bench_json_num(stdout, "p50_us", ipc.p50, 0);
     bench_json_num(stdout, "p99_us", ipc.p99, 0);
     bench_json_num(stdout, "first_us", row->first_us, 0);
-    printf("\"first_maps\":%s,\"ref\":\"dtod\",", first_maps ? "true" : "false");
+    int peer = bench_gpu_ref_peer_access(s->gpu);
+    printf("\"first_maps\":%s,\"ref\":\"dtod\",\"ref_peer_access\":%s,",
+           first_maps ? "true" : "false", peer < 0 ? "null" : peer ? "true" : "false");
     bench_json_num(stdout, "ref_gbps", ref_gbps, 0);
     bench_json_num(stdout, "ref_p50_us", ref.p50, 0);
     bench_json_num(stdout, "ref_p99_us", ref.p99, 0);
@@ -201,8 +203,10 @@ static void print_header(const local_side *s) {
           "cuStreamSynchronize between the client's buffer and one of its own "
           "on GPU %d (non-blocking stream), in %d rounds alternating with the "
           "IPC calls; first call timed apart (* = it mapped the peer's "
-          "allocation)\n", s->device, s->peer_device, s->peer_device,
-          LOCAL_ROUNDS);
+          "allocation)%s\n", s->device, s->peer_device, s->peer_device,
+          LOCAL_ROUNDS, bench_gpu_ref_peer_access(s->gpu) == 0
+          ? "; the driver offers no peer access between the two GPUs: the "
+            "reference copy is staged, the IPC one may not be" : "");
   if (!s->plan->json)
     fprintf(info, "%-8s %6s %6s %8s %9s %9s %11s %8s %9s %9s %7s\n", "op",
             "size", "iters", "GB/s", "p50 us", "p99 us", "first us",
