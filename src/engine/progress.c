@@ -107,9 +107,11 @@ void conn_fail(conn *c, int code, const char *why) {
   op *queued = c->submitted_head;
   c->submitted_head = c->submitted_tail = NULL;
   pthread_mutex_unlock(&c->sub_lock);
-  /* An orderly close by either side is news, not a problem. */
-  log_msg(code == P2P_ECANCELED || c->peer_closed ? LOG_INFO : LOG_WARN, "%s",
-          c->dead_err);
+  /* An orderly close by either side is news, not a problem; so is the
+   * best-effort goodbye of an endpoint being destroyed finding the peer
+   * gone (both ends closing at once: "Broken pipe"). */
+  int orderly = code == P2P_ECANCELED || c->peer_closed || atomic_load(&c->ep->stop);
+  log_msg(orderly ? LOG_INFO : LOG_WARN, "%s", c->dead_err);
   conn_drain_comms(c);
   regions_forget_comms(c->ep, c);
   conn_close_comms(c);
