@@ -159,6 +159,8 @@ static int ipc_child(void) {
   CHECK(bytes_equal(got, want, IPC_LEN, "child reads its write back"));
   gpu_ipc_cache_close(k);
   cu->cuMemFree(mine);
+  free(want);
+  free(got);
   printf("RESULT ipc_child_gpu %d (parent GPU %d)\n", dev, blob.device);
   return 0;
 }
