@@ -116,6 +116,30 @@ static gcu_result host_alloc(void **p, size_t size) {
   return r;
 }
 
+/* Device pages mapped at m: this process's own (fd: the memfd behind
+ * them) or a peer's (fd -1). */
+static void unmap_device(void *m, size_t size, int fd) {
+  munmap(m, page_round(size));
+  if (fd >= 0) close(fd);
+}
+
+/* Remember them; given back when they cannot be. */
+static gcu_result remember_device(void *m, size_t size, int fd, alloc_origin origin) {
+  gcu_result r = remember((fake_alloc){(uintptr_t)m, size, GCU_MEMORYTYPE_DEVICE,
+                                       fd, origin, 0});
+  if (r != GCU_SUCCESS) unmap_device(m, size, fd);
+  return r;
+}
+
+/* Forget and unmap the device pages at d of this origin. */
+static gcu_result release_device(gcu_dptr d, alloc_origin origin) {
+  fake_alloc a;
+  if (!forget((uintptr_t)d, GCU_MEMORYTYPE_DEVICE, origin, &a))
+    return GCU_ERROR_INVALID_VALUE;
+  unmap_device((void *)a.base, a.size, a.fd);
+  return GCU_SUCCESS;
+}
+
 /* Device memory another process can map (see the top of the file). */
 static gcu_result device_alloc(void **p, size_t size) {
   *p = NULL;
@@ -129,15 +153,9 @@ static gcu_result device_alloc(void **p, size_t size) {
     close(fd);
     return FAKE_OOM;
   }
-  gcu_result r = remember((fake_alloc){(uintptr_t)m, size,
-                                       GCU_MEMORYTYPE_DEVICE, fd, ALLOC_OWN, 0});
-  if (r != GCU_SUCCESS) {
-    munmap(m, page_round(size));
-    close(fd);
-    return r;
-  }
-  *p = m;
-  return GCU_SUCCESS;
+  gcu_result r = remember_device(m, size, fd, ALLOC_OWN);
+  if (r == GCU_SUCCESS) *p = m;
+  return r;
 }
 
 /* ---- driver, devices, contexts ---- */
@@ -208,14 +226,7 @@ gcu_result cuMemAllocManaged(gcu_dptr *d, size_t size, unsigned int flags) {
 }
 /* Only this process's own allocations: a peer's mapping is given back
  * with cuIpcCloseMemHandle, as with the real driver. */
-gcu_result cuMemFree_v2(gcu_dptr d) {
-  fake_alloc a;
-  if (!forget((uintptr_t)d, GCU_MEMORYTYPE_DEVICE, ALLOC_OWN, &a))
-    return GCU_ERROR_INVALID_VALUE;
-  munmap((void *)a.base, page_round(a.size));
-  close(a.fd);
-  return GCU_SUCCESS;
-}
+gcu_result cuMemFree_v2(gcu_dptr d) { return release_device(d, ALLOC_OWN); }
 gcu_result cuMemGetAddressRange_v2(gcu_dptr *base, size_t *size, gcu_dptr p) {
   fake_alloc a = lookup((uintptr_t)p);
   if (a.memtype != GCU_MEMORYTYPE_DEVICE) return GCU_ERROR_INVALID_VALUE;
@@ -355,20 +366,11 @@ gcu_result cuIpcOpenMemHandle_v2(gcu_dptr *d, gcu_ipc_mem_handle h,
   if (f.pid == (int32_t)getpid()) return GCU_ERROR_INVALID_CONTEXT;
   void *m = map_peer(&f);
   if (m == MAP_FAILED) return GCU_ERROR_INVALID_VALUE;
-  gcu_result r = remember((fake_alloc){(uintptr_t)m, f.size, GCU_MEMORYTYPE_DEVICE,
-                                       -1, ALLOC_IPC_MAPPED, 0});
-  if (r != GCU_SUCCESS) {
-    munmap(m, page_round(f.size));
-    return r;
-  }
-  *d = (gcu_dptr)(uintptr_t)m;
-  return GCU_SUCCESS;
+  gcu_result r = remember_device(m, f.size, -1, ALLOC_IPC_MAPPED);
+  if (r == GCU_SUCCESS) *d = (gcu_dptr)(uintptr_t)m;
+  return r;
 }
 
 gcu_result cuIpcCloseMemHandle(gcu_dptr d) {
-  fake_alloc a;
-  if (!forget((uintptr_t)d, GCU_MEMORYTYPE_DEVICE, ALLOC_IPC_MAPPED, &a))
-    return GCU_ERROR_INVALID_VALUE;
-  munmap((void *)a.base, page_round(a.size));
-  return GCU_SUCCESS;
+  return release_device(d, ALLOC_IPC_MAPPED);
 }
