@@ -98,6 +98,13 @@ static int cuda_fail(bench_gpu *g, gcu_result r, const char *what) {
   return -1;
 }
 
+/* Make `device` current (its context in *ctx when asked). */
+static int use_device(bench_gpu *g, int device, gcu_ctx *ctx) {
+  if (gpu_cuda_use_device(g->cuda, device, ctx) == NET_OK) return 0;
+  fprintf(stderr, "bench p2p --gpu: GPU %d: %s\n", device, err_get());
+  return -1;
+}
+
 int bench_gpu_open(int side, size_t size, bench_gpu **out) {
   bench_gpu *g = calloc(1, sizeof *g);
   *out = NULL;
@@ -110,10 +117,7 @@ int bench_gpu_open(int side, size_t size, bench_gpu **out) {
   g->device = side % g->cuda->ndevices; /* two GPUs: one per side */
   g->size = size;
   *out = g;
-  if (gpu_cuda_use_device(g->cuda, g->device, NULL) != NET_OK) {
-    fprintf(stderr, "bench p2p --gpu: GPU %d: %s\n", g->device, err_get());
-    return -1;
-  }
+  if (use_device(g, g->device, NULL) != 0) return -1;
   gcu_result r = g->cuda->cuMemAlloc(&g->dptr, size);
   if (r != GCU_SUCCESS) return cuda_fail(g, r, "cuMemAlloc");
   void *host = NULL;
@@ -195,15 +199,9 @@ int bench_gpu_ref_open(bench_gpu *g, int ref_device) {
   gpu_cuda *c = g->cuda;
   gcu_ctx peer = NULL;
   g->ref_device = ref_device;
-  if (gpu_cuda_use_device(c, ref_device, &peer) != NET_OK) {
-    fprintf(stderr, "bench p2p --local: GPU %d: %s\n", ref_device, err_get());
-    return -1;
-  }
+  if (use_device(g, ref_device, &peer) != 0) return -1;
   gcu_result r = c->cuMemAlloc(&g->ref_dptr, g->size);
-  if (gpu_cuda_use_device(c, g->device, NULL) != NET_OK) {
-    fprintf(stderr, "bench p2p --local: GPU %d: %s\n", g->device, err_get());
-    return -1;
-  }
+  if (use_device(g, g->device, NULL) != 0) return -1;
   if (r != GCU_SUCCESS) return cuda_fail(g, r, "cuMemAlloc (reference buffer)");
   g->ref_peer_access = ref_device == g->device ? -1 : enable_peer_access(g, peer);
   /* The pattern too: a read's reference copies it into the side's buffer,

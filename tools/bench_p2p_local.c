@@ -80,25 +80,21 @@ static int ipc_call(local_side *s, bench_op op, size_t size, const uint8_t *info
   }
 }
 
-/* n IPC calls, each timed into lat[]; seconds for the block, -1 on failure. */
-static double ipc_block(local_side *s, bench_op op, size_t size,
-                        const uint8_t *info, long n, double *lat) {
-  double start = bench_now();
-  for (long i = 0; i < n; i++) {
-    double t0 = bench_now();
-    if (ipc_call(s, op, size, info) != P2P_OK) return fail("client", op_names[op]);
-    lat[i] = (bench_now() - t0) * 1e6;
-  }
-  return bench_now() - start;
+/* One timed call: the IPC call, or (ref) the reference copy in the op's
+ * direction (read: from the server's GPU). */
+static int one_call(local_side *s, bench_op op, size_t size, const uint8_t *info,
+                    int ref) {
+  if (ref) return bench_gpu_ref_copy(s->gpu, size, op != OP_READ);
+  return ipc_call(s, op, size, info) == P2P_OK ? 0 : fail("client", op_names[op]);
 }
 
-/* n reference copies in the op's direction (read: from the server's GPU). */
-static double ref_block(local_side *s, bench_op op, size_t size, long n,
-                        double *lat) {
+/* n calls, each timed into lat[]; seconds for the block, -1 on failure. */
+static double timed_block(local_side *s, bench_op op, size_t size,
+                          const uint8_t *info, int ref, long n, double *lat) {
   double start = bench_now();
   for (long i = 0; i < n; i++) {
     double t0 = bench_now();
-    if (bench_gpu_ref_copy(s->gpu, size, op != OP_READ) != 0) return -1;
+    if (one_call(s, op, size, info, ref) != 0) return -1;
     lat[i] = (bench_now() - t0) * 1e6;
   }
   return bench_now() - start;
@@ -109,14 +105,14 @@ static double ref_block(local_side *s, bench_op op, size_t size, long n,
 static int timed_rounds(local_side *s, bench_op op, size_t size,
                         const uint8_t *info, local_row *row) {
   double t0 = bench_now();
-  if (ipc_call(s, op, size, info) != P2P_OK) return fail("client", op_names[op]);
+  if (one_call(s, op, size, info, 0) != 0) return -1;
   row->first_us = (bench_now() - t0) * 1e6;
-  if (bench_gpu_ref_copy(s->gpu, size, op != OP_READ) != 0) return -1; /* warm */
+  if (one_call(s, op, size, info, 1) != 0) return -1; /* warm */
   row->ipc_s = row->ref_s = 0;
   for (long done = 0, r = 0; r < LOCAL_ROUNDS; r++) {
     long n = (row->iters - done) / (LOCAL_ROUNDS - r);
-    double ipc = ipc_block(s, op, size, info, n, s->ipc_us + done);
-    double ref = ipc < 0 ? -1 : ref_block(s, op, size, n, s->ref_us + done);
+    double ipc = timed_block(s, op, size, info, 0, n, s->ipc_us + done);
+    double ref = ipc < 0 ? -1 : timed_block(s, op, size, info, 1, n, s->ref_us + done);
     if (ref < 0) return -1;
     row->ipc_s += ipc;
     row->ref_s += ref;
@@ -242,20 +238,18 @@ static int server_step(local_side *s, bench_op op, size_t size) {
   bench_gpu *g = s->owned[op];
   long iters = p2p_plan_iters(s->plan, op, size);
   char word = 1;
-  if (op == OP_READ) {
+  if (op != OP_SEND) { /* one-sided: the client needs the buffer's info */
     uint8_t info[P2P_IPC_INFO_SIZE];
     if (p2p_advertise_ipc(s->ep, s->conn, bench_gpu_ptr(g), size, info) != P2P_OK)
       return fail("server", "advertise_ipc");
     if (oob_send(s->peer_fd, info, sizeof info) != 0) return oob_fail("server", "info");
+  }
+  if (op == OP_READ) {
     if (bench_oob_wait(s->peer_fd, &word, 1) != 0) return oob_fail("server", "verdict");
     return word ? 0 : -1;
   }
   if (op == OP_WRITE) {
-    uint8_t info[P2P_IPC_INFO_SIZE];
-    if (p2p_advertise_ipc(s->ep, s->conn, bench_gpu_ptr(g), size, info) != P2P_OK)
-      return fail("server", "advertise_ipc");
-    if (oob_send(s->peer_fd, info, sizeof info) != 0 ||
-        bench_oob_wait(s->peer_fd, &word, 1) != 0)
+    if (bench_oob_wait(s->peer_fd, &word, 1) != 0)
       return oob_fail("server", "write check");
   } else if (server_recvs(s, g, size, 1 + iters) != 0) {
     return -1;

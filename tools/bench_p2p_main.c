@@ -242,7 +242,6 @@ static int given(int argc, char **argv, const char *flag) {
   return 0;
 }
 
-/* What --endpoints N > 1 and --gpu change or refuse. */
 /* --local moves GPU memory by CUDA IPC between two processes of this
  * host: the flags of the network paths and references do not apply. */
 static int check_local(int argc, char **argv, const p2p_plan *p) {
@@ -260,6 +259,7 @@ static int check_local(int argc, char **argv, const p2p_plan *p) {
   return 0;
 }
 
+/* What --local, --endpoints N > 1 and --gpu change or refuse. */
 static int check_combination(int argc, char **argv, p2p_plan *p) {
   if (p->local && check_local(argc, argv, p) != 0) return -1;
   if (p->endpoints > 1) {
@@ -344,6 +344,15 @@ static void remove_socket_dir(const char *dir) {
   rmdir(dir);
 }
 
+/* The two sides, then the hosts' teardown; the tool's exit status. */
+static int run_sides(twohost *th, twohost_fn fn[2], p2p_plan *plan) {
+  int rc = bench_interrupted() ? -1
+                               : twohost_run(th, fn, plan, P2P_RUN_TIMEOUT_S, NULL);
+  twohost_teardown(th);
+  if (bench_interrupted()) return bench_interrupt_exit("bench p2p");
+  return rc == 0 ? TOOL_OK : TOOL_FAILED;
+}
+
 /* Two processes of this host (loopback: no namespaces), CUDA IPC between
  * them (bench_p2p_local.c); no network reference. */
 static int run_local(p2p_plan *plan) {
@@ -358,12 +367,9 @@ static int run_local(p2p_plan *plan) {
   plan->mode = "local";
   bench_print_cpus(plan->json ? stderr : stdout, plan->cpus_apart);
   twohost_fn fn[2] = {bench_p2p_local_side, bench_p2p_local_side};
-  int rc = bench_interrupted() ? -1
-                               : twohost_run(&th, fn, plan, P2P_RUN_TIMEOUT_S, NULL);
-  twohost_teardown(&th);
+  int rc = run_sides(&th, fn, plan);
   remove_socket_dir(dir);
-  if (bench_interrupted()) return bench_interrupt_exit("bench p2p");
-  return rc == 0 ? TOOL_OK : TOOL_FAILED;
+  return rc;
 }
 
 int bench_p2p_main(int argc, char **argv) {
@@ -400,9 +406,5 @@ int bench_p2p_main(int argc, char **argv) {
   if (multi) {
     fn[0] = fn[1] = bench_p2p_multi_side;
   }
-  int rc = bench_interrupted() ? -1
-                               : twohost_run(&th, fn, &plan, P2P_RUN_TIMEOUT_S, NULL);
-  twohost_teardown(&th);
-  if (bench_interrupted()) return bench_interrupt_exit("bench p2p");
-  return rc == 0 ? TOOL_OK : TOOL_FAILED;
+  return run_sides(&th, fn, &plan);
 }
