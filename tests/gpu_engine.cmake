@@ -6,9 +6,9 @@ foreach(mode staged ipc)
   add_test(NAME gpu_engine_${mode} COMMAND gpu_engine_check ${mode} --max 67108864)
   set_tests_properties(gpu_engine_${mode} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 900)
 endforeach()
-# The staged path (and GPU messages small enough to travel inline) through
-# the fake driver on any machine (and the IPC path, below): "GPU" memory is host memory there, every
-# size still byte-checked with poisoned guards.
+# The staged path (and GPU messages small enough to travel inline), and
+# the IPC path below, through the fake driver on any machine: "GPU" memory
+# is host memory there, every size still byte-checked with poisoned guards.
 if(TARGET fake-cuda)
   add_test(NAME gpu_engine_staged_fakecuda
            COMMAND gpu_engine_check staged --max 2097152)
